@@ -1,0 +1,164 @@
+"""The Zarr feature store: per-patch image tokens and per-token text tokens, one group per (backbone, dataset).
+
+    store = FeatureStore.open("stores/shapes-clip/shapes_spatial.zarr", backbone="shapes-clip@models/shapes-clip.pt")
+    tokens = store.image_tokens[0:32]          # [32, P, D] float16, unit-norm rows
+
+This is the only module that knows the on-disk layout (design.md, "The feature store"). Arrays are
+created at full size up front; extraction fills them in chunk-aligned parts, each followed by a
+marker file, so a crashed part is redone and a finished part is never written twice. Reading a
+store checks its schema, backbone, dataset fingerprint and that every part is finished.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
+
+SCHEMA_VERSION = 1
+CHUNK_BYTES = 1_500_000  # ~1.5 MB per chunk of the large arrays; fp16 does not compress, so no compressor
+PARTS_DIR = ".parts"
+
+
+@dataclass(frozen=True)
+class StoreShape:
+    n_images: int
+    n_tokens: int  # P: image tokens per image
+    n_captions: int
+    text_len: int  # L: longest caption in tokens
+    dim: int       # D: joint-space width
+
+
+def _rows_per_chunk(row_bytes: int) -> int:
+    return max(1, CHUNK_BYTES // max(1, row_bytes))
+
+
+def _layout(shape: StoreShape) -> dict[str, dict[str, tuple]]:
+    """Array name -> (shape, dtype) per group, with the chunk rows that parts align to."""
+    return {
+        "image": {
+            "tokens": ((shape.n_images, shape.n_tokens, shape.dim), "float16"),
+            "pooled": ((shape.n_images, shape.dim), "float16"),
+            "valid": ((shape.n_images,), "bool"),
+        },
+        "text": {
+            "tokens": ((shape.n_captions, shape.text_len, shape.dim), "float16"),
+            "length": ((shape.n_captions,), "int32"),
+            "ids": ((shape.n_captions, shape.text_len), "int32"),
+            "pooled": ((shape.n_captions, shape.dim), "float16"),
+        },
+    }
+
+
+def _chunk_rows(arrays: dict[str, tuple]) -> int:
+    """One chunk height per group: the large tokens array sets it, so every array's chunks align."""
+    (n, *rest), dtype = arrays["tokens"]
+    return min(max(1, n), _rows_per_chunk(int(np.prod(rest)) * np.dtype(dtype).itemsize))
+
+
+def part_ranges(n_rows: int, chunk: int, nparts: int) -> list[tuple[int, int]]:
+    """Split rows [0, n_rows) into `nparts` contiguous ranges whose bounds are multiples of `chunk`."""
+    n_chunks = math.ceil(n_rows / chunk) if n_rows else 0
+    bounds = [round(i * n_chunks / nparts) * chunk for i in range(nparts + 1)]
+    return [(min(a, n_rows), min(b, n_rows)) for a, b in zip(bounds, bounds[1:])]
+
+
+class FeatureStore:
+    """A handle on one store; `create` makes it, `open` checks and reads it."""
+
+    def __init__(self, path: Path, group: zarr.Group):
+        self.path, self.group = path, group
+
+    # -- creating and filling -------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, shape: StoreShape, attrs: dict, nparts: int = 1) -> "FeatureStore":
+        """Create the store with every array at full size; reuse it if it was made with the same attrs."""
+        path = Path(path)
+        attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.__dict__, "nparts": nparts}
+        if (path / "zarr.json").exists():
+            old = zarr.open_group(path, mode="r").attrs.asdict()
+            if {k: old.get(k) for k in attrs} == json.loads(json.dumps(attrs)):
+                return cls(path, zarr.open_group(path, mode="r+"))
+            if (path / PARTS_DIR).exists() and any((path / PARTS_DIR).iterdir()):
+                changed = sorted(k for k in attrs if old.get(k) != json.loads(json.dumps(attrs[k])))
+                raise StoreMismatchError(
+                    f"{path} holds finished parts made with other settings ({', '.join(changed)}): "
+                    f"delete it to re-extract, or extract into another path")
+            shutil.rmtree(path)
+        group = zarr.open_group(path, mode="w", zarr_format=3)
+        for gname, arrays in _layout(shape).items():
+            rows = _chunk_rows(arrays)
+            for name, (shp, dtype) in arrays.items():
+                group.create_array(f"{gname}/{name}", shape=shp, dtype=dtype, compressors=None,
+                                   chunks=(rows, *shp[1:]) if shp[0] else shp, fill_value=0)
+        group.attrs.update(attrs)
+        (path / PARTS_DIR).mkdir()
+        return cls(path, group)
+
+    def part_rows(self, part: int) -> dict[str, tuple[int, int]]:
+        """The image and caption row ranges that part `part` of `nparts` writes."""
+        nparts = self.attrs["nparts"]
+        if not 0 <= part < nparts:
+            raise ValueError(f"part {part} outside 0..{nparts - 1}")
+        return {g: part_ranges(self.group[f"{g}/tokens"].shape[0], self.group[f"{g}/tokens"].chunks[0], nparts)[part]
+                for g in ("image", "text")}
+
+    def _marker(self, part: int) -> Path:
+        return self.path / PARTS_DIR / f"{part}-of-{self.attrs['nparts']}.done"
+
+    def part_done(self, part: int) -> bool:
+        return self._marker(part).exists()
+
+    def mark_done(self, part: int) -> None:
+        self._marker(part).write_text("ok\n")
+        if all(self.part_done(i) for i in range(self.attrs["nparts"])):
+            self.group.attrs["complete"] = True
+
+    def write(self, name: str, start: int, values: np.ndarray) -> None:
+        self.group[name][start:start + len(values)] = values
+
+    # -- opening and reading --------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike, backbone: str | None = None,
+             fingerprint: str | None = None) -> "FeatureStore":
+        path = Path(path)
+        if not (path / "zarr.json").exists():
+            raise StoreNotFoundError(f"no feature store at {path}: run `dcsm-cache extract --out {path}` first")
+        store = cls(path, zarr.open_group(path, mode="r"))
+        a = store.attrs
+        if a.get("schema_version") != SCHEMA_VERSION:
+            raise StoreMismatchError(f"{path} has store schema {a.get('schema_version')}, this dcsm-cache reads "
+                                     f"{SCHEMA_VERSION}: re-extract it")
+        if backbone is not None and a.get("backbone") != backbone:
+            raise StoreMismatchError(f"{path} was extracted with backbone {a.get('backbone')!r}, not {backbone!r}: "
+                                     f"use the store of that backbone or re-extract")
+        if fingerprint is not None and a.get("fingerprint") != fingerprint:
+            raise StoreMismatchError(f"{path} was extracted from another version of dataset {a.get('dataset')!r} "
+                                     f"(fingerprint {a.get('fingerprint')} != {fingerprint}): re-extract it")
+        if not a.get("complete"):
+            missing = [i for i in range(a["nparts"]) if not store.part_done(i)]
+            raise IncompleteStoreError(f"{path} is missing extraction part(s) {missing} of {a['nparts']}: "
+                                       f"rerun `dcsm-cache extract` with those --part values")
+        return store
+
+    @property
+    def attrs(self) -> dict:
+        return self.group.attrs.asdict()
+
+    def __getitem__(self, name: str) -> zarr.Array:
+        return self.group[name]
+
+    image_tokens = property(lambda self: self.group["image/tokens"])
+    image_pooled = property(lambda self: self.group["image/pooled"])
+    image_valid = property(lambda self: self.group["image/valid"])
+    text_tokens = property(lambda self: self.group["text/tokens"])
+    text_length = property(lambda self: self.group["text/length"])
+    text_ids = property(lambda self: self.group["text/ids"])
+    text_pooled = property(lambda self: self.group["text/pooled"])
