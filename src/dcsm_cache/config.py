@@ -30,6 +30,8 @@ def _coerce(value: Any, typ: Any, key: str, where: str) -> Any:
         if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
             raise ConfigError(f"{where}: {key}={value!r} is not true/false")
         return value.lower() in ("true", "1", "yes")
+    if dataclasses.is_dataclass(typ) and isinstance(value, Mapping):
+        return from_mapping(typ, value, where=f"{where}: {key}")
     if typing.get_origin(typ) is tuple and isinstance(value, list):
         return tuple(value)
     return value

@@ -1,0 +1,90 @@
+"""Dense Cosine Similarity Maps assembled from cached tokens, with functional columns.
+
+    fr = FunctionalWords.for_tokenizer(tokenizer)
+    cols = fr.columns(store.text_ids[:])                         # [M, L] int, -1 = ordinary token
+    S = similarity_maps(img_tok, txt_tok)                        # [B, K, P, L] fp32
+    S = apply_functional_rows(S, cols_bk, fr_vectors)            # learned columns for "above", "not", ...
+
+A DCSM is the matrix of cosines between every image token and every text token (both unit-norm in
+the joint space). Words that no patch can show get their column replaced by a learned vector of
+length P (a "functional row" in the paper's words). Default mode finds the word's real token
+position from the stored token ids; `paper_compat` reproduces the reference's whitespace word
+index (one column early) in `compat.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+#: The reference's special words, in its order (benchmarks.md §1), plus "with", the positive
+#: counterpart of "without" in the shapes world's negation probes.
+FUNCTIONAL_WORDS = ("above", "below", "left", "right", "small", "big", "not", "no", "without", "but", "absent", "with")
+
+
+@dataclass(frozen=True)
+class FunctionalWords:
+    words: tuple[str, ...]
+    token_ids: tuple[int, ...]  # one BPE token per word (words that split are dropped at construction)
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer, words: tuple[str, ...] = FUNCTIONAL_WORDS) -> "FunctionalWords":
+        """Find each word's single token id with the backbone's own tokenizer."""
+        kept, ids = [], []
+        for w in words:
+            row = [int(t) for t in tokenizer([w])[0].tolist()]
+            body = [t for t in row if t not in _specials(tokenizer, row)]
+            if len(body) == 1:
+                kept.append(w)
+                ids.append(body[0])
+        return cls(tuple(kept), tuple(ids))
+
+    def columns(self, ids: np.ndarray) -> np.ndarray:
+        """[M, L] token ids -> [M, L] index into `words` where a functional word sits, else -1."""
+        lut = {t: i for i, t in enumerate(self.token_ids)}
+        out = np.full(ids.shape, -1, dtype=np.int64)
+        for t, i in lut.items():
+            out[ids == t] = i
+        return out
+
+
+def _specials(tokenizer, row: list[int]) -> set[int]:
+    """Start, end and pad ids: the first and last non-pad token of a one-word encoding, and 0."""
+    nonpad = [t for t in row if t != 0]
+    return {0, nonpad[0], nonpad[-1]} if len(nonpad) >= 3 else {0}
+
+
+def similarity_maps(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
+    """Cosine maps with fp32 accumulation.
+
+    image_tokens [B, P, D], text_tokens [B, K, L, D] (each image's own candidates) -> [B, K, P, L].
+    """
+    return torch.einsum("bpd,bkld->bkpl", image_tokens.float(), text_tokens.float())
+
+
+def apply_functional_rows(maps: torch.Tensor, columns: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """Replace column l of map (b, k) by vectors[columns[b, k, l]] wherever columns >= 0.
+
+    maps [B, K, P, L], columns [B, K, L] (long, -1 = keep), vectors [F, P] -> [B, K, P, L]
+    """
+    is_fr = (columns >= 0).unsqueeze(2)                                   # [B, K, 1, L]
+    fr = vectors[columns.clamp(min=0)].permute(0, 1, 3, 2)                # [B, K, P, L]
+    return torch.where(is_fr, fr.to(maps.dtype), maps)
+
+
+def column_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """[..., ] token counts -> [..., width] bool, true for real tokens (start and end included)."""
+    return torch.arange(width, device=lengths.device) < lengths.unsqueeze(-1)
+
+
+def standardise(maps: torch.Tensor, valid: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Per-map standardisation over valid columns; invalid (pad) columns become 0.
+
+    maps [B, K, P, L], valid [B, K, L] bool.
+    """
+    m = valid.unsqueeze(2).to(maps.dtype).expand_as(maps)
+    n = m.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+    mean = (maps * m).sum(dim=(2, 3), keepdim=True) / n
+    var = (((maps - mean) * m) ** 2).sum(dim=(2, 3), keepdim=True) / n
+    return (maps - mean) / (var.sqrt() + eps) * m

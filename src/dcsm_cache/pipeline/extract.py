@@ -1,0 +1,163 @@
+"""Extraction: run a backbone once over a dataset and fill its Zarr feature store.
+
+    extract("manifests/shapes_spatial.json", "shapes-clip@models/shapes-clip.pt",
+            "stores/shapes-clip/shapes_spatial.zarr", ExtractConfig(batch_size=128))
+
+Image tokens and text tokens are projected into the joint space by the family's adapter
+(`towers.py`), L2-normalised and stored as float16. Captions are stored once each (the manifest
+already deduplicates them). With `part`/`nparts` each process fills a chunk-aligned row range and
+then writes its marker; a finished part is skipped, so rerunning after a crash redoes only what is
+missing. A corrupt image does not stop the run: its row is marked invalid and named in a warning.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .. import __version__
+from .._compat import open_clip
+from ..errors import BadInputError, DcsmCacheError
+from ..stores.feature_store import FeatureStore, StoreShape
+from .backbones import Backbone, load_backbone
+from .items import open_image, read_manifest
+from .towers import token_encoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    batch_size: int = 64
+    text_batch_size: int = 256
+    device: str = "auto"
+    workers: int = 4            # threads decoding images
+    part: int = 0
+    nparts: int = 1
+    progress: bool = True
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA (tokens are normalised and stored in fp16 anyway); nothing on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+def _pad_id(tokenizer) -> int:
+    inner = getattr(tokenizer, "tokenizer", None)
+    return int(getattr(inner, "pad_token_id", None) or 0)
+
+
+def _lengths(ids: torch.Tensor, pad: int) -> torch.Tensor:
+    """Real token count (start and end tokens included): one past the last non-pad position."""
+    nonpad = ids != pad
+    last = torch.where(nonpad, torch.arange(ids.shape[1]), -1).amax(dim=1)
+    return (last + 1).to(torch.int32)
+
+
+def _load_pixels(ds, bb: Backbone, row: int):
+    try:
+        return bb.preprocess(open_image(ds, row)), None
+    except DcsmCacheError as err:  # missing or corrupt image: keep the row, mark it invalid
+        return None, str(err)
+
+
+def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
+            cfg: ExtractConfig = ExtractConfig()) -> FeatureStore:
+    """Extract part `cfg.part` of `cfg.nparts` of the manifest `items` into the store at `out`."""
+    manifest = Path(items)
+    ds = read_manifest(manifest)
+    fingerprint = json.loads(manifest.read_text())["fingerprint"]
+    bb = load_backbone(backbone, cfg.device)
+    enc = token_encoder(bb.model)
+
+    ids = bb.tokenizer(list(ds.captions))
+    lengths = _lengths(ids, _pad_id(bb.tokenizer))
+    text_len = int(lengths.max())
+    row = _first_readable(ds)
+    if row is None:
+        raise BadInputError(f"{manifest}: none of the first images can be read; check the dataset root {ds.root}")
+    probe = bb.preprocess(open_image(ds, row)).unsqueeze(0).to(bb.device)
+    with _autocast(bb.device):
+        tok, pooled = enc.image(probe)
+    shape = StoreShape(len(ds.images), tok.shape[1], len(ds.captions), text_len, pooled.shape[-1])
+    attrs = {
+        "backbone": bb.spec.spec, "arch": bb.spec.arch, "weights": bb.spec.weights,
+        "weights_sha256": bb.weights_sha256, "open_clip_version": open_clip.__version__,
+        "torch_version": torch.__version__, "dcsm_cache_version": __version__,
+        "preprocess": repr(bb.preprocess), "tokens": enc.describe(), "dataset": ds.name,
+        "fingerprint": fingerprint, "manifest": str(manifest.resolve()), "context_length": int(ids.shape[1]),
+    }
+    store = FeatureStore.create(out, shape, attrs, nparts=cfg.nparts)
+    if store.part_done(cfg.part):
+        log.info("%s: part %d of %d already done", out, cfg.part, cfg.nparts)
+        return store
+    ranges = store.part_rows(cfg.part)
+    _extract_text(store, enc, ids, lengths, ranges["text"], text_len, bb.device, cfg)
+    _extract_images(store, enc, ds, bb, ranges["image"], cfg)
+    store.mark_done(cfg.part)
+    return store
+
+
+def _first_readable(ds, tries: int = 16) -> int | None:
+    for row in range(min(tries, len(ds.images))):
+        try:
+            open_image(ds, row)
+            return row
+        except DcsmCacheError:
+            continue
+    return None
+
+
+def _extract_text(store, enc, ids, lengths, span, text_len, device, cfg) -> None:
+    a, b = span
+    bar = tqdm(total=b - a, desc="text", unit="cap", disable=not cfg.progress)
+    for s in range(a, b, cfg.text_batch_size):
+        e = min(b, s + cfg.text_batch_size)
+        with _autocast(device):
+            tok, pooled = enc.text(ids[s:e].to(device))
+        tok = F.normalize(tok[:, :text_len].float(), dim=-1)
+        store.write("text/tokens", s, tok.cpu().half().numpy())
+        store.write("text/pooled", s, pooled.float().cpu().half().numpy())
+        store.write("text/ids", s, ids[s:e, :text_len].numpy().astype(np.int32))
+        store.write("text/length", s, lengths[s:e].numpy())
+        bar.update(e - s)
+    bar.close()
+
+
+def _extract_images(store, enc, ds, bb, span, cfg) -> None:
+    a, b = span
+    bad: list[str] = []
+    bar = tqdm(total=b - a, desc="images", unit="img", disable=not cfg.progress)
+    with ThreadPoolExecutor(max(1, cfg.workers)) as pool:
+        batches = [(s, min(b, s + cfg.batch_size)) for s in range(a, b, cfg.batch_size)]
+        pending = pool.map(lambda r: _load_pixels(ds, bb, r), range(a, b))  # decoding runs ahead of the model
+        for s, e in batches:
+            loaded = [next(pending) for _ in range(s, e)]
+            valid = np.array([px is not None for px, _ in loaded])
+            bad += [msg for _, msg in loaded if msg]
+            tokens = np.zeros((e - s, *store.image_tokens.shape[1:]), np.float16)
+            pooled = np.zeros((e - s, store.image_pooled.shape[1]), np.float16)
+            if valid.any():
+                pixels = torch.stack([px for px, _ in loaded if px is not None]).to(bb.device, non_blocking=True)
+                with _autocast(bb.device):
+                    tok, pool_ = enc.image(pixels)
+                tokens[valid] = F.normalize(tok.float(), dim=-1).cpu().half().numpy()
+                pooled[valid] = pool_.float().cpu().half().numpy()
+            store.write("image/tokens", s, tokens)
+            store.write("image/pooled", s, pooled)
+            store.write("image/valid", s, valid)
+            bar.update(e - s)
+    bar.close()
+    for msg in bad[:10]:
+        log.warning("%s (row kept, marked invalid)", msg)
+    if len(bad) > 10:
+        log.warning("... and %d more unreadable images", len(bad) - 10)

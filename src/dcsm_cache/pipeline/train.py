@@ -1,0 +1,169 @@
+"""Train the DCSM scorer from a feature store: the backbone never runs again.
+
+    train("stores/shapes-clip/shapes_train.zarr", "models/shapes-clip/dcsm.pt", TrainConfig(steps=2000))
+
+Each batch takes B images (whole chunks at random, shuffled within a buffer) with their candidate
+captions: the positive and the item's hard negatives. Every image is scored against all B
+positives and its own hard negatives; the loss is cross-entropy image→caption over those, plus
+caption→image over the B positives (both directions). Identical positives of two images are
+masked, as they are not negatives. Items with subset "val" are held out and scored every
+`eval_every` steps. The checkpoint holds the scorer's weights, its config and what it was trained on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..config import config_hash
+from ..errors import BadInputError
+from .backbones import resolve_device
+from .cache import CachedDataset
+from .scorer import DCSMScorer, ScorerConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    text_len: int = 24
+    buffer_chunks: int = 64
+    eval_every: int = 500
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
+
+
+def _group_items(data: CachedDataset, subset_is_val: bool) -> dict[int, list[int]]:
+    """image row -> item indices (items of valid images, in or out of the val subset)."""
+    valid = data.valid
+    by_image: dict[int, list[int]] = {}
+    for i, it in enumerate(data.dataset.items):
+        if (it.subset == "val") == subset_is_val and valid[it.image]:
+            by_image.setdefault(it.image, []).append(i)
+    return by_image
+
+
+def _batch_inputs(data: CachedDataset, items: list, tok: torch.Tensor, pooled: torch.Tensor, device):
+    """Text side of a batch: positives [B] rows and hard negatives [B, K-1] rows."""
+    pos = torch.tensor([it.candidates[it.correct] for it in items])
+    negs = torch.tensor([[c for j, c in enumerate(it.candidates) if j != it.correct] for it in items])
+    return tok.to(device), pooled.to(device), pos, negs
+
+
+def batch_scores(scorer: DCSMScorer, data: CachedDataset, img_tok, img_pooled, pos, negs, device) -> torch.Tensor:
+    """[B, B + K-1] scores: image b against every positive, then against its own hard negatives."""
+    b = len(pos)
+    rows = torch.cat([pos.unsqueeze(0).expand(b, b), negs], dim=1)       # [B, B+K-1] caption rows
+    return scorer(img_tok, img_pooled, data.text_tokens[rows].to(device), data.text_pooled[rows].to(device),
+                  data.lengths[rows].to(device), data.fr_columns[rows].to(device))
+
+
+def contrastive_loss(scores: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    b = len(pos)
+    same = (pos.unsqueeze(0) == pos.unsqueeze(1)) & ~torch.eye(b, dtype=torch.bool)
+    scores = scores.clone()
+    scores[:, :b] = scores[:, :b].masked_fill(same.to(scores.device), float("-inf"))
+    target = torch.arange(b, device=scores.device)
+    return (F.cross_entropy(scores, target) + F.cross_entropy(scores[:, :b].T, target)) / 2
+
+
+def train(store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = TrainConfig(),
+          items: str | None = None) -> dict:
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = resolve_device(cfg.device)
+    data = CachedDataset.open(store, text_len=cfg.text_len, items=items)
+    train_items, val_items = _group_items(data, False), _group_items(data, True)
+    if not train_items:
+        raise BadInputError(f"{store}: no training items with readable images")
+    ks = {len(data.dataset.items[i].candidates) for v in train_items.values() for i in v}
+    if len(ks) != 1 or ks == {1}:
+        raise BadInputError(f"{store}: training needs items with the same number (>1) of candidates, found {sorted(ks)}")
+    scorer = DCSMScorer(cfg.scorer, data.n_tokens, cfg.text_len, len(data.fr_words)).to(device)
+    opt = torch.optim.AdamW([p for p in scorer.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    bar = tqdm(total=cfg.steps, desc="train", disable=not cfg.progress)
+    step, losses, history = 0, [], []
+    batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
+    while step < cfg.steps:
+        epoch_start = step
+        for rows, tok, pooled in data.chunk_buffers(rng, cfg.buffer_chunks):
+            local = {int(r): j for j, r in enumerate(rows)}
+            pool = rng.permutation([i for r in rows if int(r) in train_items for i in train_items[int(r)]])
+            for s in range(0, len(pool) - batch + 1, batch):
+                chosen = [data.dataset.items[i] for i in pool[s:s + batch]]
+                idx = torch.tensor([local[it.image] for it in chosen])
+                img_tok, img_pooled, pos, negs = _batch_inputs(data, chosen, tok[idx], pooled[idx], device)
+                scorer.train()
+                loss = contrastive_loss(batch_scores(scorer, data, img_tok, img_pooled, pos, negs, device), pos)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                losses.append(loss.item())
+                step += 1
+                bar.update()
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+                if val_items and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    history.append({"step": step, "val_accuracy": validate(scorer, data, val_items, device)})
+                    log.info("step %d: val accuracy %.3f", step, history[-1]["val_accuracy"])
+                if step >= cfg.steps:
+                    break
+            if step >= cfg.steps:
+                break
+        if step == epoch_start:
+            raise BadInputError(f"{store}: no buffer of {cfg.buffer_chunks} chunks holds a batch of {batch} items; "
+                                f"raise buffer_chunks")
+    bar.close()
+    summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history}
+    save_checkpoint(scorer, data, cfg, out, summary)
+    return summary
+
+
+@torch.no_grad()
+def validate(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[int]], device) -> float:
+    """Fraction of val items whose positive outscores all of its own candidates."""
+    scorer.eval()
+    items = [data.dataset.items[i] for v in val_items.values() for i in v]
+    correct = 0
+    for s in range(0, len(items), 256):
+        chunk = items[s:s + 256]
+        tok, pooled = data.image_rows(np.array([it.image for it in chunk]))
+        rows = torch.tensor([list(it.candidates) for it in chunk])
+        scores = scorer(tok.to(device), pooled.to(device), data.text_tokens[rows].to(device),
+                        data.text_pooled[rows].to(device), data.lengths[rows].to(device),
+                        data.fr_columns[rows].to(device))
+        correct += sum(int(scores[j].argmax()) == it.correct for j, it in enumerate(chunk))
+    return correct / max(1, len(items))
+
+
+def save_checkpoint(scorer: DCSMScorer, data: CachedDataset, cfg: TrainConfig, out, summary: dict) -> None:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "format": "dcsm-cache/scorer-v1",
+        "state_dict": {k: v.cpu() for k, v in scorer.state_dict().items()},
+        "scorer_config": dataclasses.asdict(cfg.scorer),
+        "train_config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "scorer"},
+        "config_hash": config_hash(cfg),
+        "n_tokens": data.n_tokens, "text_len": cfg.text_len, "fr_words": list(data.fr_words),
+        "backbone": data.store.attrs["backbone"], "store_fingerprint": data.store.attrs["fingerprint"],
+        "summary": summary,
+    }
+    tmp = out.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, out)
