@@ -13,7 +13,7 @@ from typing import Callable
 
 from ...errors import ConfigError, InputNotFoundError, UnknownNameError
 from ..items import Dataset
-from . import shapes
+from . import ccneg, clevr_bind, ncd, negbench, shapes, sugarcrepe, vg_attribution, whatsup, whatsup_qa
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,23 @@ BENCHMARKS: dict[str, Benchmark] = {
     "shapes_binding": Benchmark(shapes.load, {"family": "binding"}, "shapes world: attribute binding (test, heldout)"),
     "shapes_spatial": Benchmark(shapes.load, {"family": "spatial"}, "shapes world: spatial relations (test, heldout)"),
     "shapes_negation": Benchmark(shapes.load, {"family": "negation"}, "shapes world: negation (test, heldout)"),
+    # The paper's benchmarks, under the DCSM reference code's key names (run_evals.py).
+    "clevr_bind_2obj_train": Benchmark(clevr_bind.load, {"split": "train"}, "CLEVR-bind two-object, train split: [pos, 4 negs], chance 20%"),
+    "clevr_bind_2obj_valid": Benchmark(clevr_bind.load, {"split": "val"}, "CLEVR-bind two-object, val split: [pos, 4 negs], chance 20%"),
+    "clevr_bind_2obj_gen": Benchmark(clevr_bind.load, {"split": "gen"}, "CLEVR-bind two-object, gen split: [pos, 4 negs], chance 20%"),
+    "ncd_subset1": Benchmark(ncd.load, {"settype": 0}, "NCD colour composites, caption order 0: 2 captions, chance 50%"),
+    "ncd_subset2": Benchmark(ncd.load, {"settype": 1}, "NCD colour composites, caption order 1: 2 captions, chance 50%"),
+    "vg_attr": Benchmark(vg_attribution.load, {}, "ARO VG-Attribution: box crop, [true, false], chance 50%"),
+    "whatsUp_A": Benchmark(whatsup.load, {"subset": "A"}, "What'sUp Controlled_Images A: 4 captions, chance 25%"),
+    "whatsUp_B": Benchmark(whatsup.load, {"subset": "B"}, "What'sUp Controlled_Images B (controlled_clevr): 4 captions, chance 25%"),
+    "coco_spatial1": Benchmark(whatsup_qa.load, {"source": "coco", "subset": "one"}, "What'sUp COCO-spatial, one object: 2 captions, chance 50%"),
+    "coco_spatial2": Benchmark(whatsup_qa.load, {"source": "coco", "subset": "two"}, "What'sUp COCO-spatial, two objects: 2 captions, chance 50%"),
+    "vg_subset1": Benchmark(whatsup_qa.load, {"source": "vg", "subset": "one"}, "What'sUp VG-spatial (GQA), one object: 2 captions, chance 50%"),
+    "vg_subset2": Benchmark(whatsup_qa.load, {"source": "vg", "subset": "two"}, "What'sUp VG-spatial (GQA), two objects: 2 captions, chance 50%"),
+    "negbench_coco": Benchmark(negbench.load, {"source": "coco"}, "NegBench MCQ on COCO val2017: 4 captions, chance 25%"),
+    "negbench_voc": Benchmark(negbench.load, {"source": "voc"}, "NegBench MCQ on VOC2007: 4 captions, chance 25%"),
+    "ccneg": Benchmark(ccneg.load, {}, "CoN-CLIP CC-Neg, last 40,000 entries: [caption, negated], chance 50%"),
+    "sugarcrepe": Benchmark(sugarcrepe.load, {}, "SugarCREPE, 7 subsets: [caption, hard negative], strict metric, chance 50%"),
 }
 
 
