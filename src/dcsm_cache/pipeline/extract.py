@@ -44,6 +44,7 @@ class ExtractConfig:
     part: int = 0
     nparts: int = 1
     progress: bool = True
+    overwrite: bool = False     # replace a store made with other settings
 
 
 def _autocast(device: torch.device):
@@ -96,7 +97,7 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
         "preprocess": repr(bb.preprocess), "tokens": enc.describe(), "dataset": ds.name,
         "fingerprint": fingerprint, "manifest": str(manifest.resolve()), "context_length": int(ids.shape[1]),
     }
-    store = FeatureStore.create(out, shape, attrs, nparts=cfg.nparts)
+    store = FeatureStore.create(out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite)
     if store.part_done(cfg.part):
         log.info("%s: part %d of %d already done", out, cfg.part, cfg.nparts)
         return store

@@ -10,6 +10,7 @@ store checks its schema, backbone, dataset fingerprint and that every part is fi
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -78,19 +79,32 @@ class FeatureStore:
 
     # -- creating and filling -------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, shape: StoreShape, attrs: dict, nparts: int = 1) -> "FeatureStore":
-        """Create the store with every array at full size; reuse it if it was made with the same attrs."""
+    def create(cls, path: str | os.PathLike, shape: StoreShape, attrs: dict, nparts: int = 1,
+               overwrite: bool = False) -> "FeatureStore":
+        """Create the store with every array at full size; reuse it if it was made with the same attrs.
+
+        A store made with other attrs (another backbone, dataset version or part count) is replaced
+        only with `overwrite`; otherwise its finished parts are kept and this is an error. Parts
+        started at once by several processes serialise here on a lock file beside the store.
+        """
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return cls._create_locked(path, shape, attrs, nparts, overwrite)
+
+    @classmethod
+    def _create_locked(cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool) -> "FeatureStore":
         attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.__dict__, "nparts": nparts}
         if (path / "zarr.json").exists():
             old = zarr.open_group(path, mode="r").attrs.asdict()
             if {k: old.get(k) for k in attrs} == json.loads(json.dumps(attrs)):
                 return cls(path, zarr.open_group(path, mode="r+"))
-            if (path / PARTS_DIR).exists() and any((path / PARTS_DIR).iterdir()):
+            if not overwrite and (path / PARTS_DIR).exists() and any((path / PARTS_DIR).iterdir()):
                 changed = sorted(k for k in attrs if old.get(k) != json.loads(json.dumps(attrs[k])))
                 raise StoreMismatchError(
                     f"{path} holds finished parts made with other settings ({', '.join(changed)}): "
-                    f"delete it to re-extract, or extract into another path")
+                    f"pass --overwrite to re-extract, or extract into another path")
             shutil.rmtree(path)
         group = zarr.open_group(path, mode="w", zarr_format=3)
         for gname, arrays in _layout(shape).items():

@@ -1,0 +1,26 @@
+# dcsm-cache: shapes world -> tiny CLIP -> Zarr feature stores -> DCSM scorer -> results/summary.md
+#
+#   snakemake --cores all                                  # the embedded default (config/config.yaml)
+#   snakemake --cores all --configfile config/paper.yaml   # the paper's backbones and benchmarks
+#
+# Every rule's command is a `dcsm-cache` command a person can paste and run; each writes a log.
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+validate(config, os.path.join(workflow.basedir, "config", "config.schema.yaml"))
+
+include: "rules/common.smk"
+include: "rules/world.smk"
+include: "rules/extract.smk"
+include: "rules/train.smk"
+include: "rules/eval.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/summary.md",

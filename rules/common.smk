@@ -1,0 +1,46 @@
+# Helpers shared by the rules: config lookups and the `--set KEY=VALUE` flags they pass on.
+import json
+import shlex
+
+
+def sets(settings):
+    """{'steps': 400} -> "--set steps=400" (values as JSON, so lists and booleans survive)."""
+    return " ".join(f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (settings or {}).items())
+
+
+def dataset_cfg(name):
+    return config["datasets"][name]
+
+
+def world_marker(name):
+    """A dataset read from the shapes world depends on the world being generated first."""
+    root = dataset_cfg(name)["root"]
+    return [f"{root}/world.json"] if root == config["world"]["root"] else []
+
+
+def backbone_model(name):
+    return config["backbones"][name]["model"]
+
+
+def backbone_weights(name):
+    """Weights built by this workflow (the `pretrain` rule) are inputs of extraction; others are not."""
+    return [f"models/{name}.pt"] if name in config.get("pretrain", {}) else []
+
+
+def store(backbone, dataset):
+    return f"stores/{backbone}/{dataset}.zarr"
+
+
+def eval_targets():
+    out = []
+    for backbone in config["evaluate"]["backbones"]:
+        for bench, bcfg in config["evaluate"]["benchmarks"].items():
+            out += [f"results/{backbone}/{bench}/{scorer}.json" for scorer in bcfg["scorers"]]
+    return out
+
+
+wildcard_constraints:
+    backbone="[^/]+",
+    dataset="[^/]+",
+    benchmark="[^/]+",
+    scorer="[^/]+",

@@ -1,0 +1,20 @@
+# One Zarr feature store per (backbone, dataset). The store is a folder Snakemake must not delete
+# on a rerun (finished parts are kept), so each rule's output is a marker file beside it.
+
+
+rule extract:
+    input:
+        manifest="manifests/{dataset}.json",
+        weights=lambda wc: backbone_weights(wc.backbone),
+    output:
+        touch("stores/{backbone}/{dataset}.done"),
+    params:
+        model=lambda wc: backbone_model(wc.backbone),
+        store=lambda wc: store(wc.backbone, wc.dataset),
+        settings=sets(config["extract"].get("settings")),
+    threads: workflow.cores
+    log:
+        "logs/extract/{backbone}/{dataset}.log",
+    shell:
+        "dcsm-cache extract --items {input.manifest} --backbone {params.model} --out {params.store} --overwrite "
+        "--device {config[extract][device]} {params.settings} > {log} 2>&1"
