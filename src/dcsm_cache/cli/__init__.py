@@ -69,12 +69,19 @@ def world(out: str, sets: tuple[str, ...]) -> None:
 @click.argument("benchmark")
 @click.option("--root", required=True, type=click.Path(), help="The benchmark's folder, as downloaded.")
 @click.option("--out", required=True, type=click.Path(), help="Manifest JSON to write.")
+@click.option("--paper-compat", type=click.Choice(["dcsm", "baseline"]), is_flag=False, flag_value="dcsm",
+              default=None, help="Write the captions as the DCSM reference feeds them (prefix and rewrites; "
+                                 "`--paper-compat baseline`: its baselines' captions). Names the dataset "
+                                 "BENCHMARK+paper (+paper-baseline).")
 @settings_option
-def items(benchmark: str, root: str, out: str, sets: tuple[str, ...]) -> None:
+def items(benchmark: str, root: str, out: str, paper_compat: str | None, sets: tuple[str, ...]) -> None:
     """Read BENCHMARK from its native layout and write its item manifest."""
     from ..pipeline.benchmarks import load_benchmark
     from ..pipeline.items import write_manifest
     ds = load_benchmark(benchmark, root, **_settings(sets))
+    if paper_compat:
+        from ..pipeline.compat import apply_reference_captions
+        ds = apply_reference_captions(ds, benchmark, dcsm=paper_compat == "dcsm")
     fp = write_manifest(ds, out)
     click.echo(f"{benchmark}: {len(ds.items)} items, {len(ds.images)} images, {len(ds.captions)} captions "
                f"-> {out} ({fp})")
@@ -121,7 +128,7 @@ def extract(items_path: str, backbone: str, out: str, part: int, nparts: int, de
 @main.command()
 @click.option("--store", required=True, type=click.Path(), help="Feature store of the training set.")
 @click.option("--out", required=True, type=click.Path(), help="Scorer checkpoint to write.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @settings_option
 def train(store: str, out: str, device: str, sets: tuple[str, ...]) -> None:
     """Train the DCSM scorer from cached features."""
@@ -135,7 +142,7 @@ def train(store: str, out: str, device: str, sets: tuple[str, ...]) -> None:
 @click.option("--scorer", required=True, help="cosine or dcsm.")
 @click.option("--checkpoint", type=click.Path(), help="Scorer checkpoint (for --scorer dcsm).")
 @click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @settings_option
 def eval_(store: str, scorer: str, checkpoint: str | None, out: str, device: str, sets: tuple[str, ...]) -> None:
     """Score a benchmark's items from its store."""
@@ -154,3 +161,6 @@ def report(results: tuple[str, ...], out: str) -> None:
     """Merge result JSONs into a Markdown table and a CSV."""
     from ..pipeline.report import report as run
     click.echo(run([Path(r) for r in results], out))
+
+
+from . import tasks  # noqa: E402,F401

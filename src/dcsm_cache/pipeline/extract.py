@@ -28,7 +28,7 @@ from .. import __version__
 from .._compat import open_clip
 from ..errors import BadInputError, DcsmCacheError
 from ..stores.feature_store import FeatureStore, StoreShape
-from .backbones import Backbone, load_backbone
+from .backbones import Backbone, load_backbone, parse_backbone
 from .items import open_image, read_manifest
 from .towers import token_encoder
 
@@ -74,6 +74,7 @@ def _load_pixels(ds, bb: Backbone, row: int):
 def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
             cfg: ExtractConfig = ExtractConfig()) -> FeatureStore:
     """Extract part `cfg.part` of `cfg.nparts` of the manifest `items` into the store at `out`."""
+    parse_backbone(backbone)  # an unknown name fails before any work
     manifest = Path(items)
     ds = read_manifest(manifest)
     fingerprint = json.loads(manifest.read_text())["fingerprint"]

@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny shapes world, its manifests and stores extracted with a tiny random model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dcsm_cache.pipeline.benchmarks import load_benchmark
+from dcsm_cache.pipeline.extract import ExtractConfig, extract
+from dcsm_cache.pipeline.items import write_manifest
+from dcsm_cache.pipeline.world import WorldConfig, generate_world
+
+TINY_BACKBONE = "shapes-clip-tiny"  # registered open_clip config, 32 px, random weights
+TINY_WORLD = WorldConfig(seed=0, n_pretrain=40, n_train=48, n_val=12, n_test=12, n_heldout=6)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("world")
+    generate_world(TINY_WORLD, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def manifests(world, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("manifests")
+    paths = {}
+    for name in ("shapes_train", "shapes_spatial"):
+        paths[name] = out / f"{name}.json"
+        write_manifest(load_benchmark(name, str(world)), paths[name])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def stores(manifests, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("stores")
+    paths = {}
+    for name, manifest in manifests.items():
+        paths[name] = out / f"{name}.zarr"
+        extract(manifest, TINY_BACKBONE, paths[name], ExtractConfig(batch_size=16, device="cpu", progress=False))
+    return paths

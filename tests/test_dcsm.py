@@ -1,0 +1,62 @@
+"""DCSM assembly from the cache against a direct computation, functional columns, standardisation."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dcsm_cache._compat import open_clip
+from dcsm_cache.pipeline.cache import CachedDataset
+from dcsm_cache.pipeline.dcsm import (FunctionalWords, apply_functional_rows, column_mask, similarity_maps,
+                                      standardise)
+
+
+def test_maps_from_cache_equal_direct_cosines(stores):
+    """S[b, k] = I_b @ T_c.T, computed here with plain numpy loops from the raw store arrays."""
+    data = CachedDataset.open(stores["shapes_spatial"])
+    it = data.dataset.items[3]
+    tok, _ = data.image_rows(np.array([it.image]))
+    txt = data.text_tokens[list(it.candidates)]
+    s = similarity_maps(tok, txt.unsqueeze(0))[0].numpy()
+    img = data.store.image_tokens[it.image].astype(np.float64)
+    for k, c in enumerate(it.candidates):
+        t = data.store.text_tokens[c].astype(np.float64)
+        direct = np.array([[img[p] @ t[l] for l in range(t.shape[0])] for p in range(img.shape[0])])
+        np.testing.assert_allclose(s[k][:, :t.shape[0]], direct, atol=1e-4)
+        assert np.abs(direct).max() <= 1.0 + 1e-2  # cosines of unit vectors
+
+
+def test_functional_columns_are_the_words_real_token_positions():
+    tok = open_clip.get_tokenizer("ViT-B-16")
+    fw = FunctionalWords.for_tokenizer(tok)
+    assert "above" in fw.words and "without" in fw.words
+    caption = "An image of A beer bottle above a armchair"
+    ids = tok([caption]).numpy()
+    cols = fw.columns(ids)[0]
+    (pos,) = np.nonzero(cols >= 0)
+    # decode the token at that position: it is "above" (the reference's whitespace index, 6, is one early)
+    assert pos.tolist() == [7]
+    assert fw.words[cols[7]] == "above"
+    assert tok.decode([int(ids[0, 7])]).strip() == "above"
+
+
+def test_apply_functional_rows_replaces_only_marked_columns():
+    maps = torch.randn(2, 3, 5, 4)
+    cols = torch.full((2, 3, 4), -1)
+    cols[1, 2, 3] = 1
+    vectors = torch.arange(10.0).view(2, 5)
+    out = apply_functional_rows(maps, cols, vectors)
+    assert torch.equal(out[1, 2, :, 3], vectors[1])
+    mask = torch.ones_like(maps, dtype=torch.bool)
+    mask[1, 2, :, 3] = False
+    assert torch.equal(out[mask], maps[mask])
+
+
+def test_standardise_over_valid_columns_only():
+    maps = torch.randn(1, 2, 6, 5) * 3 + 1
+    lengths = torch.tensor([[5, 3]])
+    out = standardise(maps, column_mask(lengths, 5))
+    valid = out[0, 1, :, :3]
+    assert abs(valid.mean().item()) < 1e-5 and abs(valid.std(unbiased=False).item() - 1) < 1e-3
+    assert torch.all(out[0, 1, :, 3:] == 0)
+    ref = maps[0, 0]
+    np.testing.assert_allclose(out[0, 0].numpy(), ((ref - ref.mean()) / ref.std(unbiased=False)).numpy(), atol=1e-4)

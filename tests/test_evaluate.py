@@ -1,0 +1,75 @@
+"""Evaluation from stores: metrics, tie rules, the cosine baseline recomputed by hand, mismatches."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dcsm_cache.errors import ConfigError, StoreMismatchError, UnknownNameError
+from dcsm_cache.pipeline.evaluate import EvalConfig, evaluate, is_correct
+from dcsm_cache.pipeline.items import read_manifest
+from dcsm_cache.pipeline.report import report
+from dcsm_cache.pipeline.train import TrainConfig, train
+from dcsm_cache.stores.feature_store import FeatureStore
+
+
+def test_tie_rules():
+    assert is_correct(np.array([1.0, 1.0]), 0, "argmax")       # reference: first maximum wins
+    assert not is_correct(np.array([1.0, 1.0]), 1, "argmax")
+    assert not is_correct(np.array([1.0, 1.0]), 0, "strict")   # SugarCREPE: a tie is wrong
+    assert is_correct(np.array([0.0, 2.0, 1.0]), 1, "strict")
+
+
+def test_cosine_accuracy_equals_a_direct_recomputation(stores, manifests):
+    result = evaluate(stores["shapes_spatial"], "cosine", EvalConfig(device="cpu"))
+    ds = read_manifest(manifests["shapes_spatial"])
+    store = FeatureStore.open(stores["shapes_spatial"])
+    img = store.image_pooled[:].astype(np.float64)
+    txt = store.text_pooled[:].astype(np.float64)
+    img /= np.linalg.norm(img, axis=1, keepdims=True)
+    txt /= np.linalg.norm(txt, axis=1, keepdims=True)
+    flags = {}
+    for it in ds.items:
+        s = [img[it.image] @ txt[c] for c in it.candidates]
+        flags.setdefault(it.subset, []).append(int(np.argmax(s)) == it.correct)
+    every = [f for v in flags.values() for f in v]
+    assert result["n_items"] == len(ds.items) and result["chance"] == pytest.approx(0.5)
+    assert result["accuracy"] == pytest.approx(np.mean(every))
+    for subset, v in flags.items():
+        assert result["subsets"][subset]["accuracy"] == pytest.approx(np.mean(v))
+    assert result["store_fingerprint"] == store.attrs["fingerprint"]
+
+
+def test_dcsm_scorer_and_report(stores, tmp_path):
+    train(stores["shapes_train"], tmp_path / "s.pt",
+          TrainConfig(steps=2, batch_size=8, device="cpu", progress=False, text_len=16))
+    results = []
+    for scorer in ("cosine", "dcsm"):
+        r = evaluate(stores["shapes_spatial"], scorer, EvalConfig(checkpoint=str(tmp_path / "s.pt"), device="cpu"))
+        assert 0 <= r["accuracy"] <= 1 and r["n_skipped"] == 0
+        (tmp_path / f"{scorer}.json").write_text(json.dumps(r))
+        results.append(r)
+    md = report([tmp_path / "cosine.json", tmp_path / "dcsm.json"], tmp_path / "summary.md")
+    assert "| chance |" in md and "shapes_spatial/heldout" in md
+    row = next(line for line in md.splitlines() if "| dcsm |" in line)
+    assert f"{100 * results[1]['subsets']['test']['accuracy']:.1f}" in row
+    assert (tmp_path / "summary.csv").read_text().count("\n") == 1 + 2 * 3
+
+
+def test_bad_scorer_and_missing_checkpoint(stores):
+    with pytest.raises(UnknownNameError, match="valid: cosine"):
+        evaluate(stores["shapes_spatial"], "clip-score")
+    with pytest.raises(ConfigError, match="--checkpoint"):
+        evaluate(stores["shapes_spatial"], "dcsm", EvalConfig(device="cpu"))
+
+
+def test_scorer_from_another_backbone_is_refused(stores, tmp_path):
+    import torch
+    train(stores["shapes_train"], tmp_path / "s.pt",
+          TrainConfig(steps=1, batch_size=8, device="cpu", progress=False, text_len=16))
+    ckpt = torch.load(tmp_path / "s.pt", weights_only=True)
+    ckpt["backbone"] = "ViT-B-16.openai"
+    torch.save(ckpt, tmp_path / "other.pt")
+    with pytest.raises(StoreMismatchError, match="ViT-B-16.openai"):
+        evaluate(stores["shapes_spatial"], "dcsm", EvalConfig(checkpoint=str(tmp_path / "other.pt"), device="cpu"))

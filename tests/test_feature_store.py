@@ -1,0 +1,156 @@
+"""The Zarr feature store: schema, round trip against a direct model run, dedup, parts, mismatches."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from dcsm_cache.errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
+from dcsm_cache.pipeline.backbones import load_backbone
+from dcsm_cache.pipeline.extract import ExtractConfig, extract
+from dcsm_cache.pipeline.items import open_image, read_manifest
+from dcsm_cache.stores.feature_store import FeatureStore, StoreShape, part_ranges
+
+from conftest import TINY_BACKBONE
+
+
+def test_schema_and_attrs(stores, manifests):
+    store = FeatureStore.open(stores["shapes_spatial"], backbone=TINY_BACKBONE)
+    ds = read_manifest(manifests["shapes_spatial"])
+    n, p, d = store.image_tokens.shape
+    assert n == len(ds.images) and store.image_pooled.shape == (n, d) and store.image_valid.shape == (n,)
+    m, length, d2 = store.text_tokens.shape
+    assert m == len(ds.captions) and d2 == d
+    assert store.text_ids.shape == (m, length) and store.text_length.shape == (m,)
+    assert int(store.text_length[:].max()) == length  # L = longest caption
+    assert store.image_tokens.dtype == np.float16 and store.text_ids.dtype == np.int32
+    assert store.image_tokens.compressors == ()  # fp16 embeddings do not compress
+    assert store.image_tokens.chunks[1:] == (p, d)  # chunks along the first axis only
+    a = store.attrs
+    for key in ("schema_version", "backbone", "weights", "open_clip_version", "torch_version",
+                "preprocess", "tokens", "fingerprint", "dataset", "complete"):
+        assert key in a, key
+    assert a["tokens"]["image"]["projected"] is True and a["dataset"] == "shapes_spatial"
+    assert a["fingerprint"] == json.loads(manifests["shapes_spatial"].read_text())["fingerprint"]
+
+
+def test_round_trip_matches_a_direct_model_run(stores, manifests):
+    """Stored tokens equal the model's own normalised tokens; the pooled row equals encode_image."""
+    store = FeatureStore.open(stores["shapes_spatial"])
+    ds = read_manifest(manifests["shapes_spatial"])
+    bb = load_backbone(TINY_BACKBONE, "cpu")
+    pixels = torch.stack([bb.preprocess(open_image(ds, r)) for r in range(3)])
+    pooled = bb.model.encode_image(pixels)
+    np.testing.assert_allclose(store.image_pooled[0:3].astype(np.float32), pooled.numpy(), atol=2e-3, rtol=1e-2)
+    norms = np.linalg.norm(store.image_tokens[0:3].astype(np.float32), axis=-1)
+    np.testing.assert_allclose(norms, 1.0, atol=2e-3)
+    ids = bb.tokenizer(list(ds.captions[:4]))
+    np.testing.assert_allclose(store.text_pooled[0:4].astype(np.float32), bb.model.encode_text(ids).numpy(),
+                               atol=2e-3, rtol=1e-2)
+    # the mean of the projected patch tokens is the pooled embedding (average pooling, linear head)
+    fmap = bb.model.visual.trunk.forward_features(pixels).flatten(2).transpose(1, 2)
+    raw = bb.model.visual.head(fmap)
+    np.testing.assert_allclose(raw.mean(1).detach().numpy(), pooled.detach().numpy(), atol=1e-5)
+
+
+def test_captions_are_stored_once(world, tmp_path):
+    from dcsm_cache.pipeline.items import DatasetBuilder, write_manifest
+    b = DatasetBuilder("dups", root=world)
+    b.add("images/test/000000.png", ["a red circle", "a blue square"])
+    b.add("images/test/000001.png", ["a blue square", "a red circle", "a green star"])
+    b.add("images/test/000000.png", ["a green star", "a red circle"])
+    write_manifest(b.build(), tmp_path / "m.json")
+    store = extract(tmp_path / "m.json", TINY_BACKBONE, tmp_path / "d.zarr", ExtractConfig(device="cpu", progress=False))
+    assert store.text_tokens.shape[0] == 3 and store.image_tokens.shape[0] == 2
+    ds = read_manifest(tmp_path / "m.json")
+    assert [ds.captions[c] for c in ds.items[1].candidates] == ["a blue square", "a red circle", "a green star"]
+
+
+def test_open_checks_backbone_and_existence(stores, tmp_path):
+    with pytest.raises(StoreMismatchError, match="ViT-B-32"):
+        FeatureStore.open(stores["shapes_spatial"], backbone="ViT-B-32.openai")
+    with pytest.raises(StoreNotFoundError, match="dcsm-cache extract"):
+        FeatureStore.open(tmp_path / "nope.zarr")
+
+
+def test_schema_version_mismatch(stores, tmp_path):
+    import shutil
+    copy = tmp_path / "old.zarr"
+    shutil.copytree(stores["shapes_spatial"], copy)
+    zarr.open_group(copy, mode="r+").attrs["schema_version"] = 0
+    with pytest.raises(StoreMismatchError, match="schema 0"):
+        FeatureStore.open(copy)
+
+
+def test_part_ranges_are_chunk_aligned_and_cover():
+    ranges = part_ranges(103, 8, 4)
+    assert ranges[0][0] == 0 and ranges[-1][1] == 103
+    assert all(a % 8 == 0 for a, _ in ranges) and all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:]))
+
+
+def test_parts_resume_after_a_crash(manifests, tmp_path, monkeypatch):
+    """Two parts: a crashed part is redone, a finished part is never rewritten."""
+    from dcsm_cache.stores import feature_store
+    monkeypatch.setattr(feature_store, "CHUNK_BYTES", 4096)  # several chunks even for a tiny store
+    out = tmp_path / "parts.zarr"
+    cfg = ExtractConfig(batch_size=8, device="cpu", progress=False, nparts=2)
+    extract(manifests["shapes_spatial"], TINY_BACKBONE, out, ExtractConfig(**{**cfg.__dict__, "part": 0}))
+    with pytest.raises(IncompleteStoreError, match=r"part\(s\) \[1\]"):
+        FeatureStore.open(out)
+    marker = out / ".parts" / "0-of-2.done"
+    stamp = marker.stat().st_mtime_ns
+    chunk_file = sorted(p for p in (out / "image" / "tokens").rglob("*") if p.is_file() and p.name != "zarr.json")[0]
+    before = chunk_file.stat().st_mtime_ns
+    extract(manifests["shapes_spatial"], TINY_BACKBONE, out, ExtractConfig(**{**cfg.__dict__, "part": 0}))
+    assert marker.stat().st_mtime_ns == stamp and chunk_file.stat().st_mtime_ns == before
+    extract(manifests["shapes_spatial"], TINY_BACKBONE, out, ExtractConfig(**{**cfg.__dict__, "part": 1}))
+    whole = FeatureStore.open(out)
+    assert whole.attrs["complete"] and whole.image_valid[:].all()
+
+
+def test_two_part_store_equals_one_part_store(stores, manifests, tmp_path, monkeypatch):
+    from dcsm_cache.stores import feature_store
+    monkeypatch.setattr(feature_store, "CHUNK_BYTES", 4096)
+    out = tmp_path / "two.zarr"
+    for part in (0, 1):
+        extract(manifests["shapes_spatial"], TINY_BACKBONE, out,
+                ExtractConfig(batch_size=8, device="cpu", progress=False, nparts=2, part=part))
+    a, b = FeatureStore.open(out), FeatureStore.open(stores["shapes_spatial"])
+    for name in ("image/tokens", "image/pooled", "text/tokens", "text/ids", "text/length"):
+        np.testing.assert_allclose(a[name][:].astype(np.float32), b[name][:].astype(np.float32), atol=1e-3)
+
+
+def test_store_from_other_settings_keeps_finished_parts(manifests, tmp_path):
+    out = tmp_path / "s.zarr"
+    extract(manifests["shapes_spatial"], TINY_BACKBONE, out, ExtractConfig(device="cpu", progress=False))
+    with pytest.raises(StoreMismatchError, match="--overwrite"):
+        extract(manifests["shapes_train"], TINY_BACKBONE, out, ExtractConfig(device="cpu", progress=False))
+    assert FeatureStore.open(out).attrs["dataset"] == "shapes_spatial"  # nothing lost
+    extract(manifests["shapes_train"], TINY_BACKBONE, out, ExtractConfig(device="cpu", progress=False, overwrite=True))
+    assert FeatureStore.open(out).attrs["dataset"] == "shapes_train"
+
+
+def test_corrupt_image_is_marked_invalid_not_fatal(world, tmp_path, caplog):
+    import shutil
+    from dcsm_cache.pipeline.benchmarks import load_benchmark
+    from dcsm_cache.pipeline.items import write_manifest
+    root = tmp_path / "w"
+    shutil.copytree(world, root)
+    ds = load_benchmark("shapes_spatial", str(root))
+    bad = ds.image_path(5)
+    bad.write_bytes(b"not a png")
+    write_manifest(ds, tmp_path / "m.json")
+    store = extract(tmp_path / "m.json", TINY_BACKBONE, tmp_path / "c.zarr", ExtractConfig(device="cpu", progress=False))
+    valid = store.image_valid[:]
+    assert not valid[5] and valid.sum() == len(valid) - 1
+    assert str(bad) in caplog.text
+
+
+def test_store_shape_is_created_full_size(tmp_path):
+    shape = StoreShape(n_images=10, n_tokens=4, n_captions=7, text_len=5, dim=3)
+    store = FeatureStore.create(tmp_path / "x.zarr", shape, {"backbone": "b"}, nparts=3)
+    assert store.image_tokens.shape == (10, 4, 3) and store.text_ids.shape == (7, 5)
+    assert not store.attrs.get("complete")
