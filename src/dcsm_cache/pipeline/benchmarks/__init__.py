@@ -13,7 +13,8 @@ from typing import Callable
 
 from ...errors import ConfigError, InputNotFoundError, UnknownNameError
 from ..items import Dataset
-from . import ccneg, clevr_bind, ncd, negbench, shapes, sugarcrepe, vg_attribution, whatsup, whatsup_qa
+from . import (ccneg, clevr_bind, imagefolder, karpathy, ncd, negbench, shapes, sugarcrepe, vg_attribution, whatsup,
+               whatsup_qa)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ BENCHMARKS: dict[str, Benchmark] = {
     "negbench_voc": Benchmark(negbench.load, {"source": "voc"}, "NegBench MCQ on VOC2007: 4 captions, chance 25%"),
     "ccneg": Benchmark(ccneg.load, {}, "CoN-CLIP CC-Neg, last 40,000 entries: [caption, negated], chance 50%"),
     "sugarcrepe": Benchmark(sugarcrepe.load, {}, "SugarCREPE, 7 subsets: [caption, hard negative], strict metric, chance 50%"),
+    # Zero-shot classification and retrieval, scored by `dcsm-cache zeroshot` / `dcsm-cache retrieval`.
+    "imagefolder": Benchmark(imagefolder.load, {}, "image folder per class (or DomainNet's domain/class): zero-shot classification"),
+    "domainnet": Benchmark(imagefolder.load, {"domains": True}, "DomainNet, root/<domain>/<class>/: zero-shot classification per domain"),
+    "karpathy_coco": Benchmark(karpathy.load, {"source": "coco"}, "COCO Karpathy split (test: 5k images): image-text retrieval"),
+    "karpathy_flickr": Benchmark(karpathy.load, {"source": "flickr30k"}, "Flickr30k Karpathy split (test: 1k images): image-text retrieval"),
 }
 
 

@@ -1,0 +1,62 @@
+"""`dcsm-cache` commands for the other evaluation tasks and the world's benchmark exports.
+
+    dcsm-cache zeroshot --store stores/ViT-B-16.openai/domainnet.zarr --out results/zeroshot/domainnet.json
+    dcsm-cache retrieval --store stores/ViT-B-16.openai/karpathy_coco.zarr --out results/retrieval/coco.json
+    dcsm-cache export-world --world data/world --out data/world_export
+
+Each is a thin wrapper over one library call (`pipeline/zeroshot.py`, `pipeline/retrieval.py`,
+`pipeline/world_export.py`) and registers itself on the `main` group.
+"""
+from __future__ import annotations
+
+import click
+
+from . import _settings, main, settings_option
+from ..config import from_mapping
+
+
+@main.command()
+@click.option("--store", required=True, type=click.Path(), help="Store of an imagefolder/domainnet manifest.")
+@click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
+@click.option("--items", "items_path", type=click.Path(), help="Manifest, if not the one the store records.")
+@settings_option
+def zeroshot(store: str, out: str, items_path: str | None, sets: tuple[str, ...]) -> None:
+    """Zero-shot top-k classification from a store's pooled embeddings (prompt ensemble)."""
+    from ..pipeline.evaluate import write_result
+    from ..pipeline.zeroshot import ZeroShotConfig, zeroshot as run
+    result = run(store, from_mapping(ZeroShotConfig, _settings(sets), "zeroshot"), items=items_path)
+    write_result(result, out)
+    tops = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.items() if k.startswith("top"))
+    click.echo(f"{result['dataset']} zero-shot: {tops} of {result['n_items']} images, {result['n_classes']} classes "
+               f"x {result['n_templates']} templates -> {out}")
+
+
+@main.command()
+@click.option("--store", required=True, type=click.Path(), help="Feature store of a `karpathy_*` manifest.")
+@click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
+@click.option("--items", "items_path", type=click.Path(), help="Manifest, if not the one the store records.")
+@settings_option
+def retrieval(store: str, out: str, items_path: str | None, sets: tuple[str, ...]) -> None:
+    """Image-text retrieval recall@k, both directions, from a store's pooled embeddings."""
+    from ..pipeline.evaluate import write_result
+    from ..pipeline.retrieval import RetrievalConfig, retrieval as run
+    result = run(store, from_mapping(RetrievalConfig, _settings(sets), "retrieval"), items=items_path)
+    write_result(result, out)
+    def line(d): return " ".join(f"{k} {100 * v:.1f}" for k, v in result[d].items() if k.startswith("R@"))
+    click.echo(f"{result['dataset']}: image->text {line('image_to_text')}; text->image {line('text_to_image')} "
+               f"({result['n_images']} images, {result['n_texts']} texts) -> {out}")
+
+
+@main.command(name="export-world")
+@click.option("--world", required=True, type=click.Path(), help="Shapes world written by `dcsm-cache world`.")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write one data root per probe split into.")
+@click.option("--formats", default="whatsup,clevr_bind,sugarcrepe", show_default=True,
+              help="Comma list of benchmark formats to write.")
+def export_world(world: str, out: str, formats: str) -> None:
+    """Export the world's probe sets in What'sUp, CLEVR-bind and SugarCREPE layouts."""
+    from ..pipeline.world_export import export_world as run
+    doc = run(world, out, formats)
+    for split, info in doc["splits"].items():
+        click.echo(f"{out}/{split}: " + ", ".join(f"{k} {n}" for k, n in info["benchmarks"].items())
+                   + (f" ({info['dropped']} dropped)" if info["dropped"] else ""))
+    click.echo(f"wrote {out}/export.json")

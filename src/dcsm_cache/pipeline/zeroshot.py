@@ -1,0 +1,137 @@
+"""Zero-shot classification scored from a feature store's pooled embeddings, never the backbone.
+
+    result = zeroshot("stores/ViT-B-16.openai/domainnet.zarr", ZeroShotConfig(top_k=(1, 5)))
+
+The store must come from a prompt-table manifest (`benchmarks/imagefolder.py`): caption row
+`t * n_classes + c` is template t filled with class c, and each item's candidates are the first
+template's rows with `correct` = its class. Class embeddings are CLIP's prompt ensemble: the mean
+over templates of the L2-normalised pooled text embeddings, renormalised. Logits are the normalised
+image embedding dotted with them. An item is top-k correct when its class is among the first k of
+the logits sorted in descending order, ties going to the lower class index (as argmax gives them).
+Reported: top-k accuracy overall, per domain (tag `domain`, under `subsets`, so `report` shows one
+column per domain) and mean per-class top-1; unreadable images are skipped and counted.
+`read_pooled` is the store reader this module and `retrieval.py` share.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..config import config_hash
+from ..errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError
+from ..stores.feature_store import FeatureStore
+from .items import Dataset, read_manifest
+
+
+@dataclass(frozen=True)
+class ZeroShotConfig:
+    top_k: tuple[int, ...] = (1, 5)
+    block_rows: int = 4096        # image rows scored at once
+
+
+@dataclass
+class Pooled:
+    """A store's pooled embeddings and its manifest: all a cosine-only task reads."""
+
+    store: FeatureStore
+    dataset: Dataset
+    image_pooled: zarr.Array      # [N, D] float16, read in blocks
+    valid: np.ndarray             # [N] bool
+    text: np.ndarray              # [M, D] float32, L2-normalised
+
+    def images(self, a: int, b: int) -> np.ndarray:
+        """Rows [a, b) of the image embeddings, float32, L2-normalised."""
+        return normalise(self.image_pooled[a:b])
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def read_pooled(store: str | os.PathLike, items: str | os.PathLike | None = None) -> Pooled:
+    """Open `store` (complete, and extracted from this version of its manifest) with its manifest."""
+    fs = FeatureStore.open(store)
+    manifest = Path(items or fs.attrs["manifest"])
+    if not manifest.is_file():
+        raise InputNotFoundError(f"manifest {manifest} of store {store} is missing: pass --items")
+    ds = read_manifest(manifest)
+    fp = json.loads(manifest.read_text()).get("fingerprint", "")
+    if fs.attrs.get("fingerprint") != fp:
+        raise StoreMismatchError(f"{store} was extracted from another version of {manifest} "
+                                 f"(fingerprint {fs.attrs.get('fingerprint')} != {fp}): re-extract it")
+    return Pooled(fs, ds, fs.image_pooled, fs.image_valid[:], normalise(fs.text_pooled[:]))
+
+
+def prompt_table(ds: Dataset) -> tuple[int, int]:
+    """(n_classes, n_templates) of a prompt-table manifest; anything else is a BadInputError."""
+    n_classes = len(ds.items[0].candidates) if ds.items else 0
+    first = tuple(range(n_classes))
+    if (not n_classes or len(ds.captions) % n_classes
+            or any(it.candidates != first for it in ds.items)):
+        raise BadInputError(f"dataset {ds.name} is not a zero-shot prompt table (items must list caption rows "
+                            f"0..n_classes-1): write its manifest with `dcsm-cache items imagefolder`")
+    return n_classes, len(ds.captions) // n_classes
+
+
+def class_embeddings(text: np.ndarray, n_classes: int, n_templates: int) -> np.ndarray:
+    """[C, D]: per class, the renormalised mean over templates of the normalised prompt embeddings."""
+    return normalise(normalise(text).reshape(n_templates, n_classes, -1).mean(axis=0))
+
+
+def ranks(logits: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """0-based position of each row's correct column in a stable descending sort of the row."""
+    own = logits[np.arange(len(correct)), correct][:, None]
+    before = np.arange(logits.shape[1])[None, :] < correct[:, None]
+    return (logits > own).sum(1) + ((logits == own) & before).sum(1)
+
+
+def _summary(hits: dict[int, np.ndarray], n_classes: int) -> dict:
+    ks = sorted(hits)
+    out = {f"top{k}": float(hits[k].mean()) for k in ks}
+    return {"accuracy": out[f"top{ks[0]}"], **out, "n_items": int(len(hits[ks[0]])),
+            "chance": min(ks[0], n_classes) / n_classes}
+
+
+def zeroshot(store: str | os.PathLike, cfg: ZeroShotConfig = ZeroShotConfig(), items: str | None = None) -> dict:
+    """Zero-shot top-k accuracy of the store's images against its prompt-ensembled classes."""
+    if not cfg.top_k or min(cfg.top_k) < 1 or cfg.block_rows < 1:
+        raise ConfigError(f"zeroshot: top_k={cfg.top_k} and block_rows={cfg.block_rows} must be positive")
+    data = read_pooled(store, items)
+    ds = data.dataset
+    n_classes, n_templates = prompt_table(ds)
+    classes = class_embeddings(data.text, n_classes, n_templates)
+    kept = [it for it in ds.items if data.valid[it.image]]
+    if not kept:
+        raise BadInputError(f"{store}: none of the {len(ds.items)} images could be read at extraction")
+    image = np.array([it.image for it in kept])
+    correct = np.array([it.correct for it in kept])
+    rank = np.empty(len(kept), dtype=np.int64)
+    order = np.argsort(image, kind="stable")
+    bounds = np.searchsorted(image[order], np.arange(0, len(data.valid) + cfg.block_rows, cfg.block_rows))
+    for lo, hi in zip(bounds, bounds[1:]):
+        if lo == hi:
+            continue
+        idx = order[lo:hi]
+        a, b = int(image[idx].min()), int(image[idx].max()) + 1
+        logits = data.images(a, b)[image[idx] - a] @ classes.T
+        rank[idx] = ranks(logits, correct[idx])
+    ks = sorted(set(cfg.top_k))
+    hits = {k: rank < k for k in ks}
+    domains = np.array([it.tags.get("domain", "") for it in kept])
+    subsets = {d: _summary({k: h[domains == d] for k, h in hits.items()}, n_classes)
+               for d in sorted(set(domains)) if d}
+    per_class = [hits[1][correct == c].mean() for c in range(n_classes) if (correct == c).any()] if 1 in hits else []
+    return {
+        "dataset": ds.name, "backbone": data.store.attrs["backbone"], "scorer": "cosine", "task": "zeroshot",
+        "metric": f"top{ks[0]}", **_summary(hits, n_classes), "n_skipped": len(ds.items) - len(kept),
+        "mean_per_class_top1": float(np.mean(per_class)) if per_class else None,
+        "n_classes": n_classes, "n_templates": n_templates, "subsets": subsets,
+        "store_fingerprint": data.store.attrs["fingerprint"],
+        "config_hash": config_hash(asdict(cfg) | {"task": "zeroshot"}),
+    }

@@ -1,0 +1,147 @@
+"""Zero-shot classification from a store: image-folder layouts, prompt ensembling, top-k, the CLI.
+
+Expected numbers are recomputed here with numpy from the store's arrays, finding each prompt's row
+by its text and ranking classes by a brute-force stable sort.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dcsm_cache.cli import main
+from dcsm_cache.errors import BadInputError, ConfigError, InputNotFoundError
+from dcsm_cache.pipeline.benchmarks import load_benchmark
+from dcsm_cache.pipeline.benchmarks.imagefolder import templates_of
+from dcsm_cache.pipeline.evaluate import evaluate
+from dcsm_cache.pipeline.extract import ExtractConfig, extract
+from dcsm_cache.pipeline.items import DatasetBuilder, write_manifest
+from dcsm_cache.pipeline.zeroshot import ZeroShotConfig, prompt_table, zeroshot
+from dcsm_cache.stores.feature_store import FeatureStore
+
+CLASSES = ["black_cat", "blue-bird", "green", "orange_fish", "pink", "red", "yellow"]
+NAMES = ["black cat", "blue bird", "green", "orange fish", "pink", "red", "yellow"]
+DOMAINS = ["real", "sketch"]
+CPU = ExtractConfig(device="cpu", progress=False, workers=1, batch_size=16)
+
+
+def write_folders(root: Path, domains: list[str] | None, per_class: int = 2) -> None:
+    rng = np.random.default_rng(0)
+    for d in domains or [""]:
+        for c in CLASSES:
+            folder = root / d / c
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                px = rng.integers(0, 256, (3, 3, 3), dtype=np.uint8)
+                Image.fromarray(px).resize((36, 36), Image.Resampling.NEAREST).save(folder / f"{i}.jpg")
+    (root / "README.txt").write_text("not a class")
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("zs")
+    write_folders(tmp / "dn", DOMAINS)
+    ds = load_benchmark("imagefolder", str(tmp / "dn"))  # auto-detects the domain layout
+    write_manifest(ds, tmp / "dn.json")
+    extract(tmp / "dn.json", "shapes-clip-tiny", tmp / "dn.zarr", CPU)
+    return tmp, ds
+
+
+def expected(ds, store: Path, first_template_only: bool = False) -> dict:
+    fs = FeatureStore.open(store)
+    img = fs.image_pooled[:].astype(np.float32)
+    txt = fs.text_pooled[:].astype(np.float32)
+    img /= np.linalg.norm(img, axis=1, keepdims=True)
+    txt /= np.linalg.norm(txt, axis=1, keepdims=True)
+    temps = templates_of("openai")[:1] if first_template_only else templates_of("openai")
+    cls = np.stack([np.mean([txt[ds.captions.index(t(n))] for t in temps], axis=0) for n in NAMES])
+    cls /= np.linalg.norm(cls, axis=1, keepdims=True)
+    out = {"rank": [], "domain": []}
+    for it in ds.items:
+        order = np.argsort(-(img[it.image] @ cls.T), kind="stable")
+        out["rank"].append(int(np.where(order == it.correct)[0][0]))
+        out["domain"].append(it.tags["domain"])
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def test_layouts_and_items(tmp_path):
+    write_folders(tmp_path / "flat", None, per_class=1)
+    flat = load_benchmark("imagefolder", str(tmp_path / "flat"), templates="simple")
+    simple = templates_of("simple")
+    assert len(flat.items) == len(CLASSES) and flat.items[0].tags == {}
+    assert flat.captions == tuple(t(n) for t in simple for n in NAMES)
+    for it in flat.items:
+        assert it.candidates == tuple(range(len(CLASSES)))
+        assert flat.images[it.image].path.split("/")[0] == CLASSES[it.correct]
+    assert prompt_table(flat) == (len(CLASSES), len(simple))
+    write_folders(tmp_path / "nested", ["a"], per_class=1)
+    with pytest.raises(BadInputError, match="pass domains=true"):
+        load_benchmark("imagefolder", str(tmp_path / "nested"), domains=False)
+    with pytest.raises(ConfigError, match="templates 'fancy'"):
+        load_benchmark("imagefolder", str(tmp_path / "flat"), templates="fancy")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputNotFoundError, match="no sub-folders"):
+        load_benchmark("imagefolder", str(tmp_path / "empty"))
+
+
+def test_domainnet_layout_split_and_classnames(tmp_path):
+    write_folders(tmp_path, DOMAINS)
+    (tmp_path / "real_test.txt").write_text("real/red/0.jpg 5\nreal/pink/1.jpg 4\n")
+    (tmp_path / "sketch_test.txt").write_text("sketch/green/0.jpg 2\n")
+    (tmp_path / "names.txt").write_text("\n".join(f"thing {i}" for i in range(len(CLASSES))) + "\n")
+    ds = load_benchmark("domainnet", str(tmp_path), split="test", templates="simple",
+                        classnames=str(tmp_path / "names.txt"))
+    got = [(ds.images[it.image].path, it.correct, it.tags["domain"]) for it in ds.items]
+    assert got == [("real/pink/1.jpg", 4, "real"), ("real/red/0.jpg", 5, "real"), ("sketch/green/0.jpg", 2, "sketch")]
+    assert ds.captions[0] == templates_of("simple")[0]("thing 0")
+    with pytest.raises(InputNotFoundError, match="real_val.txt"):
+        load_benchmark("domainnet", str(tmp_path), split="val")
+
+
+def test_zeroshot_matches_numpy(extracted):
+    tmp, ds = extracted
+    assert len(ds.items) == len(CLASSES) * len(DOMAINS) * 2
+    assert len(ds.captions) == len(CLASSES) * 80
+    result = zeroshot(tmp / "dn.zarr")
+    exp = expected(ds, tmp / "dn.zarr")
+    assert result["n_classes"] == len(CLASSES) and result["n_templates"] == 80
+    assert result["n_items"] == len(ds.items) and result["n_skipped"] == 0
+    assert result["top1"] == pytest.approx((exp["rank"] < 1).mean())
+    assert result["top5"] == pytest.approx((exp["rank"] < 5).mean())
+    assert result["accuracy"] == result["top1"] and result["chance"] == pytest.approx(1 / len(CLASSES))
+    for d in DOMAINS:
+        sub = result["subsets"][d]
+        assert sub["n_items"] == len(CLASSES) * 2
+        assert sub["top1"] == pytest.approx((exp["rank"][exp["domain"] == d] < 1).mean())
+        assert sub["top5"] == pytest.approx((exp["rank"][exp["domain"] == d] < 5).mean())
+    assert zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(2,), block_rows=3))["top2"] == \
+        pytest.approx((exp["rank"] < 2).mean())
+    # the items alone are single-prompt zero-shot: evaluate's cosine argmax over the first template
+    single = expected(ds, tmp / "dn.zarr", first_template_only=True)
+    assert evaluate(tmp / "dn.zarr", "cosine")["accuracy"] == pytest.approx((single["rank"] < 1).mean())
+
+
+def test_not_a_prompt_table(tmp_path):
+    b = DatasetBuilder("pairs", tmp_path)
+    b.add("a.jpg", ["x", "y"])
+    b.add("b.jpg", ["z", "y"])
+    with pytest.raises(BadInputError, match="not a zero-shot prompt table"):
+        prompt_table(b.build())
+
+
+def test_cli(extracted):
+    tmp, _ = extracted
+    out = tmp / "results" / "zs.json"
+    res = CliRunner().invoke(main, ["zeroshot", "--store", str(tmp / "dn.zarr"), "--out", str(out),
+                                    "--set", "top_k=[1,3]"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc == json.loads(json.dumps(zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(1, 3)))))
+    assert {"dataset", "backbone", "scorer", "metric", "n_items"} <= set(doc) and doc["scorer"] == "cosine"
+    assert "top3" in res.output
+    res = CliRunner().invoke(main, ["zeroshot", "--store", str(tmp / "nope.zarr"), "--out", str(out)])
+    assert res.exit_code == 2 and "no feature store" in res.output and res.output.count("\n") == 1
