@@ -10,7 +10,10 @@ from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# A --configfile on the command line is a whole configuration (config/paper.yaml, a test config);
+# without one, the embedded default is used.
+if not workflow.overwrite_configfiles:
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 validate(config, os.path.join(workflow.basedir, "config", "config.schema.yaml"))
 
 include: "rules/common.smk"

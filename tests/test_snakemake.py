@@ -29,6 +29,14 @@ TINY = {
 }
 
 
+def full_config(overrides: dict) -> dict:
+    """config/config.yaml with `overrides` merged in (a --configfile is a whole configuration)."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for key, value in overrides.items():
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    return cfg
+
+
 def snakemake(workdir: Path, *args: str) -> str:
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
@@ -46,7 +54,7 @@ def planned_jobs(output: str) -> dict[str, int]:
 @pytest.mark.slow
 @pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
 def test_workflow_end_to_end_then_only_the_edited_benchmark_reruns(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(full_config(TINY)))
     snakemake(tmp_path)
     summary = (tmp_path / "results" / "summary.md").read_text()
     for bench in ("shapes_binding", "shapes_spatial", "shapes_negation"):
@@ -63,7 +71,7 @@ def test_workflow_end_to_end_then_only_the_edited_benchmark_reruns(tmp_path):
         "shapes_binding": {"scorers": ["cosine", "dcsm"], "settings": {}},
         "shapes_spatial": {"scorers": ["cosine", "dcsm"], "settings": {"batch_size": 7}},
         "shapes_negation": {"scorers": ["cosine", "dcsm"], "settings": {}}}}}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(edited))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(full_config(edited)))
     dry = snakemake(tmp_path, "-n")
     assert planned_jobs(dry) == {"all": 1, "evaluate": 2, "report": 1}, dry
     outputs = set(re.findall(r"output: (results/\S+\.json)", dry))
@@ -73,7 +81,7 @@ def test_workflow_end_to_end_then_only_the_edited_benchmark_reruns(tmp_path):
 
 @pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
 def test_config_is_validated(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({"extract": {"devise": "cpu"}}))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(full_config({"extract": {"devise": "cpu"}})))
     proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
                            str(tmp_path / "tiny.yaml"), "-n"], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "devise" in proc.stdout + proc.stderr
