@@ -26,7 +26,7 @@ from .cache import CachedDataset
 from .dcsm import FUNCTIONAL_WORDS
 from .scorer import DCSMScorer, ScorerConfig
 
-SCORERS = ("cosine", "dcsm")
+SCORERS = ("cosine", "dcsm", "dcsm-paper")  # dcsm-paper: the reference DCSM evaluation (compat.py)
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,12 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
             raise ConfigError("scorer dcsm needs --checkpoint, the file `dcsm-cache train` wrote")
         model, ckpt = load_scorer(cfg.checkpoint, device)
         text_len = ckpt["text_len"]
+    # -- paper_compat: the reference's checkpoint, functional rows and standardisation (compat.py) --
+    if scorer == "dcsm-paper":
+        from . import compat
+        model = compat.load_reference_checkpoint(cfg.checkpoint, device)
+        text_len = model.text_seq
+    # -----------------------------------------------------------------------------------------------
     data = CachedDataset.open(store, text_len=text_len, items=items,
                               fr_words=tuple(ckpt["fr_words"]) if ckpt else FUNCTIONAL_WORDS)
     if ckpt and ckpt["backbone"] != data.store.attrs["backbone"]:
@@ -109,7 +115,10 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
     valid = data.valid
     items_all = data.dataset.items
     kept = [it for it in items_all if valid[it.image]]
-    scores = score_items(data, kept, model, device, cfg.batch_size)
+    if scorer == "dcsm-paper":  # paper_compat (compat.py): scores from the caption texts
+        scores = compat.score_items(data, kept, model, device, cfg.batch_size)
+    else:
+        scores = score_items(data, kept, model, device, cfg.batch_size)
     metric = data.dataset.metric
     flags = [is_correct(s, it.correct, metric) for s, it in zip(scores, kept)]
     ks = [len(it.candidates) for it in kept]
