@@ -35,7 +35,8 @@ def eval_targets():
     out = []
     for backbone in config["evaluate"]["backbones"]:
         for bench, bcfg in config["evaluate"]["benchmarks"].items():
-            out += [f"results/{backbone}/{bench}/{scorer}.json" for scorer in bcfg["scorers"]]
+            out += [f"results/{backbone}/{bench}/{scorer}.json" for scorer in bcfg["scorers"]
+                    if scorer != "dcsm-paper" or "dcsm_paper" in config["backbones"][backbone]]
     return out
 
 

@@ -2,18 +2,23 @@
 # editing them reruns that benchmark's evaluations and the report, nothing else.
 
 
-def scorer_inputs(wc):
-    return [f"models/{wc.backbone}/dcsm.pt"] if wc.scorer == "dcsm" else []
+def scorer_checkpoint(wc):
+    """dcsm: the scorer this workflow trains; dcsm-paper: the reference checkpoint the backbone names."""
+    if wc.scorer == "dcsm":
+        return [f"models/{wc.backbone}/dcsm.pt"]
+    if wc.scorer == "dcsm-paper":
+        return [config["backbones"][wc.backbone]["dcsm_paper"]]
+    return []
 
 
 def scorer_flags(wc):
-    return f"--checkpoint models/{wc.backbone}/dcsm.pt" if wc.scorer == "dcsm" else ""
+    return " ".join(f"--checkpoint {c}" for c in scorer_checkpoint(wc))
 
 
 rule evaluate:
     input:
         store="stores/{backbone}/{benchmark}.done",
-        scorer=scorer_inputs,
+        scorer=scorer_checkpoint,
     output:
         "results/{backbone}/{benchmark}/{scorer}.json",
     params:

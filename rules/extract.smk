@@ -11,7 +11,8 @@ rule extract:
     params:
         model=lambda wc: backbone_model(wc.backbone),
         store=lambda wc: store(wc.backbone, wc.dataset),
-        settings=sets(config["extract"].get("settings")),
+        settings=lambda wc: sets({**config["extract"].get("settings", {}),
+                                  **dataset_cfg(wc.dataset).get("extract", {})}),
     threads: workflow.cores
     log:
         "logs/extract/{backbone}/{dataset}.log",

@@ -19,12 +19,16 @@ rule items:
     output:
         "manifests/{dataset}.json",
     params:
+        benchmark=lambda wc: dataset_cfg(wc.dataset).get("benchmark", wc.dataset),
         root=lambda wc: dataset_cfg(wc.dataset)["root"],
+        compat=lambda wc: (f"--paper-compat {dataset_cfg(wc.dataset)['paper_compat']}"
+                           if dataset_cfg(wc.dataset).get("paper_compat") else ""),
         settings=lambda wc: sets(dataset_cfg(wc.dataset).get("options")),
     log:
         "logs/items/{dataset}.log",
     shell:
-        "dcsm-cache items {wildcards.dataset} --root {params.root} --out {output} {params.settings} > {log} 2>&1"
+        "dcsm-cache items {params.benchmark} --root {params.root} --out {output} {params.compat} {params.settings} "
+        "> {log} 2>&1"
 
 
 rule pretrain:

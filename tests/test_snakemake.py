@@ -85,3 +85,19 @@ def test_config_is_validated(tmp_path):
     proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
                            str(tmp_path / "tiny.yaml"), "-n"], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "devise" in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
+def test_paper_config_names_every_benchmark_and_plans(tmp_path):
+    from dcsm_cache.pipeline.benchmarks import paper
+    cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    keys = {k.split("+")[0] for k in cfg["evaluate"]["benchmarks"]}
+    assert {k for c in paper.COLUMNS for k in c.keys} | {"ccneg", "sugarcrepe"} <= keys
+    (tmp_path / "weights" / "dcsm").mkdir(parents=True)
+    (tmp_path / "weights" / "dcsm" / "dcsm_obja_ckpt.pt").touch()
+    proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                           str(REPO / "config" / "paper.yaml"), "-n"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    n_backbones = len(cfg["backbones"])
+    assert jobs["train"] == n_backbones and jobs["evaluate"] == n_backbones * 2 * 16 + 14  # + dcsm-paper on ViT-B/16

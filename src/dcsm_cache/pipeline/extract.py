@@ -26,8 +26,9 @@ from tqdm import tqdm
 
 from .. import __version__
 from .._compat import open_clip
-from ..errors import BadInputError, DcsmCacheError
+from ..errors import BadInputError, ConfigError, DcsmCacheError
 from ..stores.feature_store import FeatureStore, StoreShape
+from . import compat
 from .backbones import Backbone, load_backbone, parse_backbone
 from .items import open_image, read_manifest
 from .towers import token_encoder
@@ -45,6 +46,7 @@ class ExtractConfig:
     nparts: int = 1
     progress: bool = True
     overwrite: bool = False     # replace a store made with other settings
+    text_padding: str = "longest"  # "reference": 30 columns padded as the reference DCSM code does (compat.py)
 
 
 def _autocast(device: torch.device):
@@ -81,9 +83,17 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
     bb = load_backbone(backbone, cfg.device)
     enc = token_encoder(bb.model)
 
-    ids = bb.tokenizer(list(ds.captions))
+    if cfg.text_padding not in ("longest", "reference"):
+        raise ConfigError(f"extract: text_padding={cfg.text_padding!r} is not 'longest' or 'reference'")
+    reference = cfg.text_padding == "reference"
+    context = getattr(bb.model, "context_length", compat.TEXT_SEQ)
+    if reference and context < compat.TEXT_SEQ:
+        raise ConfigError(f"extract: text_padding=reference needs {compat.TEXT_SEQ} text positions, "
+                          f"{bb.spec.arch} has context length {context}")
+    ids = bb.tokenizer(list(ds.captions), context_length=compat.TEXT_SEQ) if reference \
+        else bb.tokenizer(list(ds.captions))
     lengths = _lengths(ids, _pad_id(bb.tokenizer))
-    text_len = int(lengths.max())
+    text_len = ids.shape[1] if reference else int(lengths.max())
     row = _first_readable(ds)
     if row is None:
         raise BadInputError(f"{manifest}: none of the first images can be read; check the dataset root {ds.root}")
@@ -97,13 +107,15 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
         "torch_version": torch.__version__, "dcsm_cache_version": __version__,
         "preprocess": repr(bb.preprocess), "tokens": enc.describe(), "dataset": ds.name,
         "fingerprint": fingerprint, "manifest": str(manifest.resolve()), "context_length": int(ids.shape[1]),
+        "text_padding": cfg.text_padding,
     }
     store = FeatureStore.create(out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite)
     if store.part_done(cfg.part):
         log.info("%s: part %d of %d already done", out, cfg.part, cfg.nparts)
         return store
     ranges = store.part_rows(cfg.part)
-    _extract_text(store, enc, ids, lengths, ranges["text"], text_len, bb.device, cfg)
+    text_fn = (lambda x, n: compat.reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
+    _extract_text(store, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)
     _extract_images(store, enc, ds, bb, ranges["image"], cfg)
     store.mark_done(cfg.part)
     return store
@@ -119,13 +131,13 @@ def _first_readable(ds, tries: int = 16) -> int | None:
     return None
 
 
-def _extract_text(store, enc, ids, lengths, span, text_len, device, cfg) -> None:
+def _extract_text(store, text_fn, ids, lengths, span, text_len, device, cfg) -> None:
     a, b = span
     bar = tqdm(total=b - a, desc="text", unit="cap", disable=not cfg.progress)
     for s in range(a, b, cfg.text_batch_size):
         e = min(b, s + cfg.text_batch_size)
         with _autocast(device):
-            tok, pooled = enc.text(ids[s:e].to(device))
+            tok, pooled = text_fn(ids[s:e].to(device), lengths[s:e].to(device))
         tok = F.normalize(tok[:, :text_len].float(), dim=-1)
         store.write("text/tokens", s, tok.cpu().half().numpy())
         store.write("text/pooled", s, pooled.float().cpu().half().numpy())
