@@ -1,26 +1,38 @@
 """Backbones by name: open_clip is the registry, this module only parses names and loads weights.
 
-    bb = load_backbone("shapes-clip@models/shapes-clip.pt", device="cpu")
+    bb = load_backbone("ViT-B-32-quickgelu@weights/negclip.pth", device="cpu")
     bb.model, bb.preprocess, bb.tokenizer
 
-Three naming forms (design.md): `arch.tag` for open_clip's pretrained registry (`ViT-B-16.openai`,
-works wherever the weights are cached), `arch@/path/to/weights` for a local .pt/.bin/.safetensors
-file, and `hf-hub:org/name`. A bare `arch` builds the architecture with random weights (for tests
-and for shape checks). Checkpoints are always read with `weights_only=True`.
+Naming forms (design.md):
+  `arch.tag`     open_clip's pretrained registry (`ViT-B-16-quickgelu.openai`); loads wherever the
+                 weights are cached; with HF_HUB_OFFLINE=1 missing weights are an error, never a download
+  `arch@path`    a local .pt/.pth/.bin/.safetensors file: an open_clip state dict, an OpenAI-CLIP state
+                 dict, either wrapped as {"state_dict": ...} (NegCLIP) or {"model": ...} (CoN-CLIP) and
+                 possibly with `module.` prefixes, or an OpenAI TorchScript archive
+  `hf-hub:org/name`  an open_clip model on the Hugging Face hub (config and weights)
+  `arch`         the architecture with random weights (tests, shape checks)
+Checkpoints are read with `weights_only=True`: a pickle that would run code is refused.
 """
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from .._compat import open_clip
-from ..errors import BadInputError, DeviceError, InputNotFoundError, UnknownNameError
+from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME  # noqa: E402  (after the torchvision guard)
+from ..errors import ConfigError, DcsmCacheError, DeviceError, InputNotFoundError, UnknownNameError
 from . import tinyclip  # noqa: F401  (registers the shapes-world model configs)
+from .checkpoints import load_into, read_state_dict, sha256_file, to_open_clip_keys
+
+__all__ = ["Backbone", "BackboneSpec", "PRECISIONS", "autocast", "load_backbone", "load_into", "parse_backbone",
+           "read_state_dict", "resolve_device", "sha256_file", "to_open_clip_keys", "weights_cached"]
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -48,17 +60,27 @@ class Backbone:
 
 
 def parse_backbone(spec: str) -> BackboneSpec:
-    """Split a backbone name into its form; an unknown architecture lists where to look."""
+    """Split a backbone name into its form; an unknown architecture or tag lists where to look."""
+    spec = spec.strip()
     if spec.startswith("hf-hub:"):
+        repo = spec[len("hf-hub:"):]
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise UnknownNameError(f"backbone {spec!r}: write a hub model as hf-hub:org/name")
         return BackboneSpec(spec, arch=spec, hub=spec)
     if "@" in spec:
         arch, path = spec.split("@", 1)
         _check_arch(arch, spec)
-        return BackboneSpec(spec, arch=arch, path=path)
+        if not path:
+            raise UnknownNameError(f"backbone {spec!r}: no weights file after '@' (write arch@/path/to/weights.pt)")
+        return BackboneSpec(spec, arch=arch, path=os.path.expanduser(path))
     if spec in open_clip.list_models():
         return BackboneSpec(spec, arch=spec)
     arch, _, tag = spec.rpartition(".")
     _check_arch(arch or spec, spec)
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if not open_clip.is_pretrained_cfg(arch, tag):
+        raise UnknownNameError(f"unknown backbone {spec!r}: {arch} has no pretrained tag {tag!r} "
+                               f"(tags: {', '.join(tags) or 'none'}; or name a local file as {arch}@/path)")
     return BackboneSpec(spec, arch=arch, tag=tag)
 
 
@@ -69,11 +91,16 @@ def _check_arch(arch: str, spec: str) -> None:
                                f"(similar: {', '.join(close) or 'none'}; all: open_clip.list_models())")
 
 
+# -- device and precision ---------------------------------------------------------------------------
+
 def resolve_device(device: str = "auto") -> torch.device:
     """`auto` picks CUDA when present; asking for CUDA where there is none is an error, never a fallback."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise DeviceError(f"device {device!r} is not a device name: use auto, cpu, cuda or cuda:N") from err
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(f"device {device!r} asked for, but this machine has no CUDA device: use --device cpu")
@@ -82,70 +109,135 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
+def autocast(device: torch.device | str, precision: str = "fp32"):
+    """A context for mixed precision: nothing for fp32, torch.autocast for bf16/fp16.
+
+    Weights stay fp32; the token adapters run their final projections in fp32 inside it (see
+    `_adapters.project`). Meant for CUDA; on CPU it works too (slowly), which is what tests use.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from a local file, unwrapped from the usual containers; never runs pickled code."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"checkpoint {path} does not exist")
+# -- the registry's cache ---------------------------------------------------------------------------
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hub_cached(repo: str, filename: str, cache_dir: str | None) -> bool:
+    """Whether the file, or the safetensors twin open_clip prefers, is in the hub cache."""
+    from huggingface_hub import try_to_load_from_cache
+    if filename == HF_WEIGHTS_NAME:
+        twin = HF_SAFE_WEIGHTS_NAME
+    elif filename.endswith((".bin", ".pth")):
+        twin = filename[:-4] + ".safetensors"
+    else:
+        twin = None
+    return any(isinstance(try_to_load_from_cache(repo, n, cache_dir=cache_dir), str) for n in (filename, twin) if n)
+
+
+def weights_cached(bs: BackboneSpec, cache_dir: str | None = None) -> bool:
+    """Whether `arch.tag` or `hf-hub:` weights are already on this machine (no network is used)."""
+    if bs.hub:
+        repo = bs.hub[len("hf-hub:"):]
+        return _hub_cached(repo, "open_clip_config.json", cache_dir) and _hub_cached(repo, HF_WEIGHTS_NAME, cache_dir)
+    cfg = open_clip.get_pretrained_cfg(bs.arch, bs.tag)
+    if "file" in cfg:
+        return os.path.isfile(cfg["file"])
+    if cfg.get("hf_hub"):
+        repo, filename = os.path.split(cfg["hf_hub"])  # 'org/name/' means the default file name
+        if _hub_cached(repo, filename or HF_WEIGHTS_NAME, cache_dir):
+            return True
+    if cfg.get("url"):
+        return os.path.isfile(os.path.join(cache_dir or os.path.expanduser("~/.cache/clip"),
+                                           os.path.basename(cfg["url"])))
+    return False
+
+
+def _needs_quick_gelu(bs: BackboneSpec) -> bool:
+    """An `arch.tag` whose weights were trained with QuickGELU, on an arch built with GELU."""
+    return bool(bs.tag and open_clip.get_pretrained_cfg(bs.arch, bs.tag).get("quick_gelu", False)
+                and not (open_clip.get_model_config(bs.arch) or {}).get("quick_gelu", False))
+
+
+def _not_cached(bs: BackboneSpec) -> InputNotFoundError:
+    arch = "<arch>" if bs.hub else bs.arch
+    if _needs_quick_gelu(bs) and f"{bs.arch}-quickgelu" in open_clip.list_models():
+        arch = f"{bs.arch}-quickgelu"
+    return InputNotFoundError(
+        f"weights for {bs.spec} are not cached on this machine and HF_HUB_OFFLINE is set: run once with "
+        f"network access (or copy the Hugging Face cache, HF_HOME), or download the file and name it "
+        f"as {arch}@/path/to/weights")
+
+
+class _NoRandomInitWarning(logging.Filter):
+    """open_clip warns 'initialized randomly' when it builds an arch whose weights we load next."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _weights_loaded_next():
+    root, quiet = logging.getLogger(), _NoRandomInitWarning()
+    root.addFilter(quiet)
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            sd = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle with code, not a checkpoint at all
-        raise BadInputError(f"checkpoint {path} cannot be read safely ({type(err).__name__}: "
-                            f"{str(err).splitlines()[0][:160]}): check the file or re-download it") from err
-    for key in ("state_dict", "model", "model_state_dict"):
-        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
-            sd = sd[key]
-            break
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise BadInputError(f"checkpoint {path} holds no state dict of tensors")
-    if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
-def load_backbone(spec: str | BackboneSpec, device: str = "auto") -> Backbone:
+# -- loading ----------------------------------------------------------------------------------------
+
+def _arch_preprocess(arch: str) -> dict | None:
+    """Preprocessing for a local checkpoint: the one all of the arch's pretrained tags share, if any."""
+    keys = ("mean", "std", "interpolation", "resize_mode")
+    seen = {tuple((k, tuple(c[k]) if isinstance(c.get(k), (list, tuple)) else c.get(k)) for k in keys)
+            for c in (open_clip.get_pretrained_cfg(arch, t) for t in open_clip.list_pretrained_tags_by_model(arch))}
+    if len(seen) != 1:
+        return None
+    return {k: v for k, v in next(iter(seen)) if v is not None} or None
+
+
+def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str | None = None) -> Backbone:
     """Build the open_clip model, its image preprocessing and tokenizer, on `device`, in eval mode."""
     bs = parse_backbone(spec) if isinstance(spec, str) else spec
     dev = resolve_device(device)
-    sha = None
-    if bs.path:
-        model, _, preprocess = open_clip.create_model_and_transforms(bs.arch, pretrained=None, load_weights=False)
-        state = read_state_dict(bs.path)
-        load_into(model, state, bs.path)
-        sha = sha256_file(bs.path)
-    elif bs.hub:
-        model, _, preprocess = open_clip.create_model_and_transforms(bs.hub)
-    else:
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(bs.arch, pretrained=bs.tag)
-        except RuntimeError as err:
-            raise UnknownNameError(f"backbone {bs.spec!r}: {str(err).splitlines()[0]}") from err
+    sha, info = None, {}
+    try:
+        if bs.path:
+            state = read_state_dict(bs.path)  # fail on a bad file before building a large model
+            pp = _arch_preprocess(bs.arch)
+            with _weights_loaded_next():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    bs.arch, pretrained=None, load_weights=False, pretrained_text=False,
+                    **({"force_preprocess_cfg": pp} if pp else {}))
+            info["kept_initial"] = load_into(model, to_open_clip_keys(model, state), bs.path)
+            sha = sha256_file(bs.path)
+        elif bs.hub or bs.tag:
+            if _offline() and not weights_cached(bs, cache_dir):
+                raise _not_cached(bs)
+            kwargs = {}
+            if _needs_quick_gelu(bs):
+                kwargs["force_quick_gelu"] = True  # as open_clip's OpenAI loader used to
+                info["quick_gelu"] = "forced: the pretrained tag was trained with QuickGELU"
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                bs.hub or bs.arch, pretrained=bs.tag, cache_dir=cache_dir, **kwargs)
+        else:  # random weights, seeded so that every load of a bare arch gives the same model
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model, _, preprocess = open_clip.create_model_and_transforms(bs.arch, pretrained=None,
+                                                                             pretrained_text=False)
+        tokenizer = open_clip.get_tokenizer(bs.hub or bs.arch, cache_dir=cache_dir)
+    except DcsmCacheError:
+        raise
+    except (RuntimeError, OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:240]
+        raise InputNotFoundError(f"backbone {bs.spec!r} could not be loaded: {first}") from err
     model = model.to(dev).eval().requires_grad_(False)
-    return Backbone(bs, model, preprocess, open_clip.get_tokenizer(bs.hub or bs.arch), dev, sha)
-
-
-def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """Load strictly; a checkpoint that does not fit the architecture says which keys are off."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        def show(keys): return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
-        parts = [f"missing {show(missing)}" if missing else "", f"unexpected {show(unexpected)}" if unexpected else "",
-                 f"wrong shape {show(wrong)}" if wrong else ""]
-        raise BadInputError(f"checkpoint {where} does not fit this architecture: "
-                            + "; ".join(p for p in parts if p))
-    model.load_state_dict(state)
+    return Backbone(bs, model, preprocess, tokenizer, dev, sha, info)

@@ -83,6 +83,22 @@ class CachedDataset:
         back[order] = np.arange(len(order))
         return torch.from_numpy(tok[back]), torch.from_numpy(pooled[back])
 
+    def item_batches(self, items: list, batch_size: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(positions in `items`, image tokens, image pooled, caption rows [b, K]) per batch.
+
+        Items are grouped by their number of candidates and read in image-row order, so each batch
+        touches few chunks.
+        """
+        by_k: dict[int, list[int]] = {}
+        for i, it in enumerate(items):
+            by_k.setdefault(len(it.candidates), []).append(i)
+        for idx in by_k.values():
+            idx.sort(key=lambda i: items[i].image)
+            for s in range(0, len(idx), batch_size):
+                pos = idx[s:s + batch_size]
+                tok, pooled = self.image_rows(np.array([items[i].image for i in pos]))
+                yield pos, tok, pooled, torch.tensor([list(items[i].candidates) for i in pos])
+
     def chunk_buffers(self, rng: np.random.Generator, buffer_chunks: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
         """One epoch: (image rows, tokens, pooled) for random groups of whole chunks."""
         arr = self.store.image_tokens

@@ -115,15 +115,8 @@ def score_items(data: CachedDataset, items: list, scorer: ReferenceScorer, devic
     _check(data, scorer)
     sources = scorer.sources(data.dataset.captions)
     out: list[np.ndarray | None] = [None] * len(items)
-    by_k: dict[int, list[int]] = {}
-    for i, it in enumerate(items):
-        by_k.setdefault(len(it.candidates), []).append(i)
-    for idx in by_k.values():
-        for s in range(0, len(idx), batch_size):
-            chunk = [items[i] for i in idx[s:s + batch_size]]
-            tok, _ = data.image_rows(np.array([it.image for it in chunk]))
-            rows = torch.tensor([list(it.candidates) for it in chunk])
-            scores = scorer(tok.to(device), data.text_tokens[rows].to(device), sources[rows].to(device))
-            for j, i in enumerate(idx[s:s + batch_size]):
-                out[i] = scores[j].float().cpu().numpy()
+    for pos, tok, _, rows in data.item_batches(items, batch_size):
+        scores = scorer(tok.to(device), data.text_tokens[rows].to(device), sources[rows].to(device))
+        for j, i in enumerate(pos):
+            out[i] = scores[j].float().cpu().numpy()
     return out  # type: ignore[return-value]

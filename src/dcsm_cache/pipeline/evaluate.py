@@ -56,23 +56,16 @@ def load_scorer(path: str | os.PathLike, device) -> tuple[DCSMScorer, dict]:
 def score_items(data: CachedDataset, items: list, scorer: DCSMScorer | None, device, batch_size: int) -> list[np.ndarray]:
     """Scores per item (one array of K values each); `scorer=None` is the pooled cosine."""
     out: list[np.ndarray | None] = [None] * len(items)
-    by_k: dict[int, list[int]] = {}
-    for i, it in enumerate(items):
-        by_k.setdefault(len(it.candidates), []).append(i)
-    for idx in by_k.values():
-        for s in range(0, len(idx), batch_size):
-            chunk = [items[i] for i in idx[s:s + batch_size]]
-            tok, pooled = data.image_rows(np.array([it.image for it in chunk]))
-            rows = torch.tensor([list(it.candidates) for it in chunk])
-            if scorer is None:
-                scores = torch.einsum("bd,bkd->bk", F.normalize(pooled.float(), dim=-1),
-                                      F.normalize(data.text_pooled[rows].float(), dim=-1))
-            else:
-                scores = scorer(tok.to(device), pooled.to(device), data.text_tokens[rows].to(device),
-                                data.text_pooled[rows].to(device), data.lengths[rows].to(device),
-                                data.fr_columns[rows].to(device))
-            for j, i in enumerate(idx[s:s + batch_size]):
-                out[i] = scores[j].float().cpu().numpy()
+    for pos, tok, pooled, rows in data.item_batches(items, batch_size):
+        if scorer is None:
+            scores = torch.einsum("bd,bkd->bk", F.normalize(pooled.float(), dim=-1),
+                                  F.normalize(data.text_pooled[rows].float(), dim=-1))
+        else:
+            scores = scorer(tok.to(device), pooled.to(device), data.text_tokens[rows].to(device),
+                            data.text_pooled[rows].to(device), data.lengths[rows].to(device),
+                            data.fr_columns[rows].to(device))
+        for j, i in enumerate(pos):
+            out[i] = scores[j].float().cpu().numpy()
     return out  # type: ignore[return-value]
 
 

@@ -1,46 +1,48 @@
 """Token extractors: per-patch image tokens and per-token text tokens in the joint space.
 
-    enc = token_encoder(model)
+    enc = token_encoder(model)                       # or token_encoder(model, precision="bf16")
     img_tokens, img_pooled = enc.image(pixels)       # [B, P, D], [B, D] == model.encode_image
     txt_tokens, txt_pooled = enc.text(ids)           # [B, C, D], [B, D] == model.encode_text
 
-One adapter per tower family, chosen by the tower's type. Each returns the pooled embedding exactly
-as the model's own `encode_image`/`encode_text` computes it, and tokens put through the same final
-norm and projection, so a token and the pooled vector live in one space. `describe()` says where the
-tokens come from; it is recorded in the store's attributes. Tokens are not normalised here.
+One adapter per tower family, chosen by the tower's type (and, where one type covers several heads,
+by its pooling). Each returns the pooled embedding exactly as the model's own `encode_image`/
+`encode_text` computes it, and tokens put through the same final norm and projection, so a token and
+the pooled vector live in one space. `describe()` says where the tokens come from; it is recorded in
+the store's attributes. Tokens are not normalised here.
+
+Families: this module has the towers whose pooling is a selection or a mean of tokens (open_clip
+ViT with CLS or average pooling; timm trunks with average/token pooling and a per-location head);
+`attnpool_towers` has the attention-pooled ones (CoCa, ModifiedResNet, SigLIP's MAP head), whose
+tokens come from the pool's value path; `text_towers` has the text towers. Add a family by
+appending an adapter to IMAGE_ADAPTERS or TEXT_ADAPTERS (first match wins).
+
+`describe()` keys: family, layer, projection, projected, token_path, cls_token, pool, and for images
+the grid. `projected: true` means each token is an output of the model's own final maps into the joint
+space (where the model has no projection, the final norm's output is the joint space) and the pooled
+vector is one of the tokens, their mean, or made from the same per-token states by the same maps.
+`projected: false` with `token_path: "value-path"` marks attention-pooled towers (see attnpool_towers).
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
 from .._compat import open_clip
 from ..errors import BadInputError
+from ._adapters import ImageAdapter, TextAdapter, project
+from .attnpool_towers import ATTNPOOL_IMAGE_ADAPTERS
+from .backbones import autocast
+from .text_towers import TEXT_ADAPTERS
 
 Tensor = torch.Tensor
 
-
-@dataclass(frozen=True)
-class ImageAdapter:
-    family: str
-    fn: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]
-    describe: Callable[[nn.Module], dict]
+__all__ = ["IMAGE_ADAPTERS", "TEXT_ADAPTERS", "ImageAdapter", "TextAdapter", "TokenEncoder", "token_encoder"]
 
 
-@dataclass(frozen=True)
-class TextAdapter:
-    family: str
-    fn: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]
-    describe: Callable[[nn.Module], dict]
-
-
-# -- image towers ---------------------------------------------------------------------------------
+# -- open_clip VisionTransformer: CLS or mean pooling ------------------------------------------------
 
 def _vit_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
-    """open_clip VisionTransformer (no attentional pool): ln_post and proj applied to every token."""
+    """ln_post and proj applied to every token; CLS kept (index 0) where it is the pooled token."""
     x = visual.transformer(visual._embeds(pixels))
     if visual.final_ln_after_pool:
         pooled, _ = visual._global_pool(x)
@@ -49,100 +51,130 @@ def _vit_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
     else:
         x = visual.ln_post(x)
         pooled, _ = visual._global_pool(x)
-    tokens = x if visual.pool_type == "tok" else x[:, 1:]  # keep CLS (index 0) where it is the pooled token
-    if visual.proj is not None:
-        pooled, tokens = pooled @ visual.proj, tokens @ visual.proj
-    return tokens, pooled
+    tokens = x if visual.pool_type == "tok" else x[:, 1:]
+    return project(tokens, visual.proj), project(pooled, visual.proj)
 
 
 def _vit_describe(visual: nn.Module) -> dict:
-    grid = list(visual.grid_size)
     return {"family": "vit", "layer": "transformer output after ln_post", "projection": "visual.proj",
-            "projected": visual.proj is not None, "cls_token": visual.pool_type == "tok",
-            "grid": grid, "pool": visual.pool_type}
+            "projected": True, "token_path": "direct",
+            "cls_token": visual.pool_type == "tok", "grid": list(visual.grid_size), "pool": visual.pool_type}
 
 
-def _timm_avg_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
-    """timm trunk with average pooling and a linear head: the head applied at every location."""
-    fmap = visual.trunk.forward_features(pixels)
-    pooled = visual.head(visual.trunk.forward_head(fmap))
-    if fmap.ndim == 4:  # convolutional trunk: [B, C, H, W] -> [B, HW, C]
-        tokens = fmap.flatten(2).transpose(1, 2)
-    else:  # transformer trunk: drop the prefix (CLS/register) tokens that average pooling skips
-        tokens = fmap[:, getattr(visual.trunk, "num_prefix_tokens", 0):]
-    return visual.head(tokens), pooled
+def _plain_vit(visual: nn.Module) -> bool:
+    return visual.attn_pool is None and visual.pool_type in ("tok", "avg")
+
+
+# -- timm trunk with a pooling that a per-location head commutes with ------------------------------
+
+_TIMM_NLC_POOLS = ("avg", "token", "max", "avgmax")
+
+
+def _timm_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
+    """The trunk's own head (norm, pre-logits, classifier) and the adapter's projection at every location.
+
+    Convolutional trunks ([B, C, H, W] or NHWC): each location goes through `trunk.forward_head` as a
+    1×1 map, so every per-location piece of the head (e.g. ConvNeXt's LayerNorm2d) is applied exactly
+    as for the pooled vector. Transformer trunks ([B, N, C]): fc_norm and head on every token, prefix
+    tokens (CLS, registers) dropped unless the CLS token is the pooled one.
+    """
+    trunk = visual.trunk
+    fmap = trunk.forward_features(pixels)
+    pooled = project(trunk.forward_head(fmap), visual.head)
+    if fmap.ndim == 4:
+        if getattr(trunk, "output_fmt", "NCHW") == "NHWC":
+            B, H, W, C = fmap.shape
+            cells = fmap.reshape(B * H * W, 1, 1, C)
+        else:
+            B, C, H, W = fmap.shape
+            cells = fmap.permute(0, 2, 3, 1).reshape(B * H * W, C, 1, 1)
+        tokens = trunk.forward_head(cells).reshape(B, H * W, -1)
+    else:
+        prefix = getattr(trunk, "num_prefix_tokens", 0)
+        x = torch.cat([fmap[:, :1], fmap[:, prefix:]], 1) if trunk.global_pool == "token" else fmap[:, prefix:]
+        tokens = trunk.head(trunk.head_drop(trunk.fc_norm(x)))
+    return project(tokens, visual.head), pooled
 
 
 def _timm_describe(visual: nn.Module) -> dict:
-    return {"family": "timm-avg", "layer": "trunk.forward_features", "projection": "head (linear, per location)",
-            "projected": True, "cls_token": False, "pool": "avg"}
+    pool = getattr(visual.trunk, "global_pool", "avg")
+    pool = getattr(pool, "pool_type", pool)  # SelectAdaptivePool2d on convolutional trunks
+    return {"family": "timm", "layer": "trunk.forward_features, then the trunk head per location",
+            "projection": "head (per location)", "projected": True, "token_path": "direct",
+            "cls_token": pool == "token", "pool": str(pool)}
 
 
-IMAGE_ADAPTERS: dict[type, ImageAdapter] = {
-    open_clip.transformer.VisionTransformer: ImageAdapter("vit", _vit_image, _vit_describe),
-    open_clip.timm_model.TimmModel: ImageAdapter("timm-avg", _timm_avg_image, _timm_describe),
-}
+def _timm_pooling(visual: nn.Module) -> bool:
+    if "pool" in visual.head._modules:  # TimmModel's own attention pool (abs_attn / rot_attn): no adapter
+        return False
+    trunk = visual.trunk
+    if getattr(trunk, "attn_pool", None) is not None:
+        return False
+    pool = getattr(trunk, "global_pool", "avg")
+    if isinstance(pool, str) and getattr(trunk, "num_prefix_tokens", None) is not None:
+        return pool in _TIMM_NLC_POOLS  # transformer trunk
+    return True  # convolutional trunk: its pooling is global over H×W
 
 
-# -- text towers ----------------------------------------------------------------------------------
-
-def _clip_text(model: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
-    """The text transformer inlined in open_clip.CLIP: ln_final then text_projection on every position."""
-    cast = model.transformer.get_cast_dtype()
-    x = model.token_embedding(ids).to(cast) + model.positional_embedding.to(cast)
-    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
-    pooled = open_clip.transformer.text_global_pool(x, ids, model.text_pool_type,
-                                                    eos_token_id=getattr(model, "text_eos_id", None))
-    proj = model.text_projection
-    if proj is None:
-        return x, pooled
-    if isinstance(proj, nn.Linear):
-        return proj(x), proj(pooled)
-    return x @ proj, pooled @ proj
-
-
-def _clip_text_describe(model: nn.Module) -> dict:
-    return {"family": "clip-text", "layer": "transformer output after ln_final", "projection": "text_projection",
-            "projected": model.text_projection is not None, "pool": model.text_pool_type}
+IMAGE_ADAPTERS: list[ImageAdapter] = [
+    ImageAdapter("vit", open_clip.transformer.VisionTransformer, _vit_image, _vit_describe, _plain_vit),
+    ImageAdapter("timm", open_clip.timm_model.TimmModel, _timm_image, _timm_describe, _timm_pooling),
+    *ATTNPOOL_IMAGE_ADAPTERS,
+]
 
 
 # -- dispatch -------------------------------------------------------------------------------------
 
 class TokenEncoder:
-    """Binds a model to its image and text adapters."""
+    """Binds a model to its image and text adapters; `precision` bf16/fp16 autocasts on the model's device."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, precision: str = "fp32"):
         self.model = model
-        self.image_adapter = _image_adapter(model)
-        self.text_adapter = _text_adapter(model)
+        self.precision = precision
+        self.image_adapter = _match(IMAGE_ADAPTERS, getattr(model, "visual", None), "image")
+        self.text_adapter = _match(TEXT_ADAPTERS, text_tower(model), "text")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     @torch.no_grad()
     def image(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
-        return self.image_adapter.fn(self.model.visual, pixels)
+        pixels = pixels.to(self.device)
+        with autocast(self.device, self.precision):
+            return self.image_adapter.fn(self.model.visual, pixels)
 
     @torch.no_grad()
     def text(self, ids: Tensor) -> tuple[Tensor, Tensor]:
-        return self.text_adapter.fn(self.model, ids)
+        ids = ids.to(self.device)
+        with autocast(self.device, self.precision):
+            return self.text_adapter.fn(text_tower(self.model), ids)
 
     def describe(self) -> dict:
         return {"image": self.image_adapter.describe(self.model.visual),
-                "text": self.text_adapter.describe(self.model)}
+                "text": self.text_adapter.describe(text_tower(self.model)),
+                "precision": self.precision}
 
 
-def _image_adapter(model: nn.Module) -> ImageAdapter:
-    visual = getattr(model, "visual", None)
-    for cls in type(visual).__mro__:
-        if cls in IMAGE_ADAPTERS:
-            return IMAGE_ADAPTERS[cls]
-    raise BadInputError(f"no token extractor for image tower {type(visual).__name__}; "
-                        f"supported: {', '.join(sorted(a.family for a in IMAGE_ADAPTERS.values()))}")
+def text_tower(model: nn.Module) -> nn.Module:
+    """`model.text` for CustomTextCLIP and CoCa; the model itself for CLIP (text transformer inlined)."""
+    text = getattr(model, "text", None)
+    return text if isinstance(text, nn.Module) else model
 
 
-def _text_adapter(model: nn.Module) -> TextAdapter:
-    if hasattr(model, "token_embedding") and hasattr(model, "ln_final"):
-        return TextAdapter("clip-text", _clip_text, _clip_text_describe)
-    raise BadInputError(f"no token extractor for the text tower of {type(model).__name__}")
+def _match(adapters, tower: nn.Module | None, side: str):
+    for adapter in adapters:
+        if isinstance(tower, adapter.tower) and adapter.when(tower):
+            return adapter
+    known = ", ".join(dict.fromkeys(a.family for a in adapters))
+    raise BadInputError(f"no token extractor for the {side} tower {type(tower).__name__}"
+                        f"{_why(tower)}; supported families: {known}")
 
 
-def token_encoder(model: nn.Module) -> TokenEncoder:
-    return TokenEncoder(model)
+def _why(tower) -> str:
+    pool = getattr(tower, "pool_type", None) or getattr(getattr(tower, "trunk", None), "global_pool", None)
+    return f" with pooling {pool!r}" if isinstance(pool, str) else ""
+
+
+def token_encoder(model: nn.Module, precision: str = "fp32") -> TokenEncoder:
+    return TokenEncoder(model, precision)

@@ -140,14 +140,11 @@ def validate(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[
     scorer.eval()
     items = [data.dataset.items[i] for v in val_items.values() for i in v]
     correct = 0
-    for s in range(0, len(items), 256):
-        chunk = items[s:s + 256]
-        tok, pooled = data.image_rows(np.array([it.image for it in chunk]))
-        rows = torch.tensor([list(it.candidates) for it in chunk])
+    for pos, tok, pooled, rows in data.item_batches(items, 256):
         scores = scorer(tok.to(device), pooled.to(device), data.text_tokens[rows].to(device),
                         data.text_pooled[rows].to(device), data.lengths[rows].to(device),
                         data.fr_columns[rows].to(device))
-        correct += sum(int(scores[j].argmax()) == it.correct for j, it in enumerate(chunk))
+        correct += sum(int(scores[j].argmax()) == items[i].correct for j, i in enumerate(pos))
     return correct / max(1, len(items))
 
 
