@@ -73,3 +73,18 @@ def test_scorer_from_another_backbone_is_refused(stores, tmp_path):
     torch.save(ckpt, tmp_path / "other.pt")
     with pytest.raises(StoreMismatchError, match="ViT-B-16.openai"):
         evaluate(stores["shapes_spatial"], "dcsm", EvalConfig(checkpoint=str(tmp_path / "other.pt"), device="cpu"))
+
+
+def test_maxsim_equals_a_direct_recomputation(stores, manifests):
+    """Mean over word tokens of the best image-token cosine, recomputed with numpy loops."""
+    result = evaluate(stores["shapes_spatial"], "maxsim", EvalConfig(device="cpu"))
+    ds = read_manifest(manifests["shapes_spatial"])
+    store = FeatureStore.open(stores["shapes_spatial"])
+    img, txt, n = (store.image_tokens[:].astype(np.float64), store.text_tokens[:].astype(np.float64),
+                   store.text_length[:])
+    flags = []
+    for it in ds.items:
+        s = [np.mean([max(img[it.image][p] @ txt[c][l] for p in range(img.shape[1])) for l in range(1, n[c] - 1)])
+             for c in it.candidates]
+        flags.append(int(np.argmax(s)) == it.correct)
+    assert result["accuracy"] == pytest.approx(np.mean(flags))

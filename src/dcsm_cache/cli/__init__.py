@@ -139,7 +139,7 @@ def train(store: str, out: str, device: str, sets: tuple[str, ...]) -> None:
 
 @main.command(name="eval")
 @click.option("--store", required=True, type=click.Path(), help="Feature store of the benchmark.")
-@click.option("--scorer", required=True, help="cosine, dcsm or dcsm-paper (the reference scorer).")
+@click.option("--scorer", required=True, help="cosine, maxsim (training-free token matching), dcsm, or dcsm-paper (the reference scorer).")
 @click.option("--checkpoint", type=click.Path(), help="Scorer checkpoint (for --scorer dcsm).")
 @click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

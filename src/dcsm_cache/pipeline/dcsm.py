@@ -78,13 +78,15 @@ def column_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lengths.device) < lengths.unsqueeze(-1)
 
 
-def standardise(maps: torch.Tensor, valid: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Per-map standardisation over valid columns; invalid (pad) columns become 0.
+def standardise(maps: torch.Tensor, valid: torch.Tensor, per: str = "map", eps: float = 1e-6) -> torch.Tensor:
+    """Standardisation over valid columns; invalid (pad) columns become 0.
 
-    maps [B, K, P, L], valid [B, K, L] bool.
+    maps [B, K, P, L], valid [B, K, L] bool. `per="map"`: one mean and std per map; `per="image"`: one
+    per image over all its candidates' maps, which keeps how the candidates compare in absolute level.
     """
+    dims = (2, 3) if per == "map" else (1, 2, 3)
     m = valid.unsqueeze(2).to(maps.dtype).expand_as(maps)
-    n = m.sum(dim=(2, 3), keepdim=True).clamp(min=1)
-    mean = (maps * m).sum(dim=(2, 3), keepdim=True) / n
-    var = (((maps - mean) * m) ** 2).sum(dim=(2, 3), keepdim=True) / n
+    n = m.sum(dim=dims, keepdim=True).clamp(min=1)
+    mean = (maps * m).sum(dim=dims, keepdim=True) / n
+    var = (((maps - mean) * m) ** 2).sum(dim=dims, keepdim=True) / n
     return (maps - mean) / (var.sqrt() + eps) * m

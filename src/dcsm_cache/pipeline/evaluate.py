@@ -23,10 +23,10 @@ from ..config import config_hash
 from ..errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError, UnknownNameError
 from .backbones import resolve_device
 from .cache import CachedDataset
-from .dcsm import FUNCTIONAL_WORDS
+from .dcsm import FUNCTIONAL_WORDS, similarity_maps
 from .scorer import DCSMScorer, ScorerConfig
 
-SCORERS = ("cosine", "dcsm", "dcsm-paper")  # dcsm-paper: the reference DCSM evaluation (compat.py)
+SCORERS = ("cosine", "maxsim", "dcsm", "dcsm-paper")  # dcsm-paper: the reference DCSM evaluation (compat.py)
 
 
 @dataclass(frozen=True)
@@ -52,18 +52,38 @@ def load_scorer(path: str | os.PathLike, device) -> tuple[DCSMScorer, dict]:
     return scorer.to(device).eval(), ckpt
 
 
+def cosine_scores(data: CachedDataset):
+    """CLIP's own score: cosine of the pooled embeddings."""
+    return lambda tok, pooled, rows: torch.einsum("bd,bkd->bk", F.normalize(pooled.float(), dim=-1),
+                                                  F.normalize(data.text_pooled[rows].float(), dim=-1))
+
+
+def maxsim_scores(data: CachedDataset):
+    """Training-free late interaction (ColBERT's MaxSim): the mean over the caption's word tokens (start
+    and end tokens left out) of their best cosine with any image token. What the token maps alone know."""
+    def fn(tok, pooled, rows):
+        best = similarity_maps(tok, data.text_tokens[rows]).amax(dim=2)             # [b, K, L]
+        n = data.lengths[rows].unsqueeze(-1)                                        # [b, K, 1]
+        col = torch.arange(best.shape[-1])
+        words = (col >= 1) & (col < n - 1)
+        return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
+    return fn
+
+
+def dcsm_scores(data: CachedDataset, scorer: DCSMScorer, device):
+    def fn(tok, pooled, rows):
+        return scorer(tok.to(device), pooled.to(device), data.text_tokens[rows].to(device),
+                      data.text_pooled[rows].to(device), data.lengths[rows].to(device),
+                      data.fr_columns[rows].to(device))
+    return fn
+
+
 @torch.no_grad()
-def score_items(data: CachedDataset, items: list, scorer: DCSMScorer | None, device, batch_size: int) -> list[np.ndarray]:
-    """Scores per item (one array of K values each); `scorer=None` is the pooled cosine."""
+def score_items(data: CachedDataset, items: list, fn, batch_size: int) -> list[np.ndarray]:
+    """Scores per item (one array of K values each) from `fn(image tokens, image pooled, caption rows)`."""
     out: list[np.ndarray | None] = [None] * len(items)
     for pos, tok, pooled, rows in data.item_batches(items, batch_size):
-        if scorer is None:
-            scores = torch.einsum("bd,bkd->bk", F.normalize(pooled.float(), dim=-1),
-                                  F.normalize(data.text_pooled[rows].float(), dim=-1))
-        else:
-            scores = scorer(tok.to(device), pooled.to(device), data.text_tokens[rows].to(device),
-                            data.text_pooled[rows].to(device), data.lengths[rows].to(device),
-                            data.fr_columns[rows].to(device))
+        scores = fn(tok, pooled, rows)
         for j, i in enumerate(pos):
             out[i] = scores[j].float().cpu().numpy()
     return out  # type: ignore[return-value]
@@ -111,7 +131,9 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
     if scorer == "dcsm-paper":  # paper_compat (compat.py): scores from the caption texts
         scores = compat.score_items(data, kept, model, device, cfg.batch_size)
     else:
-        scores = score_items(data, kept, model, device, cfg.batch_size)
+        fn = {"cosine": cosine_scores, "maxsim": maxsim_scores}[scorer](data) if model is None \
+            else dcsm_scores(data, model, device)
+        scores = score_items(data, kept, fn, cfg.batch_size)
     metric = data.dataset.metric
     flags = [is_correct(s, it.correct, metric) for s, it in zip(scores, kept)]
     ks = [len(it.candidates) for it in kept]

@@ -11,10 +11,20 @@ additions, each a switch in `ScorerConfig` and all off under `paper_compat`:
   is the position-free "is there a region that matches this word in this context" signal (the
   late-interaction MaxSim of ColBERT); the flattened map alone must learn it once per position,
   which is what held attribute binding back;
-- `global_cosine`: the backbone's own pooled cosine, added through a learned weight.
+- `locate`: per text column, where in the image it matches: the softmax-weighted mean (y, x) of
+  the patch grid under that column's similarities. Spatial relations are a comparison of two such
+  locations, which the flattened map can only learn position by position;
+- `global_cosine`: the backbone's own pooled cosine, added through a learned weight (`cosine_scale`),
+  with the last fc zero-initialised (`residual`), so that the untrained scorer ranks exactly as
+  CLIP does and training learns a correction. Why: a CLIP loss trains only the pooled (end) text
+  token, so the word tokens carry little of what binds an attribute to its object (on the shapes
+  world, training-free MaxSim over the tokens scores binding probes at chance while the pooled
+  cosine scores ~80%); a scorer that starts from the maps alone has to relearn that from few
+  examples and loses to the cosine it could have kept.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,9 +42,22 @@ class ScorerConfig:
     pooled_row: bool = True
     pool: bool = True
     maxsim: bool = True
+    locate: bool = True
     global_cosine: bool = True
+    cosine_scale: float = 100.0    # initial weight of the backbone's cosine
+    residual: bool = True          # zero-init the last fc: the untrained scorer ranks as the cosine does
     functional_rows: bool = True
+    standardise: str = "map"       # or "image": one mean/std over all of an image's candidates
     train_functional_rows: bool = True
+
+
+def patch_grid(n_tokens: int) -> tuple[int, int, int] | None:
+    """(leading non-patch tokens, grid height, grid width) for a square patch grid, CLS first or absent."""
+    for skip in (0, 1):
+        side = math.isqrt(n_tokens - skip)
+        if side > 1 and side * side == n_tokens - skip:
+            return skip, side, side
+    return None
 
 
 class DCSMScorer(nn.Module):
@@ -46,23 +69,32 @@ class DCSMScorer(nn.Module):
         self.convs = nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.Dropout2d(cfg.dropout),
                                    nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Dropout2d(cfg.dropout))
         flat = c * (rows // 2) * (text_len // 2) if cfg.pool else c * rows * text_len
-        extra = c * text_len if cfg.maxsim else 0
+        self.grid = patch_grid(n_tokens) if cfg.locate else None
+        extra = (c * text_len if cfg.maxsim else 0) + (2 * text_len if self.grid else 0)
         self.fc = nn.Sequential(nn.Linear(flat + extra, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
                                 nn.Linear(cfg.hidden, 1))
         # The reference's initialisation: (normalize(randn) + 1) / 3, entries ~0.33 (benchmarks.md §1).
         init = (F.normalize(torch.randn(n_functional, rows), dim=1) + 1) / 3
         self.fr_vectors = nn.Parameter(init, requires_grad=cfg.train_functional_rows)
-        self.cos_weight = nn.Parameter(torch.tensor(10.0)) if cfg.global_cosine else None
+        self.cos_weight = nn.Parameter(torch.tensor(float(cfg.cosine_scale))) if cfg.global_cosine else None
+        if cfg.global_cosine and cfg.residual:  # start as exactly the backbone's cosine; learn a correction
+            nn.init.zeros_(self.fc[-1].weight)
+            nn.init.zeros_(self.fc[-1].bias)
+        if self.grid:
+            skip, h, w = self.grid
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+            self.register_buffer("coords", torch.stack([ys.flatten(), xs.flatten()]), persistent=False)  # [2, hw]
+            self.locate_sharpness = nn.Parameter(torch.tensor(2.0))
 
     def maps(self, image_tokens, image_pooled, text_tokens, lengths, fr_columns) -> torch.Tensor:
         """Standardised DCSMs [B, K, rows, L] for images [B, P, D] against their candidates [B, K, L, D]."""
         s = similarity_maps(image_tokens, text_tokens)
         if self.cfg.pooled_row:
-            row = torch.einsum("bd,bkld->bkl", image_pooled.float(), text_tokens.float()).unsqueeze(2)
-            s = torch.cat([s, row], dim=2)
+            row = torch.einsum("bd,bkld->bkl", F.normalize(image_pooled.float(), dim=-1), text_tokens.float())
+            s = torch.cat([s, row.unsqueeze(2)], dim=2)
         if self.cfg.functional_rows:
             s = apply_functional_rows(s, fr_columns, self.fr_vectors)
-        return standardise(s, column_mask(lengths, s.shape[-1]))
+        return standardise(s, column_mask(lengths, s.shape[-1]), per=self.cfg.standardise)
 
     def forward(self, image_tokens, image_pooled, text_tokens, text_pooled, lengths, fr_columns) -> torch.Tensor:
         b, k = text_tokens.shape[:2]
@@ -71,6 +103,10 @@ class DCSMScorer(nn.Module):
         feats = [(F.max_pool2d(h, 2) if self.cfg.pool else h).flatten(1)]
         if self.cfg.maxsim:
             feats.append(h.amax(dim=2).flatten(1))                         # [BK, c*L]
+        if self.grid:
+            skip, gh, gw = self.grid
+            w = torch.softmax(s[:, :, skip:skip + gh * gw] * self.locate_sharpness, dim=2)  # [B, K, hw, L]
+            feats.append(torch.einsum("cp,bkpl->bkcl", self.coords, w).flatten(0, 1).flatten(1))  # [BK, 2L]
         score = self.fc(torch.cat(feats, dim=1)).view(b, k)
         if self.cos_weight is not None:
             cos = torch.einsum("bd,bkd->bk", F.normalize(image_pooled.float(), dim=-1),
