@@ -88,3 +88,11 @@ def test_maxsim_equals_a_direct_recomputation(stores, manifests):
              for c in it.candidates]
         flags.append(int(np.argmax(s)) == it.correct)
     assert result["accuracy"] == pytest.approx(np.mean(flags))
+
+
+def test_changed_dataset_is_never_scored_against_a_stale_store(stores, manifests, tmp_path):
+    doc = json.loads(manifests["shapes_spatial"].read_text())
+    doc["fingerprint"] = "0" * 16  # as if the images or annotations had changed since extraction
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    with pytest.raises(StoreMismatchError, match="re-extract it"):
+        evaluate(stores["shapes_spatial"], "cosine", EvalConfig(device="cpu"), items=str(tmp_path / "m.json"))

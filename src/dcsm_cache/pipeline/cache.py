@@ -17,10 +17,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..errors import InputNotFoundError, StoreMismatchError
+from ..errors import InputNotFoundError
 from ..stores.feature_store import FeatureStore
 from .dcsm import FUNCTIONAL_WORDS, FunctionalWords
-from .items import Dataset, read_manifest
+from .items import Dataset, manifest_fingerprint, read_manifest
 
 
 def fit_width(x: np.ndarray, width: int, axis: int = 1) -> np.ndarray:
@@ -50,11 +50,8 @@ class CachedDataset:
         manifest = Path(items or store.attrs["manifest"])
         if not manifest.is_file():
             raise InputNotFoundError(f"manifest {manifest} of store {store_path} is missing: pass --items")
+        store.check_fingerprint(manifest_fingerprint(manifest))
         ds = read_manifest(manifest)
-        fp = _manifest_fingerprint(manifest)
-        if store.attrs.get("fingerprint") != fp:
-            raise StoreMismatchError(f"{store_path} was extracted from another version of {manifest} "
-                                     f"(fingerprint {store.attrs.get('fingerprint')} != {fp}): re-extract it")
         width = text_len or store.text_tokens.shape[1]
         ids = fit_width(store.text_ids[:], width)
         fw = FunctionalWords.for_tokenizer(_tokenizer(store), fr_words)
@@ -110,11 +107,6 @@ class CachedDataset:
             tok = np.concatenate([arr[a:b] for a, b in spans])
             pooled = np.concatenate([self.store.image_pooled[a:b] for a, b in spans])
             yield rows, torch.from_numpy(tok), torch.from_numpy(pooled)
-
-
-def _manifest_fingerprint(path: Path) -> str:
-    import json
-    return json.loads(path.read_text()).get("fingerprint", "")
 
 
 def _tokenizer(store: FeatureStore):

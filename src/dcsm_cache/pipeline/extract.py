@@ -11,12 +11,10 @@ missing. A corrupt image does not stop the run: its row is marked invalid and na
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +27,8 @@ from .._compat import open_clip
 from ..errors import BadInputError, ConfigError, DcsmCacheError
 from ..stores.feature_store import FeatureStore, StoreShape
 from . import compat
-from .backbones import Backbone, load_backbone, parse_backbone
-from .items import open_image, read_manifest
+from .backbones import Backbone, autocast, load_backbone, parse_backbone
+from .items import manifest_fingerprint, open_image, read_manifest
 from .towers import token_encoder
 
 log = logging.getLogger(__name__)
@@ -45,13 +43,9 @@ class ExtractConfig:
     part: int = 0
     nparts: int = 1
     progress: bool = True
+    precision: str = "auto"     # fp32, bf16 or fp16; auto: bf16 on CUDA, fp32 on CPU
     overwrite: bool = False     # replace a store made with other settings
     text_padding: str = "longest"  # "reference": 30 columns padded as the reference DCSM code does (compat.py)
-
-
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA (tokens are normalised and stored in fp16 anyway); nothing on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 def _pad_id(tokenizer) -> int:
@@ -79,8 +73,10 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
     parse_backbone(backbone)  # an unknown name fails before any work
     manifest = Path(items)
     ds = read_manifest(manifest)
-    fingerprint = json.loads(manifest.read_text())["fingerprint"]
+    fingerprint = manifest_fingerprint(manifest)
     bb = load_backbone(backbone, cfg.device)
+    if cfg.precision == "auto":
+        cfg = replace(cfg, precision="bf16" if bb.device.type == "cuda" else "fp32")
     enc = token_encoder(bb.model)
 
     if cfg.text_padding not in ("longest", "reference"):
@@ -98,7 +94,7 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
     if row is None:
         raise BadInputError(f"{manifest}: none of the first images can be read; check the dataset root {ds.root}")
     probe = bb.preprocess(open_image(ds, row)).unsqueeze(0).to(bb.device)
-    with _autocast(bb.device):
+    with autocast(bb.device, cfg.precision):
         tok, pooled = enc.image(probe)
     shape = StoreShape(len(ds.images), tok.shape[1], len(ds.captions), text_len, pooled.shape[-1])
     attrs = {
@@ -136,7 +132,7 @@ def _extract_text(store, text_fn, ids, lengths, span, text_len, device, cfg) -> 
     bar = tqdm(total=b - a, desc="text", unit="cap", disable=not cfg.progress)
     for s in range(a, b, cfg.text_batch_size):
         e = min(b, s + cfg.text_batch_size)
-        with _autocast(device):
+        with autocast(device, cfg.precision):
             tok, pooled = text_fn(ids[s:e].to(device), lengths[s:e].to(device))
         tok = F.normalize(tok[:, :text_len].float(), dim=-1)
         store.write("text/tokens", s, tok.cpu().half().numpy())
@@ -162,7 +158,7 @@ def _extract_images(store, enc, ds, bb, span, cfg) -> None:
             pooled = np.zeros((e - s, store.image_pooled.shape[1]), np.float16)
             if valid.any():
                 pixels = torch.stack([px for px, _ in loaded if px is not None]).to(bb.device, non_blocking=True)
-                with _autocast(bb.device):
+                with autocast(bb.device, cfg.precision):
                     tok, pool_ = enc.image(pixels)
                 tokens[valid] = F.normalize(tok.float(), dim=-1).cpu().half().numpy()
                 pooled[valid] = pool_.float().cpu().half().numpy()

@@ -124,6 +124,14 @@ def write_manifest(ds: Dataset, path: str | os.PathLike) -> str:
     return doc["fingerprint"]
 
 
+def manifest_fingerprint(path: str | os.PathLike) -> str:
+    """The fingerprint recorded in a manifest when it was written (what stores are checked against)."""
+    try:
+        return json.loads(Path(path).read_text())["fingerprint"]
+    except (OSError, json.JSONDecodeError, KeyError) as err:
+        raise BadInputError(f"{path} has no recorded fingerprint: rewrite it with `dcsm-cache items`") from err
+
+
 def read_manifest(path: str | os.PathLike) -> Dataset:
     path = Path(path)
     if not path.is_file():

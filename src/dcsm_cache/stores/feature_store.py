@@ -153,14 +153,21 @@ class FeatureStore:
         if backbone is not None and a.get("backbone") != backbone:
             raise StoreMismatchError(f"{path} was extracted with backbone {a.get('backbone')!r}, not {backbone!r}: "
                                      f"use the store of that backbone or re-extract")
-        if fingerprint is not None and a.get("fingerprint") != fingerprint:
-            raise StoreMismatchError(f"{path} was extracted from another version of dataset {a.get('dataset')!r} "
-                                     f"(fingerprint {a.get('fingerprint')} != {fingerprint}): re-extract it")
+        if fingerprint is not None:
+            store.check_fingerprint(fingerprint)
         if not a.get("complete"):
             missing = [i for i in range(a["nparts"]) if not store.part_done(i)]
             raise IncompleteStoreError(f"{path} is missing extraction part(s) {missing} of {a['nparts']}: "
                                        f"rerun `dcsm-cache extract` with those --part values")
         return store
+
+    def check_fingerprint(self, fingerprint: str) -> None:
+        """A store extracted from another version of its dataset is an error, never a stale score."""
+        found = self.group.attrs.get("fingerprint")
+        if found != fingerprint:
+            raise StoreMismatchError(f"{self.path} was extracted from another version of dataset "
+                                     f"{self.group.attrs.get('dataset')!r} (fingerprint {found} != {fingerprint}): "
+                                     f"re-extract it")
 
     @property
     def attrs(self) -> dict:
