@@ -3,9 +3,10 @@
     dcsm-cache zeroshot --store stores/ViT-B-16.openai/domainnet.zarr --out results/zeroshot/domainnet.json
     dcsm-cache retrieval --store stores/ViT-B-16.openai/karpathy_coco.zarr --out results/retrieval/coco.json
     dcsm-cache export-world --world data/world --out data/world_export
+    dcsm-cache grounding --store stores/shapes-clip/shapes_binding.zarr --world data/world
 
 Each is a thin wrapper over one library call (`pipeline/zeroshot.py`, `pipeline/retrieval.py`,
-`pipeline/world_export.py`) and registers itself on the `main` group.
+`pipeline/world_export.py`, `pipeline/grounding.py`) and registers itself on the `main` group.
 """
 from __future__ import annotations
 
@@ -60,3 +61,23 @@ def export_world(world: str, out: str, formats: str) -> None:
         click.echo(f"{out}/{split}: " + ", ".join(f"{k} {n}" for k, n in info["benchmarks"].items())
                    + (f" ({info['dropped']} dropped)" if info["dropped"] else ""))
     click.echo(f"wrote {out}/export.json")
+
+
+@main.command()
+@click.option("--store", required=True, type=click.Path(), help="Store of a shapes-world probe manifest.")
+@click.option("--world", required=True, type=click.Path(), help="The shapes world the manifest was made from.")
+@click.option("--out", type=click.Path(), help="Also write the report as JSON here.")
+@click.option("--alone/--no-alone", default=True, show_default=True,
+              help="Also encode each word and phrase on its own (loads the backbone).")
+@click.option("--device", default="cpu", show_default=True, help="Where to encode the words alone.")
+def grounding(store: str, world: str, out: str | None, alone: bool, device: str) -> None:
+    """How often a word's best-matching image token lies on the object it names."""
+    from ..pipeline.evaluate import write_result
+    from ..pipeline.grounding import grounding as run
+    report = run(store, world, alone=alone, device=device)
+    if out:
+        write_result(report, out)
+    for side in ("in_context", "alone"):
+        if side in report:
+            click.echo(f"{side:10s} " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report[side].items()))
+    click.echo(f"({report['n_objects']} named objects, chance {100 * report['chance']:.1f}%)")

@@ -54,7 +54,7 @@ class CachedDataset:
         ds = read_manifest(manifest)
         width = text_len or store.text_tokens.shape[1]
         ids = fit_width(store.text_ids[:], width)
-        fw = FunctionalWords.for_tokenizer(_tokenizer(store), fr_words)
+        fw = FunctionalWords.for_tokenizer(store_tokenizer(store), fr_words)
         return cls(store, ds,
                    text_tokens=torch.from_numpy(fit_width(store.text_tokens[:], width)),
                    text_pooled=torch.from_numpy(store.text_pooled[:]),
@@ -109,7 +109,7 @@ class CachedDataset:
             yield rows, torch.from_numpy(tok), torch.from_numpy(pooled)
 
 
-def _tokenizer(store: FeatureStore):
+def store_tokenizer(store: FeatureStore):
     from .._compat import open_clip
     from .backbones import parse_backbone
     spec = parse_backbone(store.attrs["backbone"])

@@ -23,7 +23,8 @@ SPLITS_OF = {"pretrain": ("pretrain",), "train": ("train", "val"),
              **{family: ("test", "heldout") for family in FAMILIES}}
 
 
-def _read(path: Path, root: Path) -> dict:
+def read_world_file(path: Path, root: Path) -> dict:
+    """A JSON file of the world at `root` (world.json or scenes/{split}.json), checked for its format."""
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
@@ -44,10 +45,10 @@ def load(root: str | os.PathLike, name: str = "shapes", family: str = "binding")
     if not (base / "world.json").is_file():
         raise InputNotFoundError(f"no complete shapes world at {base} (world.json missing): "
                                  f"run `dcsm-cache world --out {base}`")
-    _read(base / "world.json", base)
+    read_world_file(base / "world.json", base)
     builder = DatasetBuilder(name, root)
     for split in SPLITS_OF[family]:
-        doc = _read(base / "scenes" / f"{split}.json", base)
+        doc = read_world_file(base / "scenes" / f"{split}.json", base)
         try:
             for scene in doc["scenes"]:
                 if family in FAMILIES and scene["family"] != family:
