@@ -26,7 +26,7 @@ from ..errors import BadInputError
 from .benchmarks.shapes import read_world_file
 from .cache import CachedDataset, store_tokenizer
 from .scorer import patch_grid
-from .world import parse_caption
+from .world import parse_caption, phrase
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def _named_words(d: CachedDataset, scenes: dict, tokenizer):
                 if len(named) == 1 and pos < store_tokens.shape[1]:
                     yield _Hit(it.image, objects, named[0], kind, word,
                                store_tokens[it.candidates[it.correct], pos].float().numpy(),
-                               f"a {colour} {shape}" if colour[0] not in "aeiou" else f"an {colour} {shape}")
+                               phrase((colour, shape)))
 
 
 def _single_id(tokenizer, word: str) -> int | None:
