@@ -25,6 +25,7 @@ import torch
 from ..errors import BadInputError
 from .benchmarks.shapes import read_world_file
 from .cache import CachedDataset, store_tokenizer
+from .dcsm import FunctionalWords
 from .scorer import patch_grid
 from .world import parse_caption, phrase
 
@@ -76,7 +77,10 @@ def grounding(store_path: str | os.PathLike, world: str | os.PathLike, alone: bo
 def _named_words(d: CachedDataset, scenes: dict, tokenizer):
     """One _Hit per colour and shape word of each object that a true caption names and its scene shows."""
     ids, store_tokens = d.store.text_ids[:], d.text_tokens
-    word_id = {}
+    captions = [d.dataset.captions[it.candidates[it.correct]] for it in d.dataset.items]
+    words = sorted({w for c in captions for combo in parse_caption(c)[1] for w in combo})
+    single = FunctionalWords.for_tokenizer(tokenizer, tuple(words))   # keeps the words that are one token
+    word_id = dict(zip(single.words, single.token_ids))
     for it in d.dataset.items:
         objects = scenes.get(d.dataset.images[it.image].path)
         if objects is None:
@@ -87,9 +91,7 @@ def _named_words(d: CachedDataset, scenes: dict, tokenizer):
         for colour, shape in parse_caption(caption)[1]:
             named = [i for i, o in enumerate(objects) if (o["colour"], o["shape"]) == (colour, shape)]
             for kind, word in (("colour", colour), ("shape", shape)):
-                if word not in word_id:
-                    word_id[word] = _single_id(tokenizer, word)
-                where = np.flatnonzero(row[start:] == word_id[word]) if word_id[word] is not None else []
+                where = np.flatnonzero(row[start:] == word_id[word]) if word in word_id else []
                 if not len(where):
                     break
                 pos = start + int(where[0])
@@ -98,12 +100,6 @@ def _named_words(d: CachedDataset, scenes: dict, tokenizer):
                     yield _Hit(it.image, objects, named[0], kind, word,
                                store_tokens[it.candidates[it.correct], pos].float().numpy(),
                                phrase((colour, shape)))
-
-
-def _single_id(tokenizer, word: str) -> int | None:
-    """The word's one token id, or None where the tokenizer splits it."""
-    row = [int(t) for t in tokenizer([word])[0].tolist() if int(t) != 0]
-    return row[1] if len(row) == 3 else None
 
 
 def _locator(grid: tuple[int, int, int], image_size: int):
