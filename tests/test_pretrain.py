@@ -7,7 +7,8 @@ import torch
 from dcsm_cache._compat import open_clip
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.items import write_manifest
-from dcsm_cache.pipeline.pretrain import PretrainConfig, pretrain
+from dcsm_cache.errors import ConfigError
+from dcsm_cache.pipeline.pretrain import PretrainConfig, late_interaction, pretrain
 
 from conftest import TINY_BACKBONE
 
@@ -27,11 +28,12 @@ def _moved(path) -> dict[str, bool]:
     return {k: not torch.equal(init[k], trained[k]) for k in init if init[k].is_floating_point()}
 
 
-@pytest.mark.parametrize("token_loss", [0.0, 1.0])
-def test_pretrain_trains_both_towers_and_saves_an_open_clip_checkpoint(pretrain_items, tmp_path, token_loss):
+@pytest.mark.parametrize("token_loss,token_pool", [(0.0, "maxsim"), (1.0, "maxsim"), (1.0, "filip"), (1.0, "mean")])
+def test_pretrain_trains_both_towers_and_saves_an_open_clip_checkpoint(pretrain_items, tmp_path,
+                                                                       token_loss, token_pool):
     out = tmp_path / "tiny.pt"
     cfg = PretrainConfig(arch=TINY_BACKBONE, steps=3, batch_size=8, warmup=1, device="cpu",
-                         progress=False, token_loss=token_loss)
+                         progress=False, token_loss=token_loss, token_pool=token_pool)
     summary = pretrain(pretrain_items, out, cfg)
     assert summary["steps"] == 3 and summary["n_pairs"] == 40
     assert torch.isfinite(torch.tensor(summary["final_loss"]))
@@ -42,3 +44,24 @@ def test_pretrain_trains_both_towers_and_saves_an_open_clip_checkpoint(pretrain_
     assert all(moved[k] for k in text + image), [k for k in text + image if not moved[k]]
     model = open_clip.create_model(TINY_BACKBONE, pretrained=str(out))   # loads as open_clip does
     assert torch.equal(model.text_projection, torch.load(out, weights_only=True)["text_projection"])
+
+
+@pytest.mark.parametrize("both_ways", [False, True])
+def test_late_interaction_matches_a_direct_computation(both_ways):
+    gen = torch.Generator().manual_seed(0)
+    patches, tokens = torch.randn(3, 5, 4, generator=gen), torch.randn(2, 6, 4, generator=gen)
+    valid = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=torch.float32)
+    got = late_interaction(patches, tokens, valid, both_ways)
+    for i in range(3):
+        for t in range(2):
+            words = tokens[t, :int(valid[t].sum())]
+            cos = torch.nn.functional.cosine_similarity(patches[i][:, None], words[None], dim=-1)  # [P, L]
+            want = cos.max(0).values.mean()       # each word's best patch
+            if both_ways:
+                want = (want + cos.max(1).values.mean()) / 2   # and each patch's best word
+            assert torch.allclose(got[i, t], want, atol=1e-6), (i, t)
+
+
+def test_an_unknown_token_pool_is_a_config_error():
+    with pytest.raises(ConfigError, match="token_pool 'last'"):
+        PretrainConfig(token_pool="last")

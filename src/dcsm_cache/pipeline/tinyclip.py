@@ -16,17 +16,17 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from timm.models import register_model
 
-from .._compat import open_clip
+from .._compat import open_clip  # first: the guard must run before timm imports torchvision
+from timm.models import register_model  # noqa: E402
 
 
 class _Block(nn.Module):
-    """ConvNeXt-style block: depthwise 3×3, channel LayerNorm, pointwise MLP, residual."""
+    """ConvNeXt-style block: depthwise k×k, channel LayerNorm, pointwise MLP, residual."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, kernel: int = 3):
         super().__init__()
-        self.dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.dw = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim)
         self.norm = nn.GroupNorm(1, dim)
         self.mlp = nn.Sequential(nn.Conv2d(dim, 4 * dim, 1), nn.GELU(), nn.Conv2d(4 * dim, dim, 1))
 
@@ -35,17 +35,17 @@ class _Block(nn.Module):
 
 
 class ShapesConvNet(nn.Module):
-    """Patchify stem (stride `patch`), then `depth` local blocks; timm's trunk interface."""
+    """Patchify stem (stride `patch`), then one local block per depthwise kernel size; timm's trunk interface."""
 
-    def __init__(self, width: int = 128, depth: int = 4, patch: int = 8, num_classes: int = 0,
-                 global_pool: str = "avg", **_timm_kwargs):
+    def __init__(self, width: int = 128, kernels: tuple[int, ...] = (3, 3, 3, 3), patch: int = 8,
+                 num_classes: int = 0, global_pool: str = "avg", **_timm_kwargs):
         super().__init__()
         self.num_features = width
         self.default_cfg = self.pretrained_cfg = {"architecture": "dcsm_shapes_convnet", "pool_size": None}
         self.stem = nn.Sequential(
             nn.Conv2d(3, width // 2, patch // 2, stride=patch // 2), nn.GroupNorm(1, width // 2), nn.GELU(),
             nn.Conv2d(width // 2, width, 2, stride=2), nn.GroupNorm(1, width))
-        self.blocks = nn.Sequential(*[_Block(width) for _ in range(depth)])
+        self.blocks = nn.Sequential(*[_Block(width, k) for k in kernels])
         self.norm = nn.GroupNorm(1, width)
         self.global_pool = global_pool
         self.head = nn.Linear(width, num_classes) if num_classes else nn.Identity()
@@ -70,12 +70,13 @@ class ShapesConvNet(nn.Module):
 
 @register_model
 def dcsm_shapes_convnet(pretrained: bool = False, **kwargs) -> ShapesConvNet:
-    return ShapesConvNet(width=128, depth=4, patch=8, **_trunk_kwargs(kwargs))
+    return ShapesConvNet(width=128, kernels=(3, 3, 3, 3), patch=8, **_trunk_kwargs(kwargs))
+
 
 
 @register_model
 def dcsm_shapes_convnet_tiny(pretrained: bool = False, **kwargs) -> ShapesConvNet:
-    return ShapesConvNet(width=32, depth=1, patch=8, **_trunk_kwargs(kwargs))
+    return ShapesConvNet(width=32, kernels=(3,), patch=8, **_trunk_kwargs(kwargs))
 
 
 def _trunk_kwargs(kwargs: dict) -> dict:
