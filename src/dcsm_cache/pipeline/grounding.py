@@ -1,7 +1,7 @@
 """Word grounding on the shapes world: does a word's best-matching image token lie on its object?
 
     report = grounding("stores/shapes-clip/shapes_binding.zarr", "data/world")
-    report["in_context"]   # {"colour": 0.56, "shape": 0.76}: the caption's own tokens, from the store
+    report["in_context"]   # {"colour": 0.999, "shape": 0.999}: the caption's own tokens, from the store
     report["alone"]        # {"colour": .., "shape": .., "phrase": ..}: "red", "circle", "a red circle"
                            # encoded as captions of their own (pooled), against the same image tokens
 
