@@ -126,7 +126,7 @@ def train(store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = T
                 losses.append(loss.item())
                 step += 1
                 bar.update()
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
                 if val_items and (step % cfg.eval_every == 0 or step == cfg.steps):
                     history.append({"step": step, "val_accuracy": validate(scorer, data, val_items, device)})
                     log.info("step %d: val accuracy %.3f", step, history[-1]["val_accuracy"])
