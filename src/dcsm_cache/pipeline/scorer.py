@@ -19,8 +19,8 @@ additions, each a switch in `ScorerConfig` and all off under `paper_compat`:
   CLIP does and training learns a correction. Why: a CLIP loss trains only the pooled (end) text
   token, so the word tokens carry little of what binds an attribute to its object (on the shapes
   world pretrained with CLIP's loss alone, training-free MaxSim over the tokens scores binding
-  probes at chance while the pooled cosine scores ~80%); a scorer that starts from the maps alone has to relearn that from few
-  examples and loses to the cosine it could have kept. A backbone whose word tokens are grounded
+  probes at chance while the pooled cosine scores ~80%); a scorer that starts from the maps alone
+  has to relearn that from few examples and loses to the cosine it could have kept. A backbone whose word tokens are grounded
   (the default shapes-clip, pretrained with a token-level loss) does better with both switches
   off: its maps hold the binding signal, and starting from the cosine only slows learning it.
 """

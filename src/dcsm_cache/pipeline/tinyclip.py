@@ -73,7 +73,6 @@ def dcsm_shapes_convnet(pretrained: bool = False, **kwargs) -> ShapesConvNet:
     return ShapesConvNet(width=128, kernels=(3, 3, 3, 3), patch=8, **_trunk_kwargs(kwargs))
 
 
-
 @register_model
 def dcsm_shapes_convnet_tiny(pretrained: bool = False, **kwargs) -> ShapesConvNet:
     return ShapesConvNet(width=32, kernels=(3,), patch=8, **_trunk_kwargs(kwargs))
