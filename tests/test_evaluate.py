@@ -13,6 +13,8 @@ from dcsm_cache.pipeline.report import report
 from dcsm_cache.pipeline.train import TrainConfig, train
 from dcsm_cache.stores.feature_store import FeatureStore
 
+from conftest import TINY_BACKBONE
+
 
 def test_tie_rules():
     assert is_correct(np.array([1.0, 1.0]), 0, "argmax")       # reference: first maximum wins
@@ -96,3 +98,28 @@ def test_changed_dataset_is_never_scored_against_a_stale_store(stores, manifests
     (tmp_path / "m.json").write_text(json.dumps(doc))
     with pytest.raises(StoreMismatchError, match="re-extract it"):
         evaluate(stores["shapes_spatial"], "cosine", EvalConfig(device="cpu"), items=str(tmp_path / "m.json"))
+
+
+def test_backbone_is_known_by_what_was_loaded(manifests, tmp_path, monkeypatch):
+    """A store extracted through an absolute path is scored by a scorer trained through a relative path to
+    the same file; a store of other weights saved under that same path is refused."""
+    import torch
+
+    from dcsm_cache._compat import open_clip
+    from dcsm_cache.pipeline.extract import ExtractConfig, extract
+
+    torch.manual_seed(5)
+    torch.save(open_clip.create_model(TINY_BACKBONE, pretrained=None).state_dict(), tmp_path / "w.pt")
+    monkeypatch.chdir(tmp_path)
+    cfg = ExtractConfig(batch_size=16, device="cpu", progress=False)
+    extract(manifests["shapes_train"], f"{TINY_BACKBONE}@w.pt", tmp_path / "train.zarr", cfg)
+    train(tmp_path / "train.zarr", tmp_path / "s.pt", TrainConfig(steps=2, batch_size=8, device="cpu",
+                                                                  progress=False, text_len=16))
+    extract(manifests["shapes_spatial"], f"{TINY_BACKBONE}@{tmp_path / 'w.pt'}", tmp_path / "abs.zarr", cfg)
+    r = evaluate(tmp_path / "abs.zarr", "dcsm", EvalConfig(checkpoint=str(tmp_path / "s.pt"), device="cpu"))
+    assert r["n_items"] > 0
+    torch.manual_seed(6)  # other weights, same file name
+    torch.save(open_clip.create_model(TINY_BACKBONE, pretrained=None).state_dict(), tmp_path / "w.pt")
+    extract(manifests["shapes_spatial"], f"{TINY_BACKBONE}@w.pt", tmp_path / "other.zarr", cfg)
+    with pytest.raises(StoreMismatchError, match="other weights or settings"):
+        evaluate(tmp_path / "other.zarr", "dcsm", EvalConfig(checkpoint=str(tmp_path / "s.pt"), device="cpu"))

@@ -18,7 +18,9 @@ from conftest import TINY_BACKBONE
 
 
 def test_schema_and_attrs(stores, manifests):
-    store = FeatureStore.open(stores["shapes_spatial"], backbone=TINY_BACKBONE)
+    store = FeatureStore.open(stores["shapes_spatial"])
+    assert store.attrs["backbone"] == TINY_BACKBONE
+    assert FeatureStore.open(stores["shapes_spatial"], backbone_id=store.attrs["backbone_id"]).path == store.path
     ds = read_manifest(manifests["shapes_spatial"])
     n, p, d = store.image_tokens.shape
     assert n == len(ds.images) and store.image_pooled.shape == (n, d) and store.image_valid.shape == (n,)
@@ -70,8 +72,8 @@ def test_captions_are_stored_once(world, tmp_path):
 
 
 def test_open_checks_backbone_and_existence(stores, tmp_path):
-    with pytest.raises(StoreMismatchError, match="ViT-B-32"):
-        FeatureStore.open(stores["shapes_spatial"], backbone="ViT-B-32.openai")
+    with pytest.raises(StoreMismatchError, match="another backbone .*0123456789abcdef"):
+        FeatureStore.open(stores["shapes_spatial"], backbone_id="0123456789abcdef")
     with pytest.raises(StoreNotFoundError, match="dcsm-cache extract"):
         FeatureStore.open(tmp_path / "nope.zarr")
 

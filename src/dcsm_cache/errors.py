@@ -44,3 +44,11 @@ class IncompleteStoreError(DcsmCacheError, RuntimeError):
 
 class DeviceError(DcsmCacheError, RuntimeError):
     """A device was asked for that this machine does not have."""
+
+
+class BackboneLoadError(DcsmCacheError, RuntimeError):
+    """open_clip (or a package under it) failed to build or load a backbone."""
+
+
+class MissingPackageError(DcsmCacheError, ImportError):
+    """A backbone family needs an optional package (an extra of dcsm-cache) that is not installed."""

@@ -16,6 +16,8 @@ Checkpoints are read with `weights_only=True`: a pickle that would run code is r
 from __future__ import annotations
 
 import contextlib
+import json
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -25,12 +27,16 @@ import torch
 
 from .._compat import open_clip
 from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME  # noqa: E402  (after the torchvision guard)
-from ..errors import ConfigError, DcsmCacheError, DeviceError, InputNotFoundError, UnknownNameError
+from ..errors import (BackboneLoadError, ConfigError, DcsmCacheError, DeviceError, InputNotFoundError,
+                      MissingPackageError, UnknownNameError)
 from . import tinyclip  # noqa: F401  (registers the shapes-world model configs)
-from .checkpoints import load_into, read_state_dict, sha256_file, to_open_clip_keys
+from .checkpoints import load_into, read_checkpoint, read_state_dict, sha256_file, to_open_clip_keys
 
-__all__ = ["Backbone", "BackboneSpec", "PRECISIONS", "autocast", "load_backbone", "load_into", "parse_backbone",
-           "read_state_dict", "resolve_device", "sha256_file", "to_open_clip_keys", "weights_cached"]
+__all__ = ["Backbone", "BackboneSpec", "PRECISIONS", "activation", "autocast", "identity_key", "load_backbone",
+           "load_into", "parse_backbone", "read_checkpoint", "read_state_dict", "resolve_device", "sha256_file",
+           "to_open_clip_keys", "weights_cached"]
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -57,6 +63,29 @@ class Backbone:
     device: torch.device
     weights_sha256: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> dict:
+        """What was loaded, not how it was named: architecture, weights, activation and preprocessing.
+
+        The same file under another path (or after the folder moved) is the same backbone; other
+        weights under the same path are not. Stores and scorer checkpoints record it and compare it.
+        """
+        bs = self.spec
+        weights = (f"sha256:{self.weights_sha256}" if self.weights_sha256 else f"tag:{bs.tag}" if bs.tag
+                   else bs.hub if bs.hub else "random:seed0")
+        pp = json.loads(json.dumps(open_clip.get_model_preprocess_cfg(self.model), default=str))
+        return {"arch": bs.hub or bs.arch, "weights": weights, "activation": self.info.get("activation"),
+                "preprocess": pp}
+
+    @property
+    def identity_key(self) -> str:
+        return identity_key(self.identity)
+
+
+def identity_key(identity: dict) -> str:
+    """A short hash of a backbone identity: equal keys, same features."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def parse_backbone(spec: str) -> BackboneSpec:
@@ -159,6 +188,28 @@ def weights_cached(bs: BackboneSpec, cache_dir: str | None = None) -> bool:
     return False
 
 
+def _cached_weights_sha256(bs: BackboneSpec, cache_dir: str | None) -> str | None:
+    """sha256 of the registry weights file this machine loaded, where it can be found in the cache."""
+    from huggingface_hub import try_to_load_from_cache
+    if bs.hub:
+        repo, names = bs.hub[len("hf-hub:"):], (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+    else:
+        cfg = open_clip.get_pretrained_cfg(bs.arch, bs.tag)
+        if cfg.get("file"):
+            return sha256_file(cfg["file"]) if os.path.isfile(cfg["file"]) else None
+        if not cfg.get("hf_hub"):
+            return None
+        repo, filename = os.path.split(cfg["hf_hub"])
+        filename = filename or HF_WEIGHTS_NAME
+        twin = HF_SAFE_WEIGHTS_NAME if filename == HF_WEIGHTS_NAME else filename.rsplit(".", 1)[0] + ".safetensors"
+        names = (twin, filename)
+    for name in names:
+        found = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
+        if isinstance(found, str):
+            return sha256_file(found)
+    return None
+
+
 def _needs_quick_gelu(bs: BackboneSpec) -> bool:
     """An `arch.tag` whose weights were trained with QuickGELU, on an arch built with GELU."""
     return bool(bs.tag and open_clip.get_pretrained_cfg(bs.arch, bs.tag).get("quick_gelu", False)
@@ -194,14 +245,57 @@ def _weights_loaded_next():
 
 # -- loading ----------------------------------------------------------------------------------------
 
-def _arch_preprocess(arch: str) -> dict | None:
-    """Preprocessing for a local checkpoint: the one all of the arch's pretrained tags share, if any."""
+def _arch_preprocess(arch: str) -> dict:
+    """Preprocessing for a local checkpoint, as open_clip's `image_*` overrides: the one all of the
+    arch's pretrained tags share, if they agree (OpenAI's mean and std for ViT-B-32, say)."""
     keys = ("mean", "std", "interpolation", "resize_mode")
     seen = {tuple((k, tuple(c[k]) if isinstance(c.get(k), (list, tuple)) else c.get(k)) for k in keys)
             for c in (open_clip.get_pretrained_cfg(arch, t) for t in open_clip.list_pretrained_tags_by_model(arch))}
     if len(seen) != 1:
+        return {}
+    return {f"image_{k}": v for k, v in next(iter(seen)) if v is not None}
+
+
+def activation(model: torch.nn.Module) -> str:
+    """The towers' MLP activation: "quick_gelu" where any block uses QuickGELU, else "gelu", else the kinds."""
+    kinds = {type(m).__name__ for m in model.modules()}
+    if "QuickGELU" in kinds:
+        return "quick_gelu"
+    if "GELU" in kinds or "GELUTanh" in kinds:
+        return "gelu"
+    return ",".join(sorted(k for k in kinds if k in ("SiLU", "ReLU", "GELUTanh", "SwiGLU"))) or "unknown"
+
+
+def _warn_activation(bs: BackboneSpec, ckpt, act: str) -> str | None:
+    """A checkpoint shipped the way fine-tunes of OpenAI CLIP are, loaded into a GELU architecture."""
+    twin = f"{bs.arch}-quickgelu"
+    if not ckpt.openai_lineage or act != "gelu" or twin not in open_clip.list_models():
         return None
-    return {k: v for k, v in next(iter(seen)) if v is not None} or None
+    msg = (f"backbone {bs.spec!r}: {bs.path} is stored the way fine-tunes of OpenAI CLIP ship ({ckpt.style}), "
+           f"which were trained with QuickGELU, but {bs.arch} uses GELU and gives silently wrong features: "
+           f"name it {twin}@{bs.path} (ignore this if it was trained with GELU)")
+    log.warning(msg)
+    return msg
+
+
+_NEEDS_PACKAGE = {"transformers": "hf", "sentencepiece": "hf", "safetensors": "hf", "timm": "hf"}
+
+
+def _load_error(bs: BackboneSpec, err: BaseException) -> DcsmCacheError:
+    """Whatever open_clip (or a package under it) raised, as one line naming the backbone and what to do."""
+    if isinstance(err, ImportError):
+        pkg = (getattr(err, "name", None) or str(err)).split(".")[0]
+        extra = _NEEDS_PACKAGE.get(pkg)
+        how = f"pip install 'dcsm-cache[{extra}]'" if extra else f"pip install {pkg}"
+        return MissingPackageError(f"backbone {bs.spec!r} needs the Python package {pkg!r}, which is not "
+                                   f"installed: {how}")
+    first = (str(err).strip().splitlines() or [""])[0][:240] or type(err).__name__
+    where = f" from {bs.path}" if bs.path else ""
+    if _offline() and isinstance(err, OSError | ValueError) and ("offline" in first.lower() or "cache" in first.lower()):
+        return InputNotFoundError(f"backbone {bs.spec!r}: a file it needs is not cached and HF_HUB_OFFLINE is set "
+                                  f"({first}): run once with network access, or copy the Hugging Face cache (HF_HOME)")
+    return BackboneLoadError(f"backbone {bs.spec!r} could not be loaded{where} ({type(err).__name__}: {first}): "
+                             f"check the name with `open_clip.list_models()` and the weights file, or report it")
 
 
 def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str | None = None) -> Backbone:
@@ -211,13 +305,15 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
     sha, info = None, {}
     try:
         if bs.path:
-            state = read_state_dict(bs.path)  # fail on a bad file before building a large model
-            pp = _arch_preprocess(bs.arch)
+            ckpt = read_checkpoint(bs.path)  # fail on a bad file before building a large model
             with _weights_loaded_next():
                 model, _, preprocess = open_clip.create_model_and_transforms(
-                    bs.arch, pretrained=None, load_weights=False, pretrained_text=False,
-                    **({"force_preprocess_cfg": pp} if pp else {}))
-            info["kept_initial"] = load_into(model, to_open_clip_keys(model, state), bs.path)
+                    bs.arch, pretrained=None, load_weights=False, pretrained_text=False, **_arch_preprocess(bs.arch))
+            info["kept_initial"] = load_into(model, to_open_clip_keys(model, ckpt.state), bs.path)
+            info["checkpoint_style"] = ckpt.style
+            warning = _warn_activation(bs, ckpt, activation(model))
+            if warning:
+                info["activation_warning"] = warning
             sha = sha256_file(bs.path)
         elif bs.hub or bs.tag:
             if _offline() and not weights_cached(bs, cache_dir):
@@ -228,6 +324,7 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
                 info["quick_gelu"] = "forced: the pretrained tag was trained with QuickGELU"
             model, _, preprocess = open_clip.create_model_and_transforms(
                 bs.hub or bs.arch, pretrained=bs.tag, cache_dir=cache_dir, **kwargs)
+            sha = _cached_weights_sha256(bs, cache_dir)
         else:  # random weights, seeded so that every load of a bare arch gives the same model
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
@@ -236,8 +333,8 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
         tokenizer = open_clip.get_tokenizer(bs.hub or bs.arch, cache_dir=cache_dir)
     except DcsmCacheError:
         raise
-    except (RuntimeError, OSError, ValueError) as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:240]
-        raise InputNotFoundError(f"backbone {bs.spec!r} could not be loaded: {first}") from err
+    except Exception as err:  # noqa: BLE001  (a library error never reaches the user as a traceback)
+        raise _load_error(bs, err) from err
     model = model.to(dev).eval().requires_grad_(False)
+    info["activation"] = activation(model)
     return Backbone(bs, model, preprocess, tokenizer, dev, sha, info)

@@ -45,8 +45,8 @@ class CachedDataset:
 
     @classmethod
     def open(cls, store_path: str | os.PathLike, text_len: int | None = None, items: str | None = None,
-             backbone: str | None = None, fr_words: tuple[str, ...] = FUNCTIONAL_WORDS) -> "CachedDataset":
-        store = FeatureStore.open(store_path, backbone=backbone)
+             backbone_id: str | None = None, fr_words: tuple[str, ...] = FUNCTIONAL_WORDS) -> "CachedDataset":
+        store = FeatureStore.open(store_path, backbone_id=backbone_id)
         manifest = Path(items or store.attrs["manifest"])
         if not manifest.is_file():
             raise InputNotFoundError(f"manifest {manifest} of store {store_path} is missing: pass --items")

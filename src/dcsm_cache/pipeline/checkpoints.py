@@ -1,7 +1,8 @@
 """Reading local checkpoints safely, and fitting them to an open_clip architecture.
 
-    state = read_state_dict("weights/negclip.pth")      # unwrapped, `module.` stripped, weights_only
-    load_into(model, to_open_clip_keys(model, state), "weights/negclip.pth")
+    ckpt = read_checkpoint("weights/negclip.pth")      # unwrapped, `module.` stripped, weights_only
+    load_into(model, to_open_clip_keys(model, ckpt.state), "weights/negclip.pth")
+    ckpt.style                                          # "open_clip-train": fine-tuned from OpenAI CLIP?
 
 Formats: a plain state dict or one wrapped as {"state_dict": ...} (open_clip training checkpoints,
 NegCLIP), {"model": ...} (CoN-CLIP) or {"model_state_dict": ...}; `module.` (DDP) and `_orig_mod.`
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,7 +45,29 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True)
+class Checkpoint:
+    """A state dict read from a file, and the container it came in.
+
+    `style`: "openai" (the `clip` package's fp16 state dict, or CoN-CLIP's {"model": ...}),
+    "open_clip-train" (an open_clip training run's {"state_dict": ...}, as NegCLIP ships),
+    "safetensors", or "state_dict" (a plain one).
+    """
+
+    state: dict[str, torch.Tensor]
+    style: str
+
+    @property
+    def openai_lineage(self) -> bool:
+        """Whether the container is how fine-tunes of OpenAI CLIP (trained with QuickGELU) ship.
+
+        A heuristic: OpenAI's own weights, CoN-CLIP and NegCLIP all come this way, but so may a
+        fine-tune of another model; it only ever prompts a warning.
+        """
+        return self.style in ("openai", "open_clip-train")
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """A state dict from a local file, unwrapped from the usual containers; never runs code in it."""
     path = Path(path)
     if not path.is_file():
@@ -63,16 +87,25 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         first = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:160]
         raise BadInputError(f"checkpoint {path} cannot be read safely ({type(err).__name__}: {first}): "
                             f"check the file or download it again") from err
-    for key in ("state_dict", "model", "model_state_dict"):
+    style = "safetensors" if path.suffix == ".safetensors" else "state_dict"
+    for key, wrapped in (("state_dict", "open_clip-train"), ("model", "openai"), ("model_state_dict", "state_dict")):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
-            sd = sd[key]
+            sd, style = sd[key], wrapped
             break
     if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise BadInputError(f"checkpoint {path} holds no state dict of tensors")
     for prefix in ("module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix):]: v for k, v in sd.items()}
-    return dict(sd)
+    floats = [v for v in sd.values() if v.is_floating_point()]
+    if style == "state_dict" and floats and all(v.dtype == torch.float16 for v in floats):
+        style = "openai"  # the `clip` package converts its models to fp16 before saving
+    return Checkpoint(dict(sd), style)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict alone (see `read_checkpoint`)."""
+    return read_checkpoint(path).state
 
 
 def to_open_clip_keys(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

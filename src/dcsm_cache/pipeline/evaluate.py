@@ -119,9 +119,11 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
     # -----------------------------------------------------------------------------------------------
     data = CachedDataset.open(store, text_len=text_len, items=items,
                               fr_words=tuple(ckpt["fr_words"]) if ckpt else FUNCTIONAL_WORDS)
-    if ckpt and ckpt["backbone"] != data.store.attrs["backbone"]:
-        raise StoreMismatchError(f"{store} was extracted with {data.store.attrs['backbone']!r}, but the scorer "
-                                 f"{cfg.checkpoint} was trained on {ckpt['backbone']!r}: use stores of that backbone")
+    if ckpt and ckpt.get("backbone_id") != data.store.attrs["backbone_id"]:
+        raise StoreMismatchError(f"{store} was extracted with {data.store.attrs['backbone']!r} (id "
+                                 f"{data.store.attrs['backbone_id']}), but the scorer {cfg.checkpoint} was trained on "
+                                 f"{ckpt['backbone']!r} (id {ckpt.get('backbone_id')}), other weights or settings: "
+                                 f"use stores of that backbone")
     if ckpt and tuple(ckpt["fr_words"]) != data.fr_words:
         raise StoreMismatchError(f"{cfg.checkpoint} expects functional words {ckpt['fr_words']}, the tokenizer of "
                                  f"{store} gives {list(data.fr_words)}")

@@ -46,6 +46,7 @@ class ExtractConfig:
     precision: str = "auto"     # fp32, bf16 or fp16; auto: bf16 on CUDA, fp32 on CPU
     overwrite: bool = False     # replace a store made with other settings
     text_padding: str = "longest"  # "reference": 30 columns padded as the reference DCSM code does (compat.py)
+    cache_dir: str | None = None   # the Hugging Face cache of registry weights; default: HF_HOME's
 
 
 def _pad_id(tokenizer) -> int:
@@ -74,7 +75,7 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
     manifest = Path(items)
     ds = read_manifest(manifest)
     fingerprint = manifest_fingerprint(manifest)
-    bb = load_backbone(backbone, cfg.device)
+    bb = load_backbone(backbone, cfg.device, cache_dir=cfg.cache_dir)
     if cfg.precision == "auto":
         cfg = replace(cfg, precision="bf16" if bb.device.type == "cuda" else "fp32")
     enc = token_encoder(bb.model)
@@ -98,8 +99,9 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
         tok, pooled = enc.image(probe)
     shape = StoreShape(len(ds.images), tok.shape[1], len(ds.captions), text_len, pooled.shape[-1])
     attrs = {
-        "backbone": bb.spec.spec, "arch": bb.spec.arch, "weights": bb.spec.weights,
-        "weights_sha256": bb.weights_sha256, "open_clip_version": open_clip.__version__,
+        "backbone": bb.spec.spec, "backbone_id": bb.identity_key, "identity": bb.identity,
+        "arch": bb.spec.arch, "weights": bb.spec.weights, "weights_sha256": bb.weights_sha256,
+        "activation": bb.info["activation"], "open_clip_version": open_clip.__version__,
         "torch_version": torch.__version__, "dcsm_cache_version": __version__,
         "preprocess": repr(bb.preprocess), "tokens": enc.describe(), "dataset": ds.name,
         "fingerprint": fingerprint, "manifest": str(manifest.resolve()), "context_length": int(ids.shape[1]),

@@ -167,7 +167,8 @@ def save_checkpoint(scorer: DCSMScorer, data: CachedDataset, cfg: TrainConfig, o
         "train_config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "scorer"},
         "config_hash": config_hash(cfg),
         "n_tokens": data.n_tokens, "text_len": cfg.text_len, "fr_words": list(data.fr_words),
-        "backbone": data.store.attrs["backbone"], "store_fingerprint": data.store.attrs["fingerprint"],
+        "backbone": data.store.attrs["backbone"], "backbone_id": data.store.attrs["backbone_id"],
+        "identity": data.store.attrs["identity"], "store_fingerprint": data.store.attrs["fingerprint"],
         "summary": summary,
     }
     tmp = out.with_suffix(".tmp")

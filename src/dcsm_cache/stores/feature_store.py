@@ -1,6 +1,6 @@
 """The Zarr feature store: per-patch image tokens and per-token text tokens, one group per (backbone, dataset).
 
-    store = FeatureStore.open("stores/shapes-clip/shapes_spatial.zarr", backbone="shapes-clip@models/shapes-clip.pt")
+    store = FeatureStore.open("stores/shapes-clip/shapes_spatial.zarr", backbone_id=bb.identity_key)
     tokens = store.image_tokens[0:32]          # [32, P, D] float16, unit-norm rows
 
 This is the only module that knows the on-disk layout (design.md, "The feature store"). Arrays are
@@ -23,9 +23,11 @@ import zarr
 
 from ..errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: attrs name the backbone by what was loaded (backbone_id, identity)
 CHUNK_BYTES = 1_500_000  # ~1.5 MB per chunk of the large arrays; fp16 does not compress, so no compressor
 PARTS_DIR = ".parts"
+# attrs that say how things were named, not what they are: a store is reused whatever their spelling
+_NAMES_ONLY = ("backbone", "weights", "manifest")
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,11 @@ class FeatureStore:
         attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.__dict__, "nparts": nparts}
         if (path / "zarr.json").exists():
             old = zarr.open_group(path, mode="r").attrs.asdict()
-            if {k: old.get(k) for k in attrs} == json.loads(json.dumps(attrs)):
+            new = json.loads(json.dumps(attrs))
+            changed = sorted(k for k in new if k not in _NAMES_ONLY and old.get(k) != new[k])
+            if not changed:
                 return cls(path, zarr.open_group(path, mode="r+"))
             if not overwrite and (path / PARTS_DIR).exists() and any((path / PARTS_DIR).iterdir()):
-                changed = sorted(k for k in attrs if old.get(k) != json.loads(json.dumps(attrs[k])))
                 raise StoreMismatchError(
                     f"{path} holds finished parts made with other settings ({', '.join(changed)}): "
                     f"pass --overwrite to re-extract, or extract into another path")
@@ -140,7 +143,7 @@ class FeatureStore:
 
     # -- opening and reading --------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, backbone: str | None = None,
+    def open(cls, path: str | os.PathLike, backbone_id: str | None = None,
              fingerprint: str | None = None) -> "FeatureStore":
         path = Path(path)
         if not (path / "zarr.json").exists():
@@ -150,9 +153,10 @@ class FeatureStore:
         if a.get("schema_version") != SCHEMA_VERSION:
             raise StoreMismatchError(f"{path} has store schema {a.get('schema_version')}, this dcsm-cache reads "
                                      f"{SCHEMA_VERSION}: re-extract it")
-        if backbone is not None and a.get("backbone") != backbone:
-            raise StoreMismatchError(f"{path} was extracted with backbone {a.get('backbone')!r}, not {backbone!r}: "
-                                     f"use the store of that backbone or re-extract")
+        if backbone_id is not None and a.get("backbone_id") != backbone_id:
+            raise StoreMismatchError(f"{path} was extracted with another backbone ({a.get('backbone')!r}, "
+                                     f"id {a.get('backbone_id')}, not {backbone_id}): use the store of that "
+                                     f"backbone or re-extract")
         if fingerprint is not None:
             store.check_fingerprint(fingerprint)
         if not a.get("complete"):
