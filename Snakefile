@@ -17,11 +17,17 @@ os.environ.setdefault("TQDM_MININTERVAL", "30")
 # A --configfile on the command line is a whole configuration (config/paper.yaml, a test config);
 # without one, the embedded default is used.
 if not workflow.overwrite_configfiles:
+
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
 validate(config, os.path.join(workflow.basedir, "config", "config.schema.yaml"))
+
 
 include: "rules/common.smk"
 include: "rules/world.smk"
+include: "rules/items.smk"
+include: "rules/pretrain.smk"
 include: "rules/extract.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"

@@ -2,6 +2,8 @@
 import json
 import shlex
 
+from dcsm_cache.pipeline.scorers import SCORERS
+
 
 def sets(settings):
     """{'steps': 400} -> "--set steps=400" (values as JSON, so lists and booleans survive)."""
@@ -35,9 +37,28 @@ def eval_targets():
     out = []
     for backbone in config["evaluate"]["backbones"]:
         for bench, bcfg in config["evaluate"]["benchmarks"].items():
-            out += [f"results/{backbone}/{bench}/{scorer}.json" for scorer in bcfg["scorers"]
-                    if scorer != "dcsm-paper" or "dcsm_paper" in config["backbones"][backbone]]
+            out += [
+                f"results/{backbone}/{bench}/{scorer}.json"
+                for scorer in bcfg["scorers"]
+                if SCORERS[scorer].checkpoint in (None, "trained")
+                or SCORERS[scorer].checkpoint in config["backbones"][backbone]
+            ]
     return out
+
+
+def scorer_checkpoint(wc):
+    """Where the registry says the scorer's checkpoint comes from: the scorer this workflow trains, or
+    the file the backbone's config entry names (dcsm-paper: the reference's checkpoint)."""
+    source = SCORERS[wc.scorer].checkpoint
+    if source == "trained":
+        return [f"models/{wc.backbone}/dcsm.pt"]
+    if source is not None:
+        return [config["backbones"][wc.backbone][source]]
+    return []
+
+
+def scorer_flags(wc):
+    return " ".join(f"--checkpoint {c}" for c in scorer_checkpoint(wc))
 
 
 wildcard_constraints:

@@ -8,14 +8,18 @@ rule extract:
         weights=lambda wc: backbone_weights(wc.backbone),
     output:
         touch("stores/{backbone}/{dataset}.done"),
+    log:
+        "logs/extract/{backbone}/{dataset}.log",
+    conda:
+        "../environment.yml"
+    threads: workflow.cores
     params:
         model=lambda wc: backbone_model(wc.backbone),
         store=lambda wc: store(wc.backbone, wc.dataset),
-        settings=lambda wc: sets({**config["extract"].get("settings", {}),
-                                  **dataset_cfg(wc.dataset).get("extract", {})}),
-    threads: workflow.cores
-    log:
-        "logs/extract/{backbone}/{dataset}.log",
+        device=config["extract"]["device"],
+        settings=lambda wc: sets(
+            {**config["extract"].get("settings", {}), **dataset_cfg(wc.dataset).get("extract", {})}
+        ),
     shell:
         "dcsm-cache extract --items {input.manifest} --backbone {params.model} --out {params.store} --overwrite "
-        "--device {config[extract][device]} {params.settings} > {log} 2>&1"
+        "--device {params.device} {params.settings} > {log} 2>&1"

@@ -9,5 +9,7 @@ rule report:
         csv="results/summary.csv",
     log:
         "logs/report.log",
+    conda:
+        "../environment.yml"
     shell:
         "dcsm-cache report {input} --out {output.md} > {log} 2>&1"

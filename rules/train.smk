@@ -6,12 +6,15 @@ rule train:
         f"stores/{{backbone}}/{config['train']['dataset']}.done",
     output:
         "models/{backbone}/dcsm.pt",
+    log:
+        "logs/train/{backbone}.log",
+    conda:
+        "../environment.yml"
+    threads: workflow.cores
     params:
         store=lambda wc: store(wc.backbone, config["train"]["dataset"]),
         settings=sets(config["train"].get("settings")),
-    threads: workflow.cores
-    log:
-        "logs/train/{backbone}.log",
+        device=config["train"]["device"],
     shell:
-        "dcsm-cache train --store {params.store} --out {output} --device {config[train][device]} "
+        "dcsm-cache train --store {params.store} --out {output} --device {params.device} "
         "{params.settings} > {log} 2>&1"

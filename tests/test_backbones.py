@@ -10,13 +10,13 @@ import pytest
 import torch
 import yaml
 
-from dcsm_cache._compat import open_clip
+from dcsm_cache._openclip import open_clip
 from dcsm_cache.errors import (BadInputError, ConfigError, DeviceError, InputNotFoundError,
                                UnknownNameError)
-from dcsm_cache.pipeline import backbones
-from dcsm_cache.pipeline.backbones import (autocast, load_backbone, parse_backbone, read_state_dict,
-                                           resolve_device, weights_cached)
-from dcsm_cache.pipeline.towers import token_encoder
+from dcsm_cache.pipeline.tokens import backbones
+from dcsm_cache.pipeline.device import autocast, resolve_device
+from dcsm_cache.pipeline.tokens import load_backbone, parse_backbone, read_state_dict, weights_cached
+from dcsm_cache.pipeline.tokens.encoder import token_encoder
 
 import tiny_families as tiny
 

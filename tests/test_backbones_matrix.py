@@ -16,10 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from dcsm_cache._compat import open_clip
+from dcsm_cache._openclip import open_clip
 from dcsm_cache.errors import BackboneLoadError, MissingPackageError
-from dcsm_cache.pipeline import backbones
-from dcsm_cache.pipeline.backbones import load_backbone
+from dcsm_cache.pipeline.tokens import backbones
+from dcsm_cache.pipeline.tokens.backbones import load_backbone
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import DatasetBuilder, write_manifest
 from dcsm_cache.stores.feature_store import FeatureStore

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from dcsm_cache.errors import BadInputError, ConfigError, InputNotFoundError, UnknownNameError
-from dcsm_cache.pipeline.benchmarks import BENCHMARKS, load_benchmark, paper
+from dcsm_cache.pipeline import paper
+from dcsm_cache.pipeline.benchmarks import BENCHMARKS, load_benchmark
 from dcsm_cache.pipeline.items import open_image, read_manifest, write_manifest
 
 PAPER_KEYS = ["clevr_bind_2obj_train", "clevr_bind_2obj_valid", "clevr_bind_2obj_gen", "ncd_subset1",

@@ -15,9 +15,9 @@ from PIL import Image
 import test_benchmarks as tb
 import test_benchmarks_negation as tn
 from conftest import TINY_BACKBONE
-from dcsm_cache.pipeline.backbones import load_backbone
+from dcsm_cache.pipeline.tokens.backbones import load_backbone
 from dcsm_cache.pipeline.benchmarks import load_benchmark
-from dcsm_cache.pipeline.evaluate import EvalConfig, evaluate
+from dcsm_cache.pipeline.tasks.choice import EvalConfig, evaluate
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import write_manifest
 

@@ -61,9 +61,27 @@ def test_store_from_another_backbone_is_one_line(stores, tmp_path):
     train(stores["shapes_train"], tmp_path / "s.pt", TrainConfig(steps=1, batch_size=8, device="cpu",
                                                                   progress=False, text_len=16))
     ckpt = torch.load(tmp_path / "s.pt", weights_only=True)
-    ckpt["backbone"] = "ViT-B-32.openai"
+    ckpt["backbone"], ckpt["backbone_id"] = "ViT-B-32.openai", "0123456789abcdef"  # other weights
     torch.save(ckpt, tmp_path / "other.pt")
     r = run("eval", "--store", stores["shapes_spatial"], "--scorer", "dcsm", "--checkpoint", tmp_path / "other.pt",
             "--out", tmp_path / "r.json", "--device", "cpu")
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "ViT-B-32.openai" in r.output
     assert not (tmp_path / "r.json").exists()
+
+
+def test_train_and_eval_never_import_open_clip(stores, tmp_path):
+    """Training and evaluation read the cache alone: open_clip, timm and torchvision stay unloaded."""
+    import subprocess
+    import sys
+    probe = ("import sys\nfrom dcsm_cache.cli import main\nsys.argv = ['dcsm-cache', *sys.argv[1:]]\n"
+             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'open_clip', 'timm', 'torchvision'})\n"
+             "print('HEAVY', heavy)\n")
+    ckpt = tmp_path / "s.pt"
+    for args in (["train", "--store", stores["shapes_train"], "--out", ckpt, "--device", "cpu",
+                  "--set", "steps=2", "--set", "batch_size=8", "--set", "text_len=16", "--set", "progress=false"],
+                 ["eval", "--store", stores["shapes_spatial"], "--scorer", "dcsm", "--checkpoint", ckpt,
+                  "--out", tmp_path / "r.json", "--device", "cpu"]):
+        done = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "HEAVY []" in done.stdout, done.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dcsm_cache._compat import open_clip
+from dcsm_cache._openclip import open_clip
 from dcsm_cache.pipeline.cache import CachedDataset
 from dcsm_cache.pipeline.dcsm import (FunctionalWords, apply_functional_rows, column_mask, similarity_maps,
                                       standardise)

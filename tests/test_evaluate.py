@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from dcsm_cache.errors import ConfigError, StoreMismatchError, UnknownNameError
-from dcsm_cache.pipeline.evaluate import EvalConfig, evaluate, is_correct
+from dcsm_cache.pipeline.tasks.choice import EvalConfig, evaluate, is_correct
 from dcsm_cache.pipeline.items import read_manifest
-from dcsm_cache.pipeline.report import report
+from dcsm_cache.pipeline.tasks.report import report
 from dcsm_cache.pipeline.train import TrainConfig, train
 from dcsm_cache.stores.feature_store import FeatureStore
 
@@ -71,7 +71,7 @@ def test_scorer_from_another_backbone_is_refused(stores, tmp_path):
     train(stores["shapes_train"], tmp_path / "s.pt",
           TrainConfig(steps=1, batch_size=8, device="cpu", progress=False, text_len=16))
     ckpt = torch.load(tmp_path / "s.pt", weights_only=True)
-    ckpt["backbone"] = "ViT-B-16.openai"
+    ckpt["backbone"], ckpt["backbone_id"] = "ViT-B-16.openai", "0123456789abcdef"  # other weights
     torch.save(ckpt, tmp_path / "other.pt")
     with pytest.raises(StoreMismatchError, match="ViT-B-16.openai"):
         evaluate(stores["shapes_spatial"], "dcsm", EvalConfig(checkpoint=str(tmp_path / "other.pt"), device="cpu"))
@@ -105,7 +105,7 @@ def test_backbone_is_known_by_what_was_loaded(manifests, tmp_path, monkeypatch):
     the same file; a store of other weights saved under that same path is refused."""
     import torch
 
-    from dcsm_cache._compat import open_clip
+    from dcsm_cache._openclip import open_clip
     from dcsm_cache.pipeline.extract import ExtractConfig, extract
 
     torch.manual_seed(5)

@@ -9,7 +9,7 @@ import torch
 import zarr
 
 from dcsm_cache.errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
-from dcsm_cache.pipeline.backbones import load_backbone
+from dcsm_cache.pipeline.tokens.backbones import load_backbone
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import open_image, read_manifest
 from dcsm_cache.stores.feature_store import FeatureStore, StoreShape, part_ranges

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from dcsm_cache.cli import main
 from dcsm_cache.errors import DcsmCacheError
-from dcsm_cache.pipeline.backbones import load_backbone
-from dcsm_cache.pipeline.grounding import grounding
+from dcsm_cache.pipeline.tokens.backbones import load_backbone
+from dcsm_cache.pipeline.tasks.grounding import grounding
 from dcsm_cache.pipeline.items import read_manifest
 
 from conftest import TINY_BACKBONE

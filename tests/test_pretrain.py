@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dcsm_cache._compat import open_clip
+from dcsm_cache._openclip import open_clip
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.items import write_manifest
 from dcsm_cache.errors import ConfigError
-from dcsm_cache.pipeline.pretrain import PretrainConfig, late_interaction, pretrain
+from dcsm_cache.pipeline.world.pretrain import PretrainConfig, late_interaction, pretrain
 
 from conftest import TINY_BACKBONE
 

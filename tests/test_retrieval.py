@@ -18,7 +18,7 @@ from dcsm_cache.errors import ConfigError, InputNotFoundError
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import write_manifest
-from dcsm_cache.pipeline.retrieval import RetrievalConfig, retrieval
+from dcsm_cache.pipeline.tasks.retrieval import RetrievalConfig, retrieval
 from dcsm_cache.stores.feature_store import FeatureStore
 
 CPU = ExtractConfig(device="cpu", progress=False, workers=1, batch_size=16)

@@ -89,7 +89,7 @@ def test_config_is_validated(tmp_path):
 
 @pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
 def test_paper_config_names_every_benchmark_and_plans(tmp_path):
-    from dcsm_cache.pipeline.benchmarks import paper
+    from dcsm_cache.pipeline import paper
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     keys = {k.split("+")[0] for k in cfg["evaluate"]["benchmarks"]}
     assert {k for c in paper.COLUMNS for k in c.keys} | {"ccneg", "sugarcrepe"} <= keys

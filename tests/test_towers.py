@@ -8,9 +8,9 @@ import re
 import pytest
 import torch
 
-from dcsm_cache._compat import open_clip
+from dcsm_cache._openclip import open_clip
 from dcsm_cache.errors import BadInputError, ConfigError
-from dcsm_cache.pipeline.towers import IMAGE_ADAPTERS, TEXT_ADAPTERS, token_encoder
+from dcsm_cache.pipeline.tokens.encoder import IMAGE_ADAPTERS, TEXT_ADAPTERS, token_encoder
 
 import tiny_families as tiny
 

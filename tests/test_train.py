@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from dcsm_cache.pipeline.evaluate import load_scorer
+from dcsm_cache.pipeline.scorer_file import load_scorer
 from dcsm_cache.pipeline.train import TrainConfig, contrastive_loss, train
 
 from conftest import TINY_BACKBONE

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from dcsm_cache.errors import ConfigError, InputNotFoundError, UnknownNameError
-from dcsm_cache.pipeline import world as W
+from dcsm_cache.pipeline.world import scenes as W
 from dcsm_cache.pipeline.benchmarks import load_benchmark, shapes
-from dcsm_cache.pipeline.world import Obj, WorldConfig, caption_is_true, generate_world, parse_caption
+from dcsm_cache.pipeline.world.scenes import Obj, WorldConfig, caption_is_true, generate_world, parse_caption
 
 TINY = WorldConfig(seed=3, n_pretrain=30, n_train=24, n_val=6, n_test=8, n_heldout=6, noise=2.0)
 EXPECTED = {"pretrain": 30, "train": 24, "val": 6, "test": 24, "heldout": 18}

@@ -12,11 +12,11 @@ from PIL import Image
 from dcsm_cache.cli import main
 from dcsm_cache.errors import InputNotFoundError, UnknownNameError
 from dcsm_cache.pipeline.benchmarks import load_benchmark
-from dcsm_cache.pipeline.evaluate import evaluate
+from dcsm_cache.pipeline.tasks.choice import evaluate
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import write_manifest
-from dcsm_cache.pipeline.world import WorldConfig, caption_is_true, generate_world
-from dcsm_cache.pipeline.world_export import export_world
+from dcsm_cache.pipeline.world.scenes import WorldConfig, caption_is_true, generate_world
+from dcsm_cache.pipeline.world.export import export_world
 from dcsm_cache.stores.feature_store import FeatureStore
 
 TINY = WorldConfig(seed=5, n_pretrain=0, n_train=0, n_val=0, n_test=4, n_heldout=3)

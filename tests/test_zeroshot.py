@@ -17,10 +17,10 @@ from dcsm_cache.cli import main
 from dcsm_cache.errors import BadInputError, ConfigError, InputNotFoundError
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.benchmarks.imagefolder import templates_of
-from dcsm_cache.pipeline.evaluate import evaluate
+from dcsm_cache.pipeline.tasks.choice import evaluate
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import DatasetBuilder, write_manifest
-from dcsm_cache.pipeline.zeroshot import ZeroShotConfig, prompt_table, zeroshot
+from dcsm_cache.pipeline.tasks.zeroshot import ZeroShotConfig, prompt_table, zeroshot
 from dcsm_cache.stores.feature_store import FeatureStore
 
 CLASSES = ["black_cat", "blue-bird", "green", "orange_fish", "pink", "red", "yellow"]

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from dcsm_cache._compat import open_clip  # first: the torchvision guard must run before timm is imported
+from dcsm_cache._openclip import open_clip  # first: the torchvision guard must run before timm is imported
 from timm.models import register_model  # noqa: E402
 from timm.models.vision_transformer import VisionTransformer as TimmViT  # noqa: E402
 

@@ -53,3 +53,19 @@ def config_hash(cfg: Any) -> str:
     """A short stable hash of a config dataclass (or any JSON-able value)."""
     data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else cfg
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def require(ok: bool, where: str, message: str) -> None:
+    """A config check: `where: message` as a ConfigError when `ok` is false."""
+    if not ok:
+        raise ConfigError(f"{where}: {message}")
+
+
+def one_of(where: str, key: str, value: Any, choices) -> None:
+    require(value in choices, where, f"{key}={value!r} is not one of {', '.join(map(str, choices))}")
+
+
+def at_least(where: str, **values: tuple[float, float]) -> None:
+    """at_least("train", steps=(cfg.steps, 1)): each value must be at least its bound."""
+    for key, (value, low) in values.items():
+        require(value >= low, where, f"{key}={value} must be at least {low}")

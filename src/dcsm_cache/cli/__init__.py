@@ -18,6 +18,7 @@ import click
 
 from ..config import from_mapping
 from ..errors import DcsmCacheError
+from ..pipeline.scorers import SCORERS
 
 
 class _Group(click.Group):
@@ -60,7 +61,7 @@ def main(verbose: bool) -> None:
 @settings_option
 def world(out: str, sets: tuple[str, ...]) -> None:
     """Generate the shapes world: images, scenes and probe sets."""
-    from ..pipeline.world import WorldConfig, generate_world
+    from ..pipeline.world.scenes import WorldConfig, generate_world
     generate_world(from_mapping(WorldConfig, _settings(sets), "world"), out)
     click.echo(f"wrote {out}")
 
@@ -80,7 +81,7 @@ def items(benchmark: str, root: str, out: str, paper_compat: str | None, sets: t
     from ..pipeline.items import write_manifest
     ds = load_benchmark(benchmark, root, **_settings(sets))
     if paper_compat:
-        from ..pipeline.compat import apply_reference_captions
+        from ..pipeline.paper.captions import apply_reference_captions
         ds = apply_reference_captions(ds, benchmark, dcsm=paper_compat == "dcsm")
     fp = write_manifest(ds, out)
     click.echo(f"{benchmark}: {len(ds.items)} items, {len(ds.images)} images, {len(ds.captions)} captions "
@@ -101,7 +102,7 @@ def benchmarks() -> None:
 @settings_option
 def pretrain(items_path: str, out: str, sets: tuple[str, ...]) -> None:
     """Pretrain the shapes-world CLIP with open_clip's contrastive loss."""
-    from ..pipeline.pretrain import PretrainConfig, pretrain as run
+    from ..pipeline.world.pretrain import PretrainConfig, pretrain as run
     summary = run(items_path, out, from_mapping(PretrainConfig, _settings(sets), "pretrain"))
     click.echo(json.dumps(summary))
 
@@ -139,14 +140,17 @@ def train(store: str, out: str, device: str, sets: tuple[str, ...]) -> None:
 
 @main.command(name="eval")
 @click.option("--store", required=True, type=click.Path(), help="Feature store of the benchmark.")
-@click.option("--scorer", required=True, help="cosine, maxsim (training-free token matching), dcsm, or dcsm-paper (the reference scorer).")
-@click.option("--checkpoint", type=click.Path(), help="Scorer checkpoint (for --scorer dcsm).")
+@click.option("--scorer", required=True, type=click.Choice(list(SCORERS)),
+              help="; ".join(f"{s.name}: {s.help}" for s in SCORERS.values()) + ".")
+@click.option("--checkpoint", type=click.Path(),
+              help="Scorer checkpoint (for " + ", ".join(s.name for s in SCORERS.values() if s.needs_checkpoint) + ").")
 @click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @settings_option
 def eval_(store: str, scorer: str, checkpoint: str | None, out: str, device: str, sets: tuple[str, ...]) -> None:
     """Score a benchmark's items from its store."""
-    from ..pipeline.evaluate import EvalConfig, evaluate, write_result
+    from ..pipeline.tasks.choice import EvalConfig, evaluate
+    from ..pipeline.tasks.results import write_result
     cfg = from_mapping(EvalConfig, {"checkpoint": checkpoint, "device": device, **_settings(sets)}, "eval")
     result = evaluate(store, scorer, cfg)
     write_result(result, out)
@@ -159,7 +163,7 @@ def eval_(store: str, scorer: str, checkpoint: str | None, out: str, device: str
 @click.option("--out", required=True, type=click.Path(), help="Markdown table to write (a CSV goes beside it).")
 def report(results: tuple[str, ...], out: str) -> None:
     """Merge result JSONs into a Markdown table and a CSV."""
-    from ..pipeline.report import report as run
+    from ..pipeline.tasks.report import report as run
     click.echo(run([Path(r) for r in results], out))
 
 

@@ -5,8 +5,8 @@
     dcsm-cache export-world --world data/world --out data/world_export
     dcsm-cache grounding --store stores/shapes-clip/shapes_binding.zarr --world data/world
 
-Each is a thin wrapper over one library call (`pipeline/zeroshot.py`, `pipeline/retrieval.py`,
-`pipeline/world_export.py`, `pipeline/grounding.py`) and registers itself on the `main` group.
+Each is a thin wrapper over one library call (`pipeline/tasks/zeroshot.py`, `pipeline/tasks/retrieval.py`,
+`pipeline/world/export.py`, `pipeline/tasks/grounding.py`) and registers itself on the `main` group.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from ..config import from_mapping
 @settings_option
 def zeroshot(store: str, out: str, items_path: str | None, sets: tuple[str, ...]) -> None:
     """Zero-shot top-k classification from a store's pooled embeddings (prompt ensemble)."""
-    from ..pipeline.evaluate import write_result
-    from ..pipeline.zeroshot import ZeroShotConfig, zeroshot as run
+    from ..pipeline.tasks.results import write_result
+    from ..pipeline.tasks.zeroshot import ZeroShotConfig, zeroshot as run
     result = run(store, from_mapping(ZeroShotConfig, _settings(sets), "zeroshot"), items=items_path)
     write_result(result, out)
     tops = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.items() if k.startswith("top"))
@@ -39,8 +39,8 @@ def zeroshot(store: str, out: str, items_path: str | None, sets: tuple[str, ...]
 @settings_option
 def retrieval(store: str, out: str, items_path: str | None, sets: tuple[str, ...]) -> None:
     """Image-text retrieval recall@k, both directions, from a store's pooled embeddings."""
-    from ..pipeline.evaluate import write_result
-    from ..pipeline.retrieval import RetrievalConfig, retrieval as run
+    from ..pipeline.tasks.results import write_result
+    from ..pipeline.tasks.retrieval import RetrievalConfig, retrieval as run
     result = run(store, from_mapping(RetrievalConfig, _settings(sets), "retrieval"), items=items_path)
     write_result(result, out)
     def line(d): return " ".join(f"{k} {100 * v:.1f}" for k, v in result[d].items() if k.startswith("R@"))
@@ -55,7 +55,7 @@ def retrieval(store: str, out: str, items_path: str | None, sets: tuple[str, ...
               help="Comma list of benchmark formats to write.")
 def export_world(world: str, out: str, formats: str) -> None:
     """Export the world's probe sets in What'sUp, CLEVR-bind and SugarCREPE layouts."""
-    from ..pipeline.world_export import export_world as run
+    from ..pipeline.world.export import export_world as run
     doc = run(world, out, formats)
     for split, info in doc["splits"].items():
         click.echo(f"{out}/{split}: " + ", ".join(f"{k} {n}" for k, n in info["benchmarks"].items())
@@ -72,8 +72,8 @@ def export_world(world: str, out: str, formats: str) -> None:
 @click.option("--device", default="cpu", show_default=True, help="Where to encode the words alone.")
 def grounding(store: str, world: str, out: str | None, alone: bool, device: str) -> None:
     """How often a word's best-matching image token lies on the object it names."""
-    from ..pipeline.evaluate import write_result
-    from ..pipeline.grounding import grounding as run
+    from ..pipeline.tasks.results import write_result
+    from ..pipeline.tasks.grounding import grounding as run
     report = run(store, world, alone=alone, device=device)
     if out:
         write_result(report, out)

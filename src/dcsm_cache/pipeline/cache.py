@@ -1,11 +1,13 @@
 """Cached tensors for training and evaluation: a store plus its manifest, read without the backbone.
 
     data = CachedDataset.open("stores/shapes-clip/shapes_train.zarr", text_len=24)
-    for rows in data.shuffled_image_rows(rng, buffer_chunks=64): ...
+    for rows, tokens, pooled in data.chunk_buffers(rng, buffer_chunks=64): ...
+    pooled = read_pooled("stores/ViT-B-16.openai/karpathy_coco.zarr")   # what cosine-only tasks read
 
 The text side (tokens, lengths, functional columns) is read whole; image tokens are read a chunk
 at a time, in random chunk order, and shuffled within a buffer of chunks, so training never loads
-a large store at once and never reads a chunk twice per epoch.
+a large store at once and never reads a chunk twice per epoch. Nothing here imports open_clip:
+functional words come from the token ids extraction recorded (store attr `tokenizer`).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+import zarr
 
 from ..errors import InputNotFoundError
 from ..stores.feature_store import FeatureStore
@@ -46,15 +49,10 @@ class CachedDataset:
     @classmethod
     def open(cls, store_path: str | os.PathLike, text_len: int | None = None, items: str | None = None,
              backbone_id: str | None = None, fr_words: tuple[str, ...] = FUNCTIONAL_WORDS) -> "CachedDataset":
-        store = FeatureStore.open(store_path, backbone_id=backbone_id)
-        manifest = Path(items or store.attrs["manifest"])
-        if not manifest.is_file():
-            raise InputNotFoundError(f"manifest {manifest} of store {store_path} is missing: pass --items")
-        store.check_fingerprint(manifest_fingerprint(manifest))
-        ds = read_manifest(manifest)
+        store, ds = open_with_manifest(store_path, items, backbone_id)
         width = text_len or store.text_tokens.shape[1]
         ids = fit_width(store.text_ids[:], width)
-        fw = FunctionalWords.for_tokenizer(store_tokenizer(store), fr_words)
+        fw = FunctionalWords.from_table(store.attrs["tokenizer"]["words"], fr_words)
         return cls(store, ds,
                    text_tokens=torch.from_numpy(fit_width(store.text_tokens[:], width)),
                    text_pooled=torch.from_numpy(store.text_pooled[:]),
@@ -109,8 +107,39 @@ class CachedDataset:
             yield rows, torch.from_numpy(tok), torch.from_numpy(pooled)
 
 
-def store_tokenizer(store: FeatureStore):
-    from .._compat import open_clip
-    from .backbones import parse_backbone
-    spec = parse_backbone(store.attrs["backbone"])
-    return open_clip.get_tokenizer(spec.hub or spec.arch)
+@dataclass
+class Pooled:
+    """A store's pooled embeddings and its manifest: all a cosine-only task reads."""
+
+    store: FeatureStore
+    dataset: Dataset
+    image_pooled: zarr.Array      # [N, D] float16, read in blocks
+    valid: np.ndarray             # [N] bool
+    text: np.ndarray              # [M, D] float32, L2-normalised
+
+    def images(self, a: int, b: int) -> np.ndarray:
+        """Rows [a, b) of the image embeddings, float32, L2-normalised."""
+        return normalise(self.image_pooled[a:b])
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def read_pooled(store: str | os.PathLike, items: str | os.PathLike | None = None) -> Pooled:
+    """Open `store` (complete, and extracted from this version of its manifest) with its manifest."""
+    fs, ds = open_with_manifest(store, items)
+    return Pooled(fs, ds, fs.image_pooled, fs.image_valid[:], normalise(fs.text_pooled[:]))
+
+
+def open_with_manifest(store_path: str | os.PathLike, items: str | os.PathLike | None = None,
+                       backbone_id: str | None = None) -> tuple[FeatureStore, Dataset]:
+    """A complete store and the manifest it was extracted from (`items`, or the one it records),
+    checked to be that version of the dataset: a changed dataset is never scored against a stale cache."""
+    store = FeatureStore.open(store_path, backbone_id=backbone_id)
+    manifest = Path(items or store.attrs["manifest"])
+    if not manifest.is_file():
+        raise InputNotFoundError(f"manifest {manifest} of store {store_path} is missing: pass --items")
+    store.check_fingerprint(manifest_fingerprint(manifest))
+    return store, read_manifest(manifest)

@@ -1,6 +1,6 @@
 """Dense Cosine Similarity Maps assembled from cached tokens, with functional columns.
 
-    fr = FunctionalWords.for_tokenizer(tokenizer)
+    fr = FunctionalWords.for_tokenizer(tokenizer)          # at extraction; later from_table(store attrs)
     cols = fr.columns(store.text_ids[:])                         # [M, L] int, -1 = ordinary token
     S = similarity_maps(img_tok, txt_tok)                        # [B, K, P, L] fp32
     S = apply_functional_rows(S, cols_bk, fr_vectors)            # learned columns for "above", "not", ...
@@ -9,11 +9,12 @@ A DCSM is the matrix of cosines between every image token and every text token (
 the joint space). Words that no patch can show get their column replaced by a learned vector of
 length P (a "functional row" in the paper's words). Default mode finds the word's real token
 position from the stored token ids; `paper_compat` reproduces the reference's whitespace word
-index (one column early) in `compat.py`.
+index (one column early) in `paper/scorer.py`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -39,6 +40,12 @@ class FunctionalWords:
                 kept.append(w)
                 ids.append(body[0])
         return cls(tuple(kept), tuple(ids))
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, int], words: tuple[str, ...] = FUNCTIONAL_WORDS) -> "FunctionalWords":
+        """The words' single token ids as extraction recorded them (store attr `tokenizer.words`)."""
+        kept = tuple(w for w in words if w in table)
+        return cls(kept, tuple(int(table[w]) for w in kept))
 
     def columns(self, ids: np.ndarray) -> np.ndarray:
         """[M, L] token ids -> [M, L] index into `words` where a functional word sits, else -1."""
@@ -78,12 +85,17 @@ def column_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lengths.device) < lengths.unsqueeze(-1)
 
 
+STANDARDISE = ("map", "image")
+
+
 def standardise(maps: torch.Tensor, valid: torch.Tensor, per: str = "map", eps: float = 1e-6) -> torch.Tensor:
     """Standardisation over valid columns; invalid (pad) columns become 0.
 
     maps [B, K, P, L], valid [B, K, L] bool. `per="map"`: one mean and std per map; `per="image"`: one
     per image over all its candidates' maps, which keeps how the candidates compare in absolute level.
     """
+    if per not in STANDARDISE:
+        raise ValueError(f"standardise per {per!r}: not one of {STANDARDISE}")
     dims = (2, 3) if per == "map" else (1, 2, 3)
     m = valid.unsqueeze(2).to(maps.dtype).expand_as(maps)
     n = m.sum(dim=dims, keepdim=True).clamp(min=1)

@@ -4,7 +4,7 @@
             "stores/shapes-clip/shapes_spatial.zarr", ExtractConfig(batch_size=128))
 
 Image tokens and text tokens are projected into the joint space by the family's adapter
-(`towers.py`), L2-normalised and stored as float16. Captions are stored once each (the manifest
+(`tokens/`), L2-normalised and stored as float16. Captions are stored once each (the manifest
 already deduplicates them). With `part`/`nparts` each process fills a chunk-aligned row range and
 then writes its marker; a finished part is skipped, so rerunning after a crash redoes only what is
 missing. A corrupt image does not stop the run: its row is marked invalid and named in a warning.
@@ -23,15 +23,20 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import __version__
-from .._compat import open_clip
+from .._openclip import open_clip
+from ..config import at_least, one_of, require
 from ..errors import BadInputError, ConfigError, DcsmCacheError
 from ..stores.feature_store import FeatureStore, StoreShape
-from . import compat
-from .backbones import Backbone, autocast, load_backbone, parse_backbone
+from .dcsm import FUNCTIONAL_WORDS, FunctionalWords
+from .device import PRECISIONS, autocast, resolve_precision
 from .items import manifest_fingerprint, open_image, read_manifest
-from .towers import token_encoder
+from .paper.padding import TEXT_SEQ, reference_text_tokens
+from .tokens import Backbone, load_backbone, parse_backbone, token_encoder
 
 log = logging.getLogger(__name__)
+
+
+TEXT_PADDINGS = ("longest", "reference")
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,16 @@ class ExtractConfig:
     progress: bool = True
     precision: str = "auto"     # fp32, bf16 or fp16; auto: bf16 on CUDA, fp32 on CPU
     overwrite: bool = False     # replace a store made with other settings
-    text_padding: str = "longest"  # "reference": 30 columns padded as the reference DCSM code does (compat.py)
+    text_padding: str = "longest"  # "reference": 30 columns padded as the reference DCSM code does (paper/padding.py)
     cache_dir: str | None = None   # the Hugging Face cache of registry weights; default: HF_HOME's
+
+    def __post_init__(self):
+        at_least("extract", batch_size=(self.batch_size, 1), text_batch_size=(self.text_batch_size, 1),
+                 workers=(self.workers, 0), nparts=(self.nparts, 1))
+        require(0 <= self.part < self.nparts, "extract", f"part={self.part} is outside 0..{self.nparts - 1} "
+                                                         f"(--part counts from 0 to --nparts - 1)")
+        one_of("extract", "precision", self.precision, ("auto", *PRECISIONS))
+        one_of("extract", "text_padding", self.text_padding, TEXT_PADDINGS)
 
 
 def _pad_id(tokenizer) -> int:
@@ -76,18 +89,14 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
     ds = read_manifest(manifest)
     fingerprint = manifest_fingerprint(manifest)
     bb = load_backbone(backbone, cfg.device, cache_dir=cfg.cache_dir)
-    if cfg.precision == "auto":
-        cfg = replace(cfg, precision="bf16" if bb.device.type == "cuda" else "fp32")
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, bb.device))
     enc = token_encoder(bb.model)
-
-    if cfg.text_padding not in ("longest", "reference"):
-        raise ConfigError(f"extract: text_padding={cfg.text_padding!r} is not 'longest' or 'reference'")
     reference = cfg.text_padding == "reference"
-    context = getattr(bb.model, "context_length", compat.TEXT_SEQ)
-    if reference and context < compat.TEXT_SEQ:
-        raise ConfigError(f"extract: text_padding=reference needs {compat.TEXT_SEQ} text positions, "
+    context = getattr(bb.model, "context_length", TEXT_SEQ)
+    if reference and context < TEXT_SEQ:
+        raise ConfigError(f"extract: text_padding=reference needs {TEXT_SEQ} text positions, "
                           f"{bb.spec.arch} has context length {context}")
-    ids = bb.tokenizer(list(ds.captions), context_length=compat.TEXT_SEQ) if reference \
+    ids = bb.tokenizer(list(ds.captions), context_length=TEXT_SEQ) if reference \
         else bb.tokenizer(list(ds.captions))
     lengths = _lengths(ids, _pad_id(bb.tokenizer))
     text_len = ids.shape[1] if reference else int(lengths.max())
@@ -106,17 +115,25 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
         "preprocess": repr(bb.preprocess), "tokens": enc.describe(), "dataset": ds.name,
         "fingerprint": fingerprint, "manifest": str(manifest.resolve()), "context_length": int(ids.shape[1]),
         "text_padding": cfg.text_padding,
+        "tokenizer": tokenizer_record(bb.spec.hub or bb.spec.arch, bb.tokenizer),
     }
     store = FeatureStore.create(out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite)
     if store.part_done(cfg.part):
         log.info("%s: part %d of %d already done", out, cfg.part, cfg.nparts)
         return store
     ranges = store.part_rows(cfg.part)
-    text_fn = (lambda x, n: compat.reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
+    text_fn = (lambda x, n: reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
     _extract_text(store, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)
     _extract_images(store, enc, ds, bb, ranges["image"], cfg)
     store.mark_done(cfg.part)
     return store
+
+
+def tokenizer_record(name: str, tokenizer) -> dict:
+    """What training and evaluation need from the tokenizer, recorded in the store so that they never
+    load it: its name and the single token id of each functional word (a superset of the reference's)."""
+    fw = FunctionalWords.for_tokenizer(tokenizer, FUNCTIONAL_WORDS)
+    return {"name": name, "words": dict(zip(fw.words, fw.token_ids))}
 
 
 def _first_readable(ds, tries: int = 16) -> int | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..atomic import write_json
 from ..errors import BadInputError, InputNotFoundError
 
 MANIFEST_SCHEMA = 1
@@ -115,12 +116,8 @@ def fingerprint(ds: Dataset) -> str:
 
 def write_manifest(ds: Dataset, path: str | os.PathLike) -> str:
     """Write the manifest atomically; returns its fingerprint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = _content(ds) | {"fingerprint": fingerprint(ds)}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    write_json(doc, path)
     return doc["fingerprint"]
 
 

@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dcsm import apply_functional_rows, column_mask, similarity_maps, standardise
+from ..config import at_least, one_of, require
+from .dcsm import STANDARDISE, apply_functional_rows, column_mask, similarity_maps, standardise
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class ScorerConfig:
     standardise: str = "map"       # or "image": one mean/std over all of an image's candidates
     train_functional_rows: bool = True
 
+
+    def __post_init__(self):
+        one_of("scorer", "standardise", self.standardise, STANDARDISE)
+        at_least("scorer", channels=(self.channels, 1), hidden=(self.hidden, 1))
+        require(0 <= self.dropout < 1, "scorer", f"dropout={self.dropout} must be in [0, 1)")
 
 def patch_grid(n_tokens: int) -> tuple[int, int, int] | None:
     """(leading non-patch tokens, grid height, grid width) for a square patch grid, CLS first or absent."""

@@ -15,18 +15,18 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..config import config_hash
+from ..config import at_least, config_hash, require
 from ..errors import BadInputError
-from .backbones import resolve_device
 from .cache import CachedDataset
+from .device import resolve_device
 from .scorer import DCSMScorer, ScorerConfig
+from .scorer_file import save_scorer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,13 @@ class TrainConfig:
     progress: bool = True
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
 
+
+    def __post_init__(self):
+        at_least("train", steps=(self.steps, 1), batch_size=(self.batch_size, 2), text_len=(self.text_len, 1),
+                 buffer_chunks=(self.buffer_chunks, 1), eval_every=(self.eval_every, 1),
+                 hard_negative_weight=(self.hard_negative_weight, 0.0))
+        require(self.lr > 0, "train", f"lr={self.lr} must be positive")
+        require(0 <= self.weight_decay, "train", f"weight_decay={self.weight_decay} must not be negative")
 
 def _group_items(data: CachedDataset, subset_is_val: bool) -> dict[int, list[int]]:
     """image row -> item indices (items of valid images, in or out of the val subset)."""
@@ -139,7 +146,7 @@ def train(store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = T
                                 f"raise buffer_chunks")
     bar.close()
     summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history}
-    save_checkpoint(scorer, data, cfg, out, summary)
+    save_scorer(scorer, checkpoint_meta(data, cfg, summary), out)
     return summary
 
 
@@ -157,20 +164,14 @@ def validate(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[
     return correct / max(1, len(items))
 
 
-def save_checkpoint(scorer: DCSMScorer, data: CachedDataset, cfg: TrainConfig, out, summary: dict) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "format": "dcsm-cache/scorer-v1",
-        "state_dict": {k: v.cpu() for k, v in scorer.state_dict().items()},
+def checkpoint_meta(data: CachedDataset, cfg: TrainConfig, summary: dict) -> dict:
+    """What the scorer was trained on and with, for `scorer_file.save_scorer`."""
+    a = data.store.attrs
+    return {
         "scorer_config": dataclasses.asdict(cfg.scorer),
         "train_config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "scorer"},
         "config_hash": config_hash(cfg),
         "n_tokens": data.n_tokens, "text_len": cfg.text_len, "fr_words": list(data.fr_words),
-        "backbone": data.store.attrs["backbone"], "backbone_id": data.store.attrs["backbone_id"],
-        "identity": data.store.attrs["identity"], "store_fingerprint": data.store.attrs["fingerprint"],
-        "summary": summary,
+        "backbone": a["backbone"], "backbone_id": a["backbone_id"], "identity": a["identity"],
+        "store_fingerprint": a["fingerprint"], "summary": summary,
     }
-    tmp = out.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, out)

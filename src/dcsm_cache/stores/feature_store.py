@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..atomic import write_text
 from ..errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
 
 SCHEMA_VERSION = 2  # 2: attrs name the backbone by what was loaded (backbone_id, identity)
@@ -134,7 +135,7 @@ class FeatureStore:
         return self._marker(part).exists()
 
     def mark_done(self, part: int) -> None:
-        self._marker(part).write_text("ok\n")
+        write_text(self._marker(part), "ok\n")
         if all(self.part_done(i) for i in range(self.attrs["nparts"])):
             self.group.attrs["complete"] = True
 

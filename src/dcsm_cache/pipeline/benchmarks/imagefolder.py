@@ -19,7 +19,7 @@ The prompt table: `templates="openai"` (open_clip's 80 OPENAI_IMAGENET_TEMPLATES
 filled with class c; rows are not deduplicated, so the table stays rectangular even when two classes
 share a name. One item per image: `candidates` = the first template's rows (`0 .. n_classes-1`),
 `correct` = the class index, tag `{"domain": d}` in the domain layout. `evaluate()` on it is
-single-prompt zero-shot; `pipeline/zeroshot.py` ensembles every template (see `prompt_table`).
+single-prompt zero-shot; `pipeline/tasks/zeroshot.py` ensembles every template (see `prompt_table`).
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ LAYOUT = "an image folder per class, root/<class>/*.jpg, or root/<domain>/<class
 
 def templates_of(kind: str) -> list:
     """open_clip's prompt templates: callables `classname -> prompt`."""
-    from ..._compat import open_clip
+    from ..._openclip import open_clip
     if kind not in TEMPLATES:
         raise ConfigError(f"templates {kind!r} is not one of {', '.join(TEMPLATES)}")
     meta = open_clip.zero_shot_metadata
@@ -56,7 +56,7 @@ def _class_names(folders: list[str], classnames: str | None, name: str) -> list[
     if classnames is None:
         return [f.replace("_", " ").replace("-", " ") for f in folders]
     if classnames == "imagenet":
-        from ..._compat import open_clip
+        from ..._openclip import open_clip
         names = list(open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES)
     else:
         path = Path(classnames)

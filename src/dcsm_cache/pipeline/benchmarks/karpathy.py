@@ -12,7 +12,7 @@ field if it has one (COCO: "val2014", "train2014") and `image_dir` defaults to "
 `split` is one name or a comma list ("test", "val", "train", "restval"; "train,restval" is
 Karpathy's 113k training set). One item per image, in file order: the image and ALL its sentences'
 `raw` text as candidates, correct 0, subset = the record's split. Captions are stored once each,
-so a sentence two images share is one caption row; `pipeline/retrieval.py` still scores every
+so a sentence two images share is one caption row; `pipeline/tasks/retrieval.py` still scores every
 (image, sentence) pair, which is the standard 5k/1k protocol (COCO test: 5,000 images, 25,010
 sentences; Flickr30k test: 1,000 and 5,000).
 """

@@ -11,30 +11,16 @@ edit made the hard negative: "swap", "flip", ...).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from ...errors import BadInputError, InputNotFoundError, UnknownNameError
+from ...errors import BadInputError, UnknownNameError
 from ..items import Dataset, DatasetBuilder
-from ..world import FAMILIES, FORMAT
+from ..world.files import read_world_file
+from ..world.scenes import FAMILIES
 
 SPLITS_OF = {"pretrain": ("pretrain",), "train": ("train", "val"),
              **{family: ("test", "heldout") for family in FAMILIES}}
-
-
-def read_world_file(path: Path, root: Path) -> dict:
-    """A JSON file of the world at `root` (world.json or scenes/{split}.json), checked for its format."""
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputNotFoundError(f"{path} is missing: regenerate the world with `dcsm-cache world --out {root}`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadInputError(f"{path} is not valid JSON ({err}): regenerate the world with `dcsm-cache world --out {root}`") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        found = doc.get("format") if isinstance(doc, dict) else None
-        raise BadInputError(f"{path} has world format {found!r}, not {FORMAT}: regenerate it with `dcsm-cache world --out {root}`")
-    return doc
 
 
 def load(root: str | os.PathLike, name: str = "shapes", family: str = "binding") -> Dataset:
@@ -42,9 +28,6 @@ def load(root: str | os.PathLike, name: str = "shapes", family: str = "binding")
     if family not in SPLITS_OF:
         raise UnknownNameError(f"unknown shapes family {family!r}; valid: {', '.join(SPLITS_OF)}")
     base = Path(root)
-    if not (base / "world.json").is_file():
-        raise InputNotFoundError(f"no complete shapes world at {base} (world.json missing): "
-                                 f"run `dcsm-cache world --out {base}`")
     read_world_file(base / "world.json", base)
     builder = DatasetBuilder(name, root)
     for split in SPLITS_OF[family]:

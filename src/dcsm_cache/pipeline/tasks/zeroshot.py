@@ -10,22 +10,19 @@ image embedding dotted with them. An item is top-k correct when its class is amo
 the logits sorted in descending order, ties going to the lower class index (as argmax gives them).
 Reported: top-k accuracy overall, per domain (tag `domain`, under `subsets`, so `report` shows one
 column per domain) and mean per-class top-1; unreadable images are skipped and counted.
-`read_pooled` is the store reader this module and `retrieval.py` share.
+Stores are read with `cache.read_pooled`, as retrieval reads them.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
-import zarr
 
-from ..config import config_hash
-from ..errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError
-from ..stores.feature_store import FeatureStore
-from .items import Dataset, read_manifest
+from ...config import at_least, config_hash, require
+from ...errors import BadInputError, ConfigError
+from ..cache import normalise, read_pooled
+from ..items import Dataset
 
 
 @dataclass(frozen=True)
@@ -34,39 +31,9 @@ class ZeroShotConfig:
     block_rows: int = 4096        # image rows scored at once
 
 
-@dataclass
-class Pooled:
-    """A store's pooled embeddings and its manifest: all a cosine-only task reads."""
-
-    store: FeatureStore
-    dataset: Dataset
-    image_pooled: zarr.Array      # [N, D] float16, read in blocks
-    valid: np.ndarray             # [N] bool
-    text: np.ndarray              # [M, D] float32, L2-normalised
-
-    def images(self, a: int, b: int) -> np.ndarray:
-        """Rows [a, b) of the image embeddings, float32, L2-normalised."""
-        return normalise(self.image_pooled[a:b])
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def read_pooled(store: str | os.PathLike, items: str | os.PathLike | None = None) -> Pooled:
-    """Open `store` (complete, and extracted from this version of its manifest) with its manifest."""
-    fs = FeatureStore.open(store)
-    manifest = Path(items or fs.attrs["manifest"])
-    if not manifest.is_file():
-        raise InputNotFoundError(f"manifest {manifest} of store {store} is missing: pass --items")
-    ds = read_manifest(manifest)
-    fp = json.loads(manifest.read_text()).get("fingerprint", "")
-    if fs.attrs.get("fingerprint") != fp:
-        raise StoreMismatchError(f"{store} was extracted from another version of {manifest} "
-                                 f"(fingerprint {fs.attrs.get('fingerprint')} != {fp}): re-extract it")
-    return Pooled(fs, ds, fs.image_pooled, fs.image_valid[:], normalise(fs.text_pooled[:]))
-
+    def __post_init__(self):
+        require(bool(self.top_k) and all(k >= 1 for k in self.top_k), "zeroshot", f"top_k={self.top_k}: every k must be positive")
+        at_least("zeroshot", block_rows=(self.block_rows, 1))
 
 def prompt_table(ds: Dataset) -> tuple[int, int]:
     """(n_classes, n_templates) of a prompt-table manifest; anything else is a BadInputError."""

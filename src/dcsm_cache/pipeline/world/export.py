@@ -36,9 +36,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ..errors import BadInputError, InputNotFoundError, UnknownNameError
-from .benchmarks.sugarcrepe import SUBSETS as SUGARCREPE_SUBSETS
-from .world import RELATIONS, caption_is_true, parse_caption, phrase
+from ...atomic import write_bytes
+from ...errors import BadInputError, UnknownNameError
+from ..benchmarks.sugarcrepe import SUBSETS as SUGARCREPE_SUBSETS
+from .files import read_world
+from .scenes import RELATIONS, caption_is_true, parse_caption, phrase
 
 FORMATS = ("whatsup", "clevr_bind", "sugarcrepe")
 SPLITS = ("test", "heldout")
@@ -54,31 +56,11 @@ def benchmark_key(fmt: str, split: str) -> str:
             "clevr_bind": "clevr_bind_2obj_valid" if split == "test" else "clevr_bind_2obj_gen"}[fmt]
 
 
-def _write(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def _jpeg(png: Path) -> bytes:
     buf = io.BytesIO()
     with Image.open(png) as im:
         im.convert("RGB").save(buf, "JPEG", quality=95, subsampling=0)  # no chroma blur on small shapes
     return buf.getvalue()
-
-
-def _read_world(root: Path) -> tuple[dict, dict[str, list[dict]]]:
-    if not (root / "world.json").is_file():
-        raise InputNotFoundError(f"no complete shapes world at {root} (world.json missing): "
-                                 f"run `dcsm-cache world --out {root}`")
-    try:
-        info = json.loads((root / "world.json").read_text())
-        scenes = {s: json.loads((root / "scenes" / f"{s}.json").read_text())["scenes"] for s in SPLITS}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise BadInputError(f"world {root} cannot be read ({type(err).__name__}): regenerate it with "
-                            f"`dcsm-cache world --out {root}`") from None
-    return info, scenes
 
 
 def _whatsup(scene: dict, stem: str) -> tuple[str, list[str]] | None:
@@ -123,37 +105,37 @@ def export_split(world: Path, out: Path, info: dict, split: str, scenes: list[di
             if got is None:
                 dropped += 1
             else:
-                _write(out / "controlled_images" / got[0], jpeg)
+                write_bytes(out / "controlled_images" / got[0], jpeg)
                 whatsup.append({"image_path": f"data/controlled_images/{got[0]}", "caption_options": got[1]})
         if "clevr_bind" in formats and family == "binding":
             rows = _clevr_rows(scene, info, split, rng)
             dropped += 2 - len(rows)
             if rows:
                 name = f"{stem}.png"
-                _write(out / "clevr_bind/two_object/images" / CLEVR_SPLIT[split] / name, png.read_bytes())
+                write_bytes(out / "clevr_bind/two_object/images" / CLEVR_SPLIT[split] / name, png.read_bytes())
                 clevr += [[name, *row] for row in rows]
         if subset:
             name = f"{int(stem):012d}.jpg"
-            _write(out / "val2017" / name, jpeg)
+            write_bytes(out / "val2017" / name, jpeg)
             records = sugar.setdefault(subset, {})
             records[str(len(records))] = {"filename": name, "caption": scene["positive"],
                                           "negative_caption": scene["negatives"][0]}
     counts = {}
     if "whatsup" in formats:
         (out / "controlled_images").mkdir(parents=True, exist_ok=True)
-        _write(out / "controlled_images_dataset.json", json.dumps(whatsup, indent=1))
+        write_bytes(out / "controlled_images_dataset.json", json.dumps(whatsup, indent=1))
         counts[benchmark_key("whatsup", split)] = len(whatsup)
     if "clevr_bind" in formats:
         (out / "clevr_bind/two_object/images" / CLEVR_SPLIT[split]).mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(
             [["file_name", "pos", "neg_0", "neg_1", "neg_2", "neg_3"], *clevr])
-        _write(out / "clevr_bind/two_object" / f"{CLEVR_SPLIT[split]}.csv", buf.getvalue())
+        write_bytes(out / "clevr_bind/two_object" / f"{CLEVR_SPLIT[split]}.csv", buf.getvalue())
         counts[benchmark_key("clevr_bind", split)] = len(clevr)
     if "sugarcrepe" in formats:
         (out / "val2017").mkdir(parents=True, exist_ok=True)
         for subset in SUGARCREPE_SUBSETS:  # all seven files, as released; those the world has no edit for stay empty
-            _write(out / "data" / f"{subset}.json", json.dumps(sugar.get(subset, {}), indent=1))
+            write_bytes(out / "data" / f"{subset}.json", json.dumps(sugar.get(subset, {}), indent=1))
         counts[benchmark_key("sugarcrepe", split)] = sum(len(r) for r in sugar.values())
     return {"root": split, "benchmarks": counts, "dropped": dropped,
             "sugarcrepe_subsets": {s: len(r) for s, r in sorted(sugar.items())}}
@@ -169,10 +151,10 @@ def export_world(world_root: str | os.PathLike, out_root: str | os.PathLike,
         raise UnknownNameError(f"unknown export format or split {', '.join(bad) or '(none given)'}; "
                                f"formats: {', '.join(FORMATS)}; splits: {', '.join(SPLITS)}")
     world, out = Path(world_root), Path(out_root)
-    info, scenes = _read_world(world)
+    info, scenes = read_world(world)
     out.mkdir(parents=True, exist_ok=True)
     (out / "export.json").unlink(missing_ok=True)  # written last: marks a complete export
     doc = {"format": 1, "world": str(world.resolve()), "formats": list(formats),
            "splits": {s: export_split(world, out / s, info, s, scenes[s], formats) for s in splits}}
-    _write(out / "export.json", json.dumps(doc, indent=1))
+    write_bytes(out / "export.json", json.dumps(doc, indent=1))
     return doc

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._compat import open_clip
-from ._adapters import ImageAdapter, linear, project
+from ..._openclip import open_clip
+from .adapters import ImageAdapter, linear, project
 
 Tensor = torch.Tensor
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._compat import open_clip
-from ._adapters import TextAdapter, project
+from ..._openclip import open_clip
+from .adapters import TextAdapter, project
 
 Tensor = torch.Tensor
 _text_global_pool = open_clip.transformer.text_global_pool

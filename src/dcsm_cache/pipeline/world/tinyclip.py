@@ -1,6 +1,6 @@
 """The shapes-world CLIP: a small convolutional image trunk, registered with timm and open_clip.
 
-    model = open_clip.create_model("shapes-clip")      # after `import dcsm_cache.pipeline.tinyclip`
+    model = open_clip.create_model("shapes-clip")      # after `import dcsm_cache.pipeline.world.tinyclip`
 
 Why a convolutional trunk: the DCSM needs patch tokens that stay tied to where they are in the
 image. With a ViT and CLS or plain average pooling, global attention lets every patch carry
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._compat import open_clip  # first: the guard must run before timm imports torchvision
+from ..._openclip import open_clip  # first: the guard must run before timm imports torchvision
 from timm.models import register_model  # noqa: E402
 
 
@@ -82,4 +82,4 @@ def _trunk_kwargs(kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k in ("num_classes", "global_pool")}
 
 
-open_clip.add_model_config(Path(__file__).resolve().parent.parent / "model_configs")
+open_clip.add_model_config(Path(__file__).resolve().parents[2] / "model_configs")  # dcsm_cache/model_configs

@@ -1,6 +1,6 @@
-"""The one torchvision compatibility guard: import open_clip through here.
+"""open_clip, imported behind the one torchvision guard: import open_clip through here.
 
-    from dcsm_cache._compat import open_clip
+    from dcsm_cache._openclip import open_clip
 
 On a CPU-only machine the registry's torchvision wheel is built for CUDA torch. Its compiled
 operators fail to load beside torch+cpu, and `import torchvision` then dies with

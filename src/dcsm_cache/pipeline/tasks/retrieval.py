@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..config import config_hash
-from ..errors import BadInputError, ConfigError
-from .zeroshot import read_pooled
+from ...config import at_least, config_hash, require
+from ...errors import BadInputError, ConfigError
+from ..cache import read_pooled
 
 DIRECTIONS = ("image_to_text", "text_to_image")
 
@@ -33,6 +33,10 @@ class RetrievalConfig:
     ks: tuple[int, ...] = (1, 5, 10)
     block_rows: int = 512         # queries scored at once
 
+
+    def __post_init__(self):
+        require(bool(self.ks) and all(k >= 1 for k in self.ks), "retrieval", f"ks={self.ks}: every k must be positive")
+        at_least("retrieval", block_rows=(self.block_rows, 1))
 
 def _first(mask: np.ndarray) -> np.ndarray:
     return mask.argmax(axis=1)

@@ -1,8 +1,8 @@
-"""paper_compat: the reference DCSM evaluation (compat.py, compat_scorer.py) against the reference's own formula.
+"""paper_compat: the reference DCSM evaluation (pipeline/paper/) against the reference's own formula.
 
 Stores are written directly (P=197, D=8, no backbone run); the reference computation below is
 written the way the DCSM reference code writes it (run_evals.py `evaluate_patch_model`,
-models_and_dataloaders.py `CrossModalConvNetwork`/`standardize`), independently of compat.py.
+models_and_dataloaders.py `CrossModalConvNetwork`/`standardize`), independently of pipeline/paper/.
 """
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from click.testing import CliRunner
 from PIL import Image
 from torch import nn
 
-from dcsm_cache._compat import open_clip
+from dcsm_cache._openclip import open_clip
 from dcsm_cache.cli import main
 from dcsm_cache.errors import (BadInputError, ConfigError, InputNotFoundError, StoreMismatchError,
                                UnknownNameError)
-from dcsm_cache.pipeline import compat
+from dcsm_cache.pipeline import paper
 from dcsm_cache.pipeline.cache import CachedDataset
 from dcsm_cache.pipeline.dcsm import apply_functional_rows, column_mask, standardise
-from dcsm_cache.pipeline.evaluate import SCORERS, EvalConfig, evaluate
+from dcsm_cache.pipeline.scorers import SCORERS
+from dcsm_cache.pipeline.tasks.choice import EvalConfig, evaluate
+from dcsm_cache.pipeline.extract import tokenizer_record
 from dcsm_cache.pipeline.items import DatasetBuilder, read_manifest, write_manifest
 from dcsm_cache.stores.feature_store import FeatureStore, StoreShape
 
@@ -63,7 +65,8 @@ def make_store(tmp_path, items=ITEMS, name="whatsUp_A+paper", n_tokens=197, dim=
     n, m = len(ds.images), len(ds.captions)
     path = tmp_path / "store.zarr"
     store = FeatureStore.create(path, StoreShape(n, n_tokens, m, width, dim),
-                                {"backbone": "ViT-B-16", "manifest": str(manifest), "fingerprint": fp, "dataset": name})
+                                {"backbone": "ViT-B-16", "manifest": str(manifest), "fingerprint": fp, "dataset": name,
+                                 "backbone_id": "0" * 16, "tokenizer": tokenizer_record("ViT-B-16", TOKENIZER)})
     store.write("image/tokens", 0, unit(rng, n, n_tokens, dim))
     store.write("image/pooled", 0, unit(rng, n, dim))
     store.write("image/valid", 0, np.ones(n, bool))
@@ -143,9 +146,9 @@ def reference_scores(image_tokens, text_tokens, texts, net, emb, words, text_seq
 def test_scores_match_the_reference_formula(tmp_path):
     store, ds = make_store(tmp_path)
     ckpt, net, emb, words = make_checkpoint(tmp_path)
-    scorer = compat.load_reference_checkpoint(ckpt)
+    scorer = paper.load_reference_checkpoint(ckpt)
     data = CachedDataset.open(store, text_len=30)
-    got = compat.score_items(data, list(ds.items), scorer, "cpu", batch_size=4)
+    got = paper.score_items(data, list(ds.items), scorer, "cpu", batch_size=4)
     raw = FeatureStore.open(store)
     for it, scores in zip(ds.items, got):
         want = reference_scores(torch.from_numpy(raw.image_tokens[it.image]),
@@ -189,13 +192,13 @@ def test_functional_column_is_the_whitespace_index_not_the_token(tmp_path):
     assert np.flatnonzero(cols >= 0).tolist() == [7] and data.fr_words[cols[7]] == "above"
     enc = TOKENIZER.encoder
     assert data.store.text_ids[row][6] == enc["bottle</w>"] and data.store.text_ids[row][7] == enc["above</w>"]
-    src = compat.column_sources(BEER, WORDS)
+    src = paper.column_sources(BEER, WORDS)
     assert src[6] == -1 and [c for i, c in enumerate(src) if i != 6] == [i for i in range(30) if i != 6]
     # the maps: compat puts row "above" at column 6, default at column 7
     rng = np.random.default_rng(1)
     img, txt = torch.from_numpy(unit(rng, 1, 197, 8)), torch.from_numpy(unit(rng, 1, 1, 30, 8))
     fr = torch.rand(len(WORDS), 197)
-    ref = compat.reference_maps(img, txt, torch.tensor(src).view(1, 1, 30), fr)
+    ref = paper.reference_maps(img, txt, torch.tensor(src).view(1, 1, 30), fr)
     default = apply_functional_rows(torch.einsum("bpd,bkld->bkpl", img.float(), txt.float()),
                                     data.fr_columns[row, :30].view(1, 1, 30), fr)
     assert torch.equal(ref[0, 0, :, 6], fr[0]) and torch.equal(default[0, 0, :, 7], fr[0])
@@ -204,36 +207,36 @@ def test_functional_column_is_the_whitespace_index_not_the_token(tmp_path):
 
 def test_caption_without_special_words_is_a_plain_cosine_map():
     caption = "a red cube and a blue sphere"
-    assert compat.column_sources(caption, WORDS) == list(range(30))
+    assert paper.column_sources(caption, WORDS) == list(range(30))
     rng = np.random.default_rng(2)
     img, txt = torch.from_numpy(unit(rng, 1, 197, 8)), torch.from_numpy(unit(rng, 1, 2, 30, 8))
     src = torch.arange(30).expand(1, 2, 30)
     explicit = torch.einsum("bqie,lpte->bpit", img.float().unsqueeze(1), txt[0].float().unsqueeze(0))
-    assert torch.equal(compat.reference_maps(img, txt, src, torch.rand(11, 197)), explicit)
+    assert torch.equal(paper.reference_maps(img, txt, src, torch.rand(11, 197)), explicit)
 
 
 def test_word_matching_rules_and_variants():
-    src = compat.column_sources("This image features a cup, but not a fork", WORDS)
+    src = paper.column_sources("This image features a cup, but not a fork", WORDS)
     assert src[5] == -(WORDS.index("but") + 1) and src[6] == -(WORDS.index("not") + 1)
-    assert compat.column_sources("Not a dog left, of a cat", WORDS) == list(range(30))  # case and punctuation
-    src = compat.column_sources("no no dog left of a cat not", WORDS)                     # first occurrence
+    assert paper.column_sources("Not a dog left, of a cat", WORDS) == list(range(30))  # case and punctuation
+    src = paper.column_sources("no no dog left of a cat not", WORDS)                     # first occurrence
     assert src[0] == -(WORDS.index("no") + 1) and src[1] == 1 and src[3] == -(WORDS.index("left") + 1)
-    assert compat.column_sources("schoolbus left of car", WORDS)[1] == -(WORDS.index("left") + 1)
-    assert compat.column_sources(LONG, WORDS) == list(range(30))                          # index >= 30
-    assert compat.column_sources(LONG, WORDS, variant="insert") == list(range(30))
+    assert paper.column_sources("schoolbus left of car", WORDS)[1] == -(WORDS.index("left") + 1)
+    assert paper.column_sources(LONG, WORDS) == list(range(30))                          # index >= 30
+    assert paper.column_sources(LONG, WORDS, variant="insert") == list(range(30))
     # eval_simple.py inserts: later columns shift right and the last one drops
-    assert compat.column_sources("a b above c", WORDS, variant="insert") == [0, 1, -1] + list(range(2, 29))
-    assert compat.column_sources("a b above c", WORDS, variant="none") == list(range(30))
+    assert paper.column_sources("a b above c", WORDS, variant="insert") == [0, 1, -1] + list(range(2, 29))
+    assert paper.column_sources("a b above c", WORDS, variant="none") == list(range(30))
     with pytest.raises(ConfigError):
-        compat.column_sources("a", WORDS, variant="shift")
+        paper.column_sources("a", WORDS, variant="shift")
 
 
 def test_standardisation_spans_all_candidates_not_each_map():
     rng = np.random.default_rng(3)
     img, txt = torch.from_numpy(unit(rng, 2, 197, 8)), torch.from_numpy(unit(rng, 2, 4, 30, 8))
     txt[1, 2] *= 3  # one candidate on another scale: per-item statistics then differ from per-map ones
-    maps = compat.reference_maps(img, txt, torch.arange(30).expand(2, 4, 30), torch.rand(11, 197))
-    ref = compat.standardise_items(maps)
+    maps = paper.reference_maps(img, txt, torch.arange(30).expand(2, 4, 30), torch.rand(11, 197))
+    ref = paper.standardise_items(maps)
     for b in range(2):  # exactly the reference's whole-tensor formula, item by item
         assert torch.allclose(ref[b], (maps[b] - maps[b].mean()) / maps[b].std(), atol=1e-6)
     per_map = standardise(maps, torch.ones(2, 4, 30, dtype=torch.bool))
@@ -253,33 +256,33 @@ def _ds(name, captions):
 
 
 def test_reference_captions_on_manifests(tmp_path):
-    ds = compat.apply_reference_captions(_ds("whatsUp_A", ["A mug on a table", "A mug under a table"]), "whatsUp_A")
+    ds = paper.apply_reference_captions(_ds("whatsUp_A", ["A mug on a table", "A mug under a table"]), "whatsUp_A")
     write_manifest(ds, tmp_path / "m.json")
     back = read_manifest(tmp_path / "m.json")
     assert back.name == "whatsUp_A+paper"
     assert back.captions == ("An image of A mug above a table", "An image of A mug below a table")
     key = "clevr_bind_2obj_gen"
-    clevr = compat.apply_reference_captions(_ds(key, ["red cube", "blue cube"]), key)
+    clevr = paper.apply_reference_captions(_ds(key, ["red cube", "blue cube"]), key)
     assert clevr.captions == ("An image of a red cube", "An image of a blue cube")
     raw = _ds("coco_spatial1", ["a pizza topping", "a man in front of a bus"])
-    assert compat.apply_reference_captions(raw, "coco_spatial1").captions == ("a pizza aboveping", "a man below a bus")
-    base = compat.apply_reference_captions(raw, "coco_spatial1", dcsm=False)
+    assert paper.apply_reference_captions(raw, "coco_spatial1").captions == ("a pizza aboveping", "a man below a bus")
+    base = paper.apply_reference_captions(raw, "coco_spatial1", dcsm=False)
     assert base.captions == raw.captions and base.name == "coco_spatial1+paper-baseline"
-    assert compat.apply_reference_captions(_ds("vg_attr", ["the white plate"]), "vg_attr").captions == \
+    assert paper.apply_reference_captions(_ds("vg_attr", ["the white plate"]), "vg_attr").captions == \
         ("An image of the white plate",)
 
 
 def test_captions_that_become_equal_are_stored_once():
-    ds = compat.apply_reference_captions(_ds("vg_subset1", ["a dog behind a cat", "a dog above a cat"]), "vg_subset1")
+    ds = paper.apply_reference_captions(_ds("vg_subset1", ["a dog behind a cat", "a dog above a cat"]), "vg_subset1")
     assert ds.captions == ("a dog above a cat",) and ds.items[0].candidates == (0, 0)
 
 
 def test_reference_captions_errors():
-    ds = compat.apply_reference_captions(_ds("whatsUp_B", ["a b"]), "whatsUp_B")
+    ds = paper.apply_reference_captions(_ds("whatsUp_B", ["a b"]), "whatsUp_B")
     with pytest.raises(BadInputError):
-        compat.apply_reference_captions(ds, "whatsUp_B")
+        paper.apply_reference_captions(ds, "whatsUp_B")
     with pytest.raises(UnknownNameError):
-        compat.apply_reference_captions(_ds("x", ["a"]), "whatsup_a")
+        paper.apply_reference_captions(_ds("x", ["a"]), "whatsup_a")
 
 
 def test_items_command_paper_compat(tmp_path):
@@ -305,7 +308,7 @@ def test_items_command_paper_compat(tmp_path):
 
 def test_loads_a_reference_checkpoint(tmp_path):
     path, net, emb, words = make_checkpoint(tmp_path)
-    scorer = compat.load_reference_checkpoint(path)
+    scorer = paper.load_reference_checkpoint(path)
     assert not scorer.training and scorer.words == tuple(WORDS) and (scorer.img_seq, scorer.text_seq) == (197, 30)
     assert torch.equal(scorer.fr_vectors, emb.weight.detach())
     for k, v in net.state_dict().items():
@@ -314,7 +317,7 @@ def test_loads_a_reference_checkpoint(tmp_path):
 
 def test_learned_lookup_replaces_the_word_list(tmp_path):
     path, _, emb, _ = make_checkpoint(tmp_path, words=["left", "not"])
-    scorer = compat.load_reference_checkpoint(path)
+    scorer = paper.load_reference_checkpoint(path)
     assert scorer.words == ("left", "not") and scorer.fr_vectors.shape == (2, 197)
     assert scorer.sources(["a above b not c"])[0, 3].item() == -2 and scorer.sources(["a above b"])[0, 1] == 1
 
@@ -336,25 +339,25 @@ class Pickled:
 def test_foreign_objects_in_the_checkpoint_are_inert(tmp_path):
     path, *_ = make_checkpoint(tmp_path, clip_text_tokenizer=Pickled(), epoch=3,
                                optimizer_state_dict={"state": {}, "param_groups": []})
-    compat.load_reference_checkpoint(path)
+    paper.load_reference_checkpoint(path)
     assert not _RAN
 
 
 def test_bad_checkpoints(tmp_path):
     with pytest.raises(ConfigError):
-        compat.load_reference_checkpoint(None)
+        paper.load_reference_checkpoint(None)
     with pytest.raises(InputNotFoundError):
-        compat.load_reference_checkpoint(tmp_path / "none.pt")
+        paper.load_reference_checkpoint(tmp_path / "none.pt")
     torch.save({"model_state_dict": {}}, tmp_path / "a.pt")
     with pytest.raises(BadInputError, match="external_logic_token_embeddings"):
-        compat.load_reference_checkpoint(tmp_path / "a.pt")
+        paper.load_reference_checkpoint(tmp_path / "a.pt")
     torch.save({"model_state_dict": {"fc2.weight": torch.zeros(1, 128)},
                 "external_logic_token_embeddings": torch.zeros(11, 197)}, tmp_path / "b.pt")
     with pytest.raises(BadInputError, match="model_state_dict"):
-        compat.load_reference_checkpoint(tmp_path / "b.pt")
+        paper.load_reference_checkpoint(tmp_path / "b.pt")
     (tmp_path / "c.pt").write_text("not a checkpoint")
     with pytest.raises(BadInputError):
-        compat.load_reference_checkpoint(tmp_path / "c.pt")
+        paper.load_reference_checkpoint(tmp_path / "c.pt")
 
 
 # ---------------------------------------------------------------- reference text tokens (pad columns)
@@ -373,7 +376,7 @@ def test_reference_text_tokens_keep_real_columns_and_mask_pads():
     texts = ["a dog above a cat", "a red cube"]
     ids = TOKENIZER(texts, context_length=30)
     lengths = (ids != 0).sum(1)
-    tokens, pooled = compat.reference_text_tokens(model, ids, lengths)
+    tokens, pooled = paper.reference_text_tokens(model, ids, lengths)
     # real positions are what open_clip's own causal forward gives; pooled is encode_text
     x = model.ln_final(model.transformer(model.token_embedding(TOKENIZER(texts)) + model.positional_embedding,
                                          attn_mask=model.attn_mask)) @ model.text_projection
@@ -382,7 +385,7 @@ def test_reference_text_tokens_keep_real_columns_and_mask_pads():
         assert not torch.allclose(tokens[b, n:], x[b, n:30], atol=1e-3)   # open_clip's pads are another thing
     assert torch.allclose(pooled, model.encode_text(TOKENIZER(texts)), atol=1e-5)
     # a column depends on neither later positions nor how far the caption is padded
-    longer, _ = compat.reference_text_tokens(model, TOKENIZER(texts, context_length=40), lengths)
+    longer, _ = paper.reference_text_tokens(model, TOKENIZER(texts, context_length=40), lengths)
     assert torch.allclose(longer[:, :30], tokens, atol=1e-5)
 
 
@@ -416,5 +419,5 @@ def test_reference_text_tokens_equal_hf_clip_with_max_length_padding():
     lengths = (ids != 0).sum(1)
     mask = torch.arange(30).unsqueeze(0) < lengths.unsqueeze(1)
     want = hf.text_projection(t(input_ids=ids.masked_fill(~mask, 49407), attention_mask=mask.long()).last_hidden_state)
-    got, _ = compat.reference_text_tokens(model, ids, lengths)
+    got, _ = paper.reference_text_tokens(model, ids, lengths)
     assert torch.allclose(got, want, atol=1e-5)

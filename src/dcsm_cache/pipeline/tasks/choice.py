@@ -7,26 +7,30 @@ first maximum is the correct candidate (the reference's tie rule); `strict` ones
 the correct candidate beats every other. Items whose image could not be read are skipped and
 counted. The result holds accuracy per subset and per tag value, chance level, item count, the
 store fingerprint and a config hash, and is what `report` merges.
+
+Scorers are named in one registry (`pipeline/scorers.py`); IMPLEMENTATIONS here says how each one
+loads what it needs and scores a batch. Nothing here imports open_clip.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import config_hash
-from ..errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError, UnknownNameError
-from .backbones import resolve_device
-from .cache import CachedDataset
-from .dcsm import FUNCTIONAL_WORDS, similarity_maps
-from .scorer import DCSMScorer, ScorerConfig
+from ...config import config_hash
+from ...errors import ConfigError, StoreMismatchError
+from ..cache import CachedDataset
+from ..dcsm import FUNCTIONAL_WORDS, similarity_maps
+from ..device import resolve_device
+from ..scorer import DCSMScorer
+from ..scorer_file import load_scorer
+from ..scorers import get_scorer
 
-SCORERS = ("cosine", "maxsim", "dcsm", "dcsm-paper")  # dcsm-paper: the reference DCSM evaluation (compat.py)
+__all__ = ["EvalConfig", "IMPLEMENTATIONS", "evaluate", "is_correct", "score_items"]
 
 
 @dataclass(frozen=True)
@@ -35,21 +39,9 @@ class EvalConfig:
     batch_size: int = 256
     device: str = "auto"
 
-
-def load_scorer(path: str | os.PathLike, device) -> tuple[DCSMScorer, dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"scorer checkpoint {path} does not exist: run `dcsm-cache train` first")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        assert ckpt.get("format") == "dcsm-cache/scorer-v1"
-    except Exception as err:
-        raise BadInputError(f"{path} is not a dcsm-cache scorer checkpoint ({type(err).__name__}): "
-                            f"retrain it with `dcsm-cache train`") from err
-    scorer = DCSMScorer(ScorerConfig(**ckpt["scorer_config"]), ckpt["n_tokens"], ckpt["text_len"],
-                        len(ckpt["fr_words"]))
-    scorer.load_state_dict(ckpt["state_dict"])
-    return scorer.to(device).eval(), ckpt
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ConfigError(f"eval: batch_size={self.batch_size} must be at least 1")
 
 
 def cosine_scores(data: CachedDataset):
@@ -100,42 +92,77 @@ def _summary(flags: list[bool], ks: list[int]) -> dict:
             "chance": float(np.mean([1 / k for k in ks])) if ks else float("nan")}
 
 
-def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig(), items: str | None = None) -> dict:
-    if scorer not in SCORERS:
-        raise UnknownNameError(f"unknown scorer {scorer!r}; valid: {', '.join(SCORERS)}")
-    device = resolve_device(cfg.device)
-    model, ckpt = None, {}
-    text_len = None
-    if scorer == "dcsm":
-        if not cfg.checkpoint:
-            raise ConfigError("scorer dcsm needs --checkpoint, the file `dcsm-cache train` wrote")
-        model, ckpt = load_scorer(cfg.checkpoint, device)
-        text_len = ckpt["text_len"]
-    # -- paper_compat: the reference's checkpoint, functional rows and standardisation (compat.py) --
-    if scorer == "dcsm-paper":
-        from . import compat
-        model = compat.load_reference_checkpoint(cfg.checkpoint, device)
-        text_len = model.text_seq
-    # -----------------------------------------------------------------------------------------------
-    data = CachedDataset.open(store, text_len=text_len, items=items,
-                              fr_words=tuple(ckpt["fr_words"]) if ckpt else FUNCTIONAL_WORDS)
-    if ckpt and ckpt.get("backbone_id") != data.store.attrs["backbone_id"]:
-        raise StoreMismatchError(f"{store} was extracted with {data.store.attrs['backbone']!r} (id "
-                                 f"{data.store.attrs['backbone_id']}), but the scorer {cfg.checkpoint} was trained on "
-                                 f"{ckpt['backbone']!r} (id {ckpt.get('backbone_id')}), other weights or settings: "
-                                 f"use stores of that backbone")
-    if ckpt and tuple(ckpt["fr_words"]) != data.fr_words:
-        raise StoreMismatchError(f"{cfg.checkpoint} expects functional words {ckpt['fr_words']}, the tokenizer of "
+@dataclass(frozen=True)
+class Implementation:
+    """How a registered scorer loads (checkpoint, device) -> (model, meta) and scores the kept items."""
+
+    load: Callable
+    score: Callable
+
+
+def _no_model(checkpoint, device):
+    return None, {}
+
+
+def _pooled_or_token(make):
+    def score(data, items, model, device, batch_size):
+        return score_items(data, items, make(data), batch_size)
+    return score
+
+
+def _load_dcsm(checkpoint, device):
+    if not checkpoint:
+        raise ConfigError("scorer dcsm needs --checkpoint, the file `dcsm-cache train` wrote")
+    return load_scorer(checkpoint, device)
+
+
+def _score_dcsm(data, items, model, device, batch_size):
+    return score_items(data, items, dcsm_scores(data, model, device), batch_size)
+
+
+def _load_paper(checkpoint, device):
+    from ..paper.scorer import load_reference_checkpoint
+    model = load_reference_checkpoint(checkpoint, device)
+    return model, {"text_len": model.text_seq}
+
+
+def _score_paper(data, items, model, device, batch_size):
+    from ..paper.scorer import score_items as reference_scores  # scores from the caption texts
+    return reference_scores(data, items, model, device, batch_size)
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    "cosine": Implementation(_no_model, _pooled_or_token(cosine_scores)),
+    "maxsim": Implementation(_no_model, _pooled_or_token(maxsim_scores)),
+    "dcsm": Implementation(_load_dcsm, _score_dcsm),
+    "dcsm-paper": Implementation(_load_paper, _score_paper),
+}
+
+
+def _check_trained_on(data: CachedDataset, meta: dict, store, checkpoint) -> None:
+    a = data.store.attrs
+    if meta.get("backbone_id") != a["backbone_id"]:
+        raise StoreMismatchError(f"{store} was extracted with {a['backbone']!r} (id {a['backbone_id']}), but the "
+                                 f"scorer {checkpoint} was trained on {meta['backbone']!r} (id "
+                                 f"{meta.get('backbone_id')}), other weights or settings: use stores of that backbone")
+    if tuple(meta["fr_words"]) != data.fr_words:
+        raise StoreMismatchError(f"{checkpoint} expects functional words {meta['fr_words']}, the tokenizer of "
                                  f"{store} gives {list(data.fr_words)}")
+
+
+def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig(), items: str | None = None) -> dict:
+    get_scorer(scorer)  # an unknown name lists the valid ones
+    impl = IMPLEMENTATIONS[scorer]
+    device = resolve_device(cfg.device)
+    model, meta = impl.load(cfg.checkpoint, device)
+    data = CachedDataset.open(store, text_len=meta.get("text_len"), items=items,
+                              fr_words=tuple(meta.get("fr_words", FUNCTIONAL_WORDS)))
+    if "backbone_id" in meta:
+        _check_trained_on(data, meta, store, cfg.checkpoint)
     valid = data.valid
     items_all = data.dataset.items
     kept = [it for it in items_all if valid[it.image]]
-    if scorer == "dcsm-paper":  # paper_compat (compat.py): scores from the caption texts
-        scores = compat.score_items(data, kept, model, device, cfg.batch_size)
-    else:
-        fn = {"cosine": cosine_scores, "maxsim": maxsim_scores}[scorer](data) if model is None \
-            else dcsm_scores(data, model, device)
-        scores = score_items(data, kept, fn, cfg.batch_size)
+    scores = impl.score(data, kept, model, device, cfg.batch_size)
     metric = data.dataset.metric
     flags = [is_correct(s, it.correct, metric) for s, it in zip(scores, kept)]
     ks = [len(it.candidates) for it in kept]
@@ -146,18 +173,11 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
             groups[key][0].append(f)
             groups[key][1].append(k)
     return {
-        "dataset": data.dataset.name, "backbone": data.store.attrs["backbone"], "scorer": scorer,
+        "dataset": data.dataset.name, "backbone": data.store.attrs["backbone"],
+        "backbone_id": data.store.attrs["backbone_id"], "scorer": scorer,
         "metric": metric, **_summary(flags, ks), "n_skipped": len(items_all) - len(kept),
         "subsets": {key: _summary(*v) for key, v in sorted(groups.items()) if key},
         "store_fingerprint": data.store.attrs["fingerprint"],
-        "checkpoint": cfg.checkpoint, "checkpoint_config_hash": ckpt.get("config_hash"),
+        "checkpoint": cfg.checkpoint, "checkpoint_config_hash": meta.get("config_hash"),
         "config_hash": config_hash(asdict(cfg) | {"scorer": scorer}),
     }
-
-
-def write_result(result: dict, out: str | os.PathLike) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .._compat import open_clip
-from ..errors import BadInputError, InputNotFoundError
+from ..._openclip import open_clip
+from ...errors import BadInputError, InputNotFoundError
 
 # keys of OpenAI's TorchScript state dicts and non-persistent buffers that are not weights
 _NOT_WEIGHTS = ("input_resolution", "context_length", "vocab_size", "attn_mask",

@@ -11,11 +11,12 @@ Everything here follows the DCSM reference code (Raphoo/DCSM_Ideal_CLIP, `run_ev
   (insert at the index, drop the last column); `variant="none"` is "NO FUNCTIONAL ROWS";
 - one mean and one unbiased std over an item's whole [K, 197, 30] map, pads and rows included;
 - `CrossModalConvNetwork` with the reference's module names, so its `model_state_dict` loads.
-`compat.py` wires this into evaluation; the default scorer (`scorer.py`) does all three right.
+`score_items` is the `dcsm-paper` scorer of evaluation; the default scorer (`scorer.py`) does all three right.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -25,13 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import BadInputError, ConfigError, InputNotFoundError
+from ...errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError
+from ..cache import CachedDataset
+from .captions import SUFFIX
+from .padding import TEXT_SEQ
 
 #: The reference's special words, in its order (benchmarks.md section 1).
 REFERENCE_WORDS = ("above", "below", "left", "right", "small", "big", "not", "no", "without", "but", "absent")
 IMG_SEQ = 14 * 14 + 1   # ViT-B/16 at 224: CLS + 196 patches
-TEXT_SEQ = 30           # `text_seq` of the released checkpoints
 VARIANTS = ("replace", "insert", "none")
+
+log = logging.getLogger(__name__)
 
 
 class CrossModalConvNetwork(nn.Module):
@@ -213,3 +218,37 @@ def load_reference_checkpoint(path: str | os.PathLike | None, device="cpu",
         raise BadInputError(f"{path}: external_logic_token_embeddings has shape {tuple(fr.shape)}, "
                             f"needs [{needed}, {fr.shape[-1]}] for {len(words)} special words")
     return ReferenceScorer(net, fr, words, variant).to(device).eval()
+
+
+def _check(data: CachedDataset, scorer: ReferenceScorer) -> None:
+    if data.n_tokens != scorer.img_seq:
+        raise StoreMismatchError(f"{data.store.path} has {data.n_tokens} image tokens, the reference scorer reads "
+                                 f"{scorer.img_seq} (ViT-B/16 at 224 with CLS): extract with ViT-B-16-quickgelu.openai")
+    if data.text_tokens.shape[1] != scorer.text_seq:
+        raise StoreMismatchError(f"open {data.store.path} with text_len={scorer.text_seq} for the reference scorer")
+    attrs = data.store.attrs
+    if not any(s in data.dataset.name for s in SUFFIX.values()):
+        log.warning("%s: captions are not the reference's (no prefix or rewrites); write the manifest with "
+                    "`dcsm-cache items --paper-compat`", data.dataset.name)
+    if not str(attrs.get("backbone", "")).startswith("ViT-B-16"):
+        log.warning("%s: backbone %s is not the reference's CLIP ViT-B/16", data.dataset.name, attrs.get("backbone"))
+    if attrs.get("text_padding") != "reference":
+        log.warning("%s: pad columns are not the reference's (store width %d, open_clip pads): scores differ "
+                    "from the reference's wherever a caption is shorter than %d tokens", data.dataset.name,
+                    data.store.text_tokens.shape[1], scorer.text_seq)
+
+
+@torch.no_grad()
+def score_items(data: CachedDataset, items: list, scorer: ReferenceScorer, device, batch_size: int) -> list[np.ndarray]:
+    """Reference scores per item (one array of K values each), the scorer `dcsm-paper` of `evaluate`.
+
+    Functional rows come from the caption TEXTS (`data.dataset.captions`), as the reference finds them.
+    """
+    _check(data, scorer)
+    sources = scorer.sources(data.dataset.captions)
+    out: list[np.ndarray | None] = [None] * len(items)
+    for pos, tok, _, rows in data.item_batches(items, batch_size):
+        scores = scorer(tok.to(device), data.text_tokens[rows].to(device), sources[rows].to(device))
+        for j, i in enumerate(pos):
+            out[i] = scores[j].float().cpu().numpy()
+    return out  # type: ignore[return-value]

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import BadInputError
-from .benchmarks.shapes import read_world_file
-from .cache import CachedDataset, store_tokenizer
-from .dcsm import FunctionalWords
-from .scorer import patch_grid
-from .world import parse_caption, phrase
+from ...errors import BadInputError
+from ..cache import CachedDataset
+from ..dcsm import FunctionalWords
+from ..scorer import patch_grid
+from ..world.files import read_world_file
+from ..world.scenes import parse_caption, phrase
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def _rates(hits: list[_Hit], hit) -> dict[str, float]:
 
 
 def _pooled_encoder(backbone: str, device: str):
-    from .backbones import load_backbone
+    from ..tokens.backbones import load_backbone
     bb = load_backbone(backbone, device)
 
     @torch.no_grad()
@@ -125,3 +125,9 @@ def _pooled_encoder(backbone: str, device: str):
         e = bb.model.encode_text(bb.tokenizer(texts).to(bb.device)).float()
         return torch.nn.functional.normalize(e, dim=-1).cpu().numpy()
     return embed
+
+
+def store_tokenizer(store):
+    """The tokenizer of the store's backbone (grounding reads arbitrary words; train and eval never need it)."""
+    from ..._openclip import open_clip
+    return open_clip.get_tokenizer(store.attrs["tokenizer"]["name"])

@@ -9,12 +9,14 @@ Markdown file holds the same numbers in long form with item counts.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
 
-from ..errors import BadInputError
-from .benchmarks import paper
+from ...atomic import write_text
+from ...errors import BadInputError
+from ..paper.table import paper_table
 
 
 def load_results(paths) -> list[dict]:
@@ -34,29 +36,6 @@ def _columns(r: dict) -> dict[str, dict]:
     if len(subsets) != 1:
         cols[r["dataset"]] = {k: r[k] for k in ("accuracy", "chance", "n_items")}
     return cols
-
-
-def paper_table(results: list[dict]) -> str:
-    """The paper's eight columns (each the mean of its benchmark keys), where results cover any of them."""
-    by_row: dict[tuple[str, str], dict[str, float]] = {}
-    for r in results:
-        key = r["dataset"].split("+", 1)[0]  # `whatsUp_A+paper` scores the registry key whatsUp_A
-        by_row.setdefault((r["backbone"], r["scorer"]), {})[key] = r["accuracy"]
-    rows = {k: paper.column_scores(v) for k, v in by_row.items()}
-    names = [c.name for c in paper.COLUMNS if any(c.name in v for v in rows.values())]
-    if not names:
-        return ""
-    lines = ["| backbone | scorer | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names),
-             "| chance | | " + " | ".join(f"{100 * c.chance:.1f}" for c in paper.COLUMNS if c.name in names) + " |"]
-    for (backbone, scorer), v in sorted(rows.items()):
-        if v:
-            lines.append(f"| {backbone} | {scorer} | " + " | ".join(f"{100 * v[c]:.1f}" if c in v else ""
-                                                                for c in names) + " |")
-    for model, v in paper.REPORTED.items():
-        lines.append(f"| {model} (paper) | reported | " + " | ".join(f"{v[c]:.1f}" for c in names) + " |")
-    return ("\n## The paper's columns\n\nEach column is the mean accuracy (%) over its benchmark keys "
-            "(see `pipeline/benchmarks/paper.py`); the last rows are the numbers the paper reports.\n\n"
-            + "\n".join(lines) + "\n")
 
 
 def report(paths, out: str | os.PathLike) -> str:
@@ -79,14 +58,14 @@ def report(paths, out: str | os.PathLike) -> str:
     md = "# dcsm-cache results\n\nAccuracy (%) per benchmark subset; items per column: " + \
          ", ".join(f"{c} {n[c]}" for c in cols) + ".\n\n" + "\n".join(lines) + "\n" + paper_table(results)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(md)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["backbone", "scorer", "column", "accuracy", "chance", "n_items"])
-        for (backbone, scorer), row in sorted(table.items()):
-            for c in cols:
-                if c in row:
-                    w.writerow([backbone, scorer, c, f"{row[c]['accuracy']:.4f}", f"{row[c]['chance']:.4f}",
-                                row[c]["n_items"]])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["backbone", "scorer", "column", "accuracy", "chance", "n_items"])
+    for (backbone, scorer), row in sorted(table.items()):
+        for c in cols:
+            if c in row:
+                w.writerow([backbone, scorer, c, f"{row[c]['accuracy']:.4f}", f"{row[c]['chance']:.4f}",
+                            row[c]["n_items"]])
+    write_text(out.with_suffix(".csv"), buf.getvalue())
+    write_text(out, md)
     return md

@@ -1,22 +1,18 @@
-"""The paper's table (Kang et al., ICCV 2025) and the reference's caption handling, as data.
+"""The paper's table (Kang et al., ICCV 2025): its eight columns, its reported numbers, and ours beside them.
 
-    paper.column_scores({"ncd_subset1": 0.92, "ncd_subset2": 0.95})   # {"NCD": 0.935}
-    paper.reference_caption("whatsUp_A", "A mug on a table", dcsm=True)  # "An image of A mug above a table"
+    column_scores({"ncd_subset1": 0.92, "ncd_subset2": 0.95})   # {"NCD": 0.935}
+    paper_table(results)                                          # Markdown, for `dcsm-cache report`
 
 `COLUMNS`: the eight columns in the paper's order, each the unweighted mean of the accuracies of
 its registry keys (the reference code writes one accuracy per key; the paper's aggregation was
-done by hand and is [unverified] where `note` says so) and its chance level. Loaders store raw
-captions; the reference's caption handling is listed here for the scorer to apply at scoring
-time, in this order (as `run_evals.py` does):
-  1. `LOADER_REWRITES[key]`: rewrites the reference's dataset class applies for EVERY model;
-  2. `DCSM_REWRITES`: applied on the DCSM path only (`evaluate_patch_model`), not to baselines;
-  3. `caption_prefix(key)`: the `frontadder`, for every model.
-All rewrites are plain substring replacements (so " topping" becomes " aboveping"), in list order.
+done by hand and is [unverified] where `note` says so) and its chance level.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Mapping
+
+__all__ = ["COLUMNS", "Column", "REPORTED", "column_scores", "paper_table"]
 
 
 @dataclass(frozen=True)
@@ -53,45 +49,31 @@ REPORTED: dict[str, dict[str, float]] = {
     }.items()
 }
 
-# Caption rewrites of the reference's dataset classes, applied for every model (Controlled_Images_original).
-LOADER_REWRITES: dict[str, tuple[tuple[str, str], ...]] = {
-    "whatsUp_A": ((" on", " above"), (" under", " below")),
-    "whatsUp_B": ((" on", " above"), (" under", " below")),
-}
-
-# "Replacing 3d functional words with proximal 2d words": DCSM path only, every benchmark.
-DCSM_REWRITES: tuple[tuple[str, str], ...] = (
-    (" behind ", " above "),
-    (" in front of ", " below "),
-    (" bottom", " below"),
-    (" top", " above"),
-)
-
-
-def caption_prefix(key: str) -> str:
-    """The reference's `frontadder` for a registry key (substring rule of `run_evals.py`)."""
-    if "clevr" in key:
-        return "An image of a "
-    if any(part in key for part in ("whats", "vg_attr")):
-        return "An image of "
-    return ""
-
-
-def rewrite(caption: str, rules: tuple[tuple[str, str], ...]) -> str:
-    for old, new in rules:
-        caption = caption.replace(old, new)
-    return caption
-
-
-def reference_caption(key: str, caption: str, dcsm: bool) -> str:
-    """A raw benchmark caption as the reference feeds it to a baseline (dcsm=False) or to DCSM."""
-    caption = rewrite(caption, LOADER_REWRITES.get(key, ()))
-    if dcsm:
-        caption = rewrite(caption, DCSM_REWRITES)
-    return caption_prefix(key) + caption
-
 
 def column_scores(accuracy: Mapping[str, float]) -> dict[str, float]:
     """Per-key accuracies -> paper columns (unweighted mean over keys); columns missing a key are left out."""
     return {c.name: sum(accuracy[k] for k in c.keys) / len(c.keys)
             for c in COLUMNS if all(k in accuracy for k in c.keys)}
+
+
+def paper_table(results: list[dict]) -> str:
+    """The paper's eight columns (each the mean of its benchmark keys), where results cover any of them."""
+    by_row: dict[tuple[str, str], dict[str, float]] = {}
+    for r in results:
+        key = r["dataset"].split("+", 1)[0]  # `whatsUp_A+paper` scores the registry key whatsUp_A
+        by_row.setdefault((r["backbone"], r["scorer"]), {})[key] = r["accuracy"]
+    rows = {k: column_scores(v) for k, v in by_row.items()}
+    names = [c.name for c in COLUMNS if any(c.name in v for v in rows.values())]
+    if not names:
+        return ""
+    lines = ["| backbone | scorer | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names),
+             "| chance | | " + " | ".join(f"{100 * c.chance:.1f}" for c in COLUMNS if c.name in names) + " |"]
+    for (backbone, scorer), v in sorted(rows.items()):
+        if v:
+            lines.append(f"| {backbone} | {scorer} | " + " | ".join(f"{100 * v[c]:.1f}" if c in v else ""
+                                                                for c in names) + " |")
+    for model, v in REPORTED.items():
+        lines.append(f"| {model} (paper) | reported | " + " | ".join(f"{v[c]:.1f}" for c in names) + " |")
+    return ("\n## The paper's columns\n\nEach column is the mean accuracy (%) over its benchmark keys "
+            "(see `pipeline/paper/table.py`); the last rows are the numbers the paper reports.\n\n"
+            + "\n".join(lines) + "\n")

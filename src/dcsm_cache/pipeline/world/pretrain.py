@@ -26,18 +26,18 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .._compat import open_clip
-from ..errors import ConfigError
+from ..._openclip import open_clip
+from ...atomic import atomic_path
+from ...errors import ConfigError
 from . import tinyclip  # noqa: F401  (registers shapes-clip)
-from .backbones import resolve_device
-from .towers import text_tower, token_encoder
-from .items import open_image, read_manifest
+from ..device import resolve_device
+from ..tokens.encoder import text_tower, token_encoder
+from ..items import open_image, read_manifest
 
 log = logging.getLogger(__name__)
 TOKEN_POOLS = ("maxsim", "filip", "mean")
@@ -139,9 +139,6 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
             model.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", refresh=False)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        torch.save(model.state_dict(), tmp)
     return {"steps": cfg.steps, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])), "n_pairs": len(pairs)}

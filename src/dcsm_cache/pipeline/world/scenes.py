@@ -15,7 +15,6 @@ complete world; the loader is `benchmarks/shapes.py`.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -25,9 +24,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..errors import BadInputError, ConfigError
+from ...errors import BadInputError, ConfigError
+from .files import FORMAT, SPLITS, write_world_json
 
-FORMAT = 1
 PALETTE = {"red": (220, 30, 30), "green": (30, 160, 50), "blue": (30, 70, 220),
            "yellow": (240, 200, 0), "purple": (140, 50, 190), "orange": (255, 130, 0),
            "black": (20, 20, 20), "pink": (250, 110, 180), "brown": (130, 75, 30)}
@@ -35,7 +34,6 @@ SHAPES = ("circle", "square", "triangle", "star", "cross", "diamond")
 RELATIONS = {"above": "below", "below": "above", "to the left of": "to the right of",
              "to the right of": "to the left of"}
 FAMILIES = ("binding", "spatial", "negation")
-SPLITS = ("pretrain", "train", "val", "test", "heldout")
 _WEB_PREFIXES = ("", "", "a photo of ", "a picture of ", "an image of ", "a drawing of ")
 Combo = tuple  # (colour, shape)
 
@@ -321,17 +319,6 @@ def render(objects: Sequence[Obj], cfg: WorldConfig, rng: np.random.Generator) -
 
 # ---- writing -----------------------------------------------------------------------------
 
-def _write_json(path: Path, doc: dict, rows: str | None = None) -> None:
-    """Write atomically; a list under `rows` is written one compact JSON object a line."""
-    text = json.dumps(doc, indent=1)
-    if rows is not None:
-        head = json.dumps({k: v for k, v in doc.items() if k != rows})[:-1]
-        text = head + f', "{rows}": [\n' + ",\n".join(json.dumps(r) for r in doc[rows]) + "\n]}\n"
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def generate_world(cfg: WorldConfig, root: str | os.PathLike) -> Path:
     """Write images/{split}/NNNNNN.png, scenes/{split}.json, then world.json last; returns root."""
     root = Path(root)
@@ -358,10 +345,10 @@ def generate_world(cfg: WorldConfig, root: str | os.PathLike) -> Path:
             if stale.stem.isdigit() and int(stale.stem) >= len(scenes):
                 stale.unlink()
         (root / "scenes").mkdir(exist_ok=True)
-        _write_json(root / "scenes" / f"{split}.json", {"format": FORMAT, "split": split, "scenes": scenes},
+        write_world_json(root / "scenes" / f"{split}.json", {"format": FORMAT, "split": split, "scenes": scenes},
                     rows="scenes")
         counts[split] = len(scenes)
-    _write_json(root / "world.json", {
+    write_world_json(root / "world.json", {
         "format": FORMAT, "config": asdict(cfg), "colours": {c: PALETTE[c] for c in cfg.colours},
         "shapes": list(cfg.shapes), "relations": list(RELATIONS), "families": list(FAMILIES),
         "heldout": [list(c) for c in held], "counts": counts})

@@ -1,0 +1,50 @@
+"""Every output is written atomically: to a temporary file beside it, then renamed over it.
+
+    write_json({"accuracy": 0.9}, "results/shapes-clip/shapes_spatial/dcsm.json")
+
+A reader, or a rerun after a crash, sees the old file or the new one, never half of one; a failed
+write leaves no temporary file behind. Manifests, store markers, checkpoints, results and reports
+all go through here.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["atomic_path", "write_bytes", "write_json", "write_text"]
+
+
+@contextlib.contextmanager
+def atomic_path(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `out` to write to; it replaces `out` when the block ends without error."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(out: str | os.PathLike, text: str) -> Path:
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)
+    return Path(out)
+
+
+def write_bytes(out: str | os.PathLike, data: bytes | str) -> Path:
+    """Bytes as they are; a str as UTF-8."""
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(out)
+
+
+def write_json(obj: Any, out: str | os.PathLike, indent: int | None = 1) -> Path:
+    return write_text(out, json.dumps(obj, indent=indent))

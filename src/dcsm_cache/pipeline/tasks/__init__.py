@@ -1,0 +1,17 @@
+"""Evaluation tasks: what reads stores and writes results.
+
+    write_result(evaluate("stores/shapes-clip/shapes_spatial.zarr", "cosine"), "results/.../cosine.json")
+
+choice.py (benchmarks of K candidate captions, every registered scorer), zeroshot.py (classification
+with prompt ensembles), retrieval.py (recall@k both ways), grounding.py (do word columns land on
+their objects?), report.py (results -> tables), results.py (the one result writer).
+"""
+from .choice import EvalConfig, evaluate, is_correct
+from .grounding import grounding
+from .report import load_results, report
+from .results import write_result
+from .retrieval import RetrievalConfig, retrieval
+from .zeroshot import ZeroShotConfig, zeroshot
+
+__all__ = ["EvalConfig", "RetrievalConfig", "ZeroShotConfig", "evaluate", "grounding", "is_correct", "load_results",
+           "report", "retrieval", "write_result", "zeroshot"]

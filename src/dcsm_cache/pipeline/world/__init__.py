@@ -1,0 +1,24 @@
+"""The shapes world: procedurally generated scenes, their benchmark exports, and a tiny CLIP pretrained on them.
+
+    generate_world(WorldConfig(seed=0), "data/world")
+    pretrain("manifests/shapes_pretrain.json", "models/shapes-clip.pt", PretrainConfig(steps=400))
+
+scenes.py (scene grammar, rendering, generation), files.py (the world's files, read and written),
+export.py (probes in What'sUp, CLEVR-bind and SugarCREPE layouts), tinyclip.py (the shapes-clip
+open_clip configs), pretrain.py (CLIP's loss plus a token-level late-interaction loss).
+"""
+from importlib import import_module
+
+from .files import read_world, read_world_file
+from .scenes import FAMILIES, RELATIONS, WorldConfig, caption_is_true, generate_world, parse_caption, phrase
+
+# pretraining and export load torch and open_clip, and tokens/ imports this package: re-exported lazily
+_LAZY = {"PretrainConfig": "pretrain", "export_world": "export"}
+__all__ = ["FAMILIES", "RELATIONS", "PretrainConfig", "WorldConfig", "caption_is_true", "export_world",
+           "generate_world", "parse_caption", "phrase", "read_world", "read_world_file"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
