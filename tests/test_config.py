@@ -34,7 +34,7 @@ def test_config_hash_is_stable_and_sensitive():
     ("extract", {"part": -1}, "part=-1 is outside 0..0"),
     ("extract", {"precision": "fp8"}, "precision='fp8' is not one of auto, fp32, bf16, fp16"),
     ("extract", {"text_padding": "max"}, "text_padding='max' is not one of longest, reference"),
-    ("extract", {"batch_size": 0}, "batch_size=0 must be at least 1"),
+    ("extract", {"batch_size": -1}, "batch_size=-1 must be at least 0"),
     ("train", {"batch_size": 1}, "batch_size=1 must be at least 2"),
     ("train", {"lr": 0}, "lr=0.0 must be positive"),
     ("train", {"scorer": {"standardise": "items"}}, "standardise='items' is not one of map, image"),

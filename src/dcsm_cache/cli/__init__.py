@@ -114,14 +114,16 @@ def pretrain(items_path: str, out: str, sets: tuple[str, ...]) -> None:
 @click.option("--part", default=0, show_default=True, help="Which part of --nparts to extract.")
 @click.option("--nparts", default=1, show_default=True, help="Split extraction into this many parts.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--workers", type=int, default=-1, show_default=True,
+              help="Processes decoding images ahead of the model (0: in this process; -1: auto).")
 @click.option("--overwrite", is_flag=True, help="Replace a store made with other settings or data.")
 @settings_option
-def extract(items_path: str, backbone: str, out: str, part: int, nparts: int, device: str, overwrite: bool,
-            sets: tuple[str, ...]) -> None:
+def extract(items_path: str, backbone: str, out: str, part: int, nparts: int, device: str, workers: int,
+            overwrite: bool, sets: tuple[str, ...]) -> None:
     """Extract per-token image and text features into a Zarr store."""
     from ..pipeline.extract import ExtractConfig, extract as run
-    cfg = from_mapping(ExtractConfig, {"part": part, "nparts": nparts, "device": device, "overwrite": overwrite,
-                                       **_settings(sets)}, "extract")
+    cfg = from_mapping(ExtractConfig, {"part": part, "nparts": nparts, "device": device, "workers": workers,
+                                       "overwrite": overwrite, **_settings(sets)}, "extract")
     store = run(items_path, backbone, out, cfg)
     click.echo(f"{out}: part {part} of {nparts} done" + (" (store complete)" if store.attrs.get("complete") else ""))
 

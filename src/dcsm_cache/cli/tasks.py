@@ -4,6 +4,7 @@
     dcsm-cache retrieval --store stores/ViT-B-16.openai/karpathy_coco.zarr --out results/retrieval/coco.json
     dcsm-cache export-world --world data/world --out data/world_export
     dcsm-cache grounding --store stores/shapes-clip/shapes_binding.zarr --world data/world
+    dcsm-cache export stores/shapes-clip/shapes_spatial.zarr shapes_spatial.h5   # and `import` back
 
 Each is a thin wrapper over one library call (`pipeline/tasks/zeroshot.py`, `pipeline/tasks/retrieval.py`,
 `pipeline/world/export.py`, `pipeline/tasks/grounding.py`) and registers itself on the `main` group.
@@ -81,3 +82,29 @@ def grounding(store: str, world: str, out: str | None, alone: bool, device: str)
         if side in report:
             click.echo(f"{side:10s} " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report[side].items()))
     click.echo(f"({report['n_objects']} named objects, chance {100 * report['chance']:.1f}%)")
+
+
+@main.command(name="export")
+@click.argument("store", type=click.Path())
+@click.argument("out", type=click.Path())
+def export_(store: str, out: str) -> None:
+    """Write a complete feature store as one HDF5 file (same arrays, chunks and attributes).
+
+    Example: dcsm-cache export stores/shapes-clip/shapes_spatial.zarr shapes_spatial.h5
+    """
+    from ..stores.hdf5 import export_hdf5
+    click.echo(f"wrote {export_hdf5(store, out)}")
+
+
+@main.command(name="import")
+@click.argument("h5", type=click.Path())
+@click.argument("store", type=click.Path())
+@click.option("--overwrite", is_flag=True, help="Replace a store made with other settings or data.")
+def import_(h5: str, store: str, overwrite: bool) -> None:
+    """Rebuild a feature store from an HDF5 file written by `dcsm-cache export`.
+
+    Example: dcsm-cache import shapes_spatial.h5 stores/shapes-clip/shapes_spatial.zarr
+    """
+    from ..stores.hdf5 import import_hdf5
+    import_hdf5(h5, store, overwrite=overwrite)
+    click.echo(f"wrote {store}")

@@ -8,12 +8,13 @@ Image tokens and text tokens are projected into the joint space by the family's 
 already deduplicates them). With `part`/`nparts` each process fills a chunk-aligned row range and
 then writes its marker; a finished part is skipped, so rerunning after a crash redoes only what is
 missing. A corrupt image does not stop the run: its row is marked invalid and named in a warning.
+Images are decoded ahead of the model by DataLoader workers and written behind it by a thread
+(`feeding.py`), so memory stays flat however large the dataset; text runs while the workers decode.
 """
 from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,10 +29,11 @@ from ..config import at_least, one_of, require
 from ..errors import BadInputError, ConfigError, DcsmCacheError
 from ..stores.feature_store import FeatureStore, StoreShape
 from .dcsm import FUNCTIONAL_WORDS, FunctionalWords
+from .feeding import StoreWriter, auto_workers, image_batches
 from .device import PRECISIONS, autocast, resolve_precision
 from .items import manifest_fingerprint, open_image, read_manifest
 from .paper.padding import TEXT_SEQ, reference_text_tokens
-from .tokens import Backbone, load_backbone, parse_backbone, token_encoder
+from .tokens import load_backbone, parse_backbone, token_encoder
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,10 @@ TEXT_PADDINGS = ("longest", "reference")
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    batch_size: int = 64
+    batch_size: int = 0         # images per forward pass; 0: 256 on CUDA, 32 on CPU
     text_batch_size: int = 256
     device: str = "auto"
-    workers: int = 4            # threads decoding images
+    workers: int = -1           # processes decoding images ahead of the model; -1: auto (feeding.auto_workers)
     part: int = 0
     nparts: int = 1
     progress: bool = True
@@ -54,8 +56,8 @@ class ExtractConfig:
     cache_dir: str | None = None   # the Hugging Face cache of registry weights; default: HF_HOME's
 
     def __post_init__(self):
-        at_least("extract", batch_size=(self.batch_size, 1), text_batch_size=(self.text_batch_size, 1),
-                 workers=(self.workers, 0), nparts=(self.nparts, 1))
+        at_least("extract", batch_size=(self.batch_size, 0), text_batch_size=(self.text_batch_size, 1),
+                 workers=(self.workers, -1), nparts=(self.nparts, 1))
         require(0 <= self.part < self.nparts, "extract", f"part={self.part} is outside 0..{self.nparts - 1} "
                                                          f"(--part counts from 0 to --nparts - 1)")
         one_of("extract", "precision", self.precision, ("auto", *PRECISIONS))
@@ -74,11 +76,8 @@ def _lengths(ids: torch.Tensor, pad: int) -> torch.Tensor:
     return (last + 1).to(torch.int32)
 
 
-def _load_pixels(ds, bb: Backbone, row: int):
-    try:
-        return bb.preprocess(open_image(ds, row)), None
-    except DcsmCacheError as err:  # missing or corrupt image: keep the row, mark it invalid
-        return None, str(err)
+def _auto_batch(device: torch.device) -> int:
+    return 256 if device.type == "cuda" else 32
 
 
 def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
@@ -122,9 +121,12 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
         log.info("%s: part %d of %d already done", out, cfg.part, cfg.nparts)
         return store
     ranges = store.part_rows(cfg.part)
+    workers = auto_workers(bb.device) if cfg.workers < 0 else cfg.workers
+    batches = image_batches(ds, bb.preprocess, ranges["image"], cfg.batch_size or _auto_batch(bb.device), workers,
+                            tuple(probe.shape[1:]), pin_memory=bb.device.type == "cuda")  # decoding starts now...
     text_fn = (lambda x, n: reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
-    _extract_text(store, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)
-    _extract_images(store, enc, ds, bb, ranges["image"], cfg)
+    _extract_text(store, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)  # ...while text runs
+    _extract_images(store, enc, batches, cfg)
     store.mark_done(cfg.part)
     return store
 
@@ -162,29 +164,24 @@ def _extract_text(store, text_fn, ids, lengths, span, text_len, device, cfg) -> 
     bar.close()
 
 
-def _extract_images(store, enc, ds, bb, span, cfg) -> None:
-    a, b = span
+def _extract_images(store, enc, batches, cfg) -> None:
+    """Consume decoded batches; the model sees only readable images, every row is written."""
     bad: list[str] = []
+    (a, b), device = store.part_rows(cfg.part)["image"], next(enc.model.parameters()).device
     bar = tqdm(total=b - a, desc="images", unit="img", disable=not cfg.progress)
-    with ThreadPoolExecutor(max(1, cfg.workers)) as pool:
-        batches = [(s, min(b, s + cfg.batch_size)) for s in range(a, b, cfg.batch_size)]
-        pending = pool.map(lambda r: _load_pixels(ds, bb, r), range(a, b))  # decoding runs ahead of the model
-        for s, e in batches:
-            loaded = [next(pending) for _ in range(s, e)]
-            valid = np.array([px is not None for px, _ in loaded])
-            bad += [msg for _, msg in loaded if msg]
-            tokens = np.zeros((e - s, *store.image_tokens.shape[1:]), np.float16)
-            pooled = np.zeros((e - s, store.image_pooled.shape[1]), np.float16)
+    width = (store.image_tokens.shape[1:], store.image_pooled.shape[1])
+    with StoreWriter(store) as write:
+        for start, pixels, valid, errors in batches:
+            bad += errors
+            tokens = np.zeros((len(valid), *width[0]), np.float16)
+            pooled = np.zeros((len(valid), width[1]), np.float16)
             if valid.any():
-                pixels = torch.stack([px for px, _ in loaded if px is not None]).to(bb.device, non_blocking=True)
-                with autocast(bb.device, cfg.precision):
-                    tok, pool_ = enc.image(pixels)
+                with autocast(device, cfg.precision):
+                    tok, pool_ = enc.image(pixels[torch.from_numpy(valid)].to(device, non_blocking=True))
                 tokens[valid] = F.normalize(tok.float(), dim=-1).cpu().half().numpy()
                 pooled[valid] = pool_.float().cpu().half().numpy()
-            store.write("image/tokens", s, tokens)
-            store.write("image/pooled", s, pooled)
-            store.write("image/valid", s, valid)
-            bar.update(e - s)
+            write(start, {"image/tokens": tokens, "image/pooled": pooled, "image/valid": valid})
+            bar.update(len(valid))
     bar.close()
     for msg in bad[:10]:
         log.warning("%s (row kept, marked invalid)", msg)

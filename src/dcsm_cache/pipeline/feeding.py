@@ -1,0 +1,114 @@
+"""Feeding the model in flat memory: decoding runs ahead in DataLoader workers, writes trail behind in a thread.
+
+    with StoreWriter(store) as write:
+        for start, pixels, valid, errors in image_batches(ds, preprocess, (0, n), batch_size=64, workers=4):
+            write(start, {"image/tokens": ..., "image/pooled": ..., "image/valid": valid})
+
+Peak memory does not grow with the dataset: at most `workers × prefetch` decoded batches wait for the
+model, and at most `depth` computed batches wait for the disk. Unreadable images (missing, corrupt)
+come back as zero pixels with `valid` false and their error message, so a row is never lost or shifted.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from ..errors import DcsmCacheError
+from .items import Dataset, open_image
+
+__all__ = ["StoreWriter", "auto_workers", "image_batches"]
+
+
+def auto_workers(device: torch.device) -> int:
+    """Decoding processes: up to 8 beside a GPU; on a CPU the model needs the cores, so one fewer than there are."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(8, cores) if device.type == "cuda" else max(0, min(4, cores - 1))
+
+
+class _Rows(TorchDataset):
+    """Rows [a, b) of a dataset's images, decoded and preprocessed; (pixels, ok, error message) each."""
+
+    def __init__(self, ds: Dataset, preprocess: Callable, span: tuple[int, int], shape: tuple[int, ...]):
+        self.ds, self.preprocess, self.span, self.shape = ds, preprocess, span, shape
+
+    def __len__(self) -> int:
+        return self.span[1] - self.span[0]
+
+    def __getitem__(self, i: int):
+        try:
+            return self.preprocess(open_image(self.ds, self.span[0] + i)), True, ""
+        except DcsmCacheError as err:  # missing or corrupt image: keep the row, mark it invalid
+            return torch.zeros(self.shape), False, str(err)
+
+
+def _collate(batch):
+    pixels, ok, errors = zip(*batch)
+    return torch.stack(pixels), torch.tensor(ok), [e for e in errors if e]
+
+
+def _one_thread(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # workers decode; the model's threads keep the cores
+
+
+def image_batches(ds: Dataset, preprocess: Callable, span: tuple[int, int], batch_size: int, workers: int,
+                  pixel_shape: tuple[int, ...], pin_memory: bool = False,
+                  prefetch: int = 2) -> Iterator[tuple[int, torch.Tensor, np.ndarray, list[str]]]:
+    """(first row, pixels [B, C, H, W], valid [B] bool, error messages) for consecutive batches of `span`.
+
+    Workers start decoding when iteration starts, so creating the iterator before other work (the
+    text side) overlaps the two.
+    """
+    loader = DataLoader(_Rows(ds, preprocess, span, pixel_shape), batch_size=batch_size, shuffle=False,
+                        num_workers=workers, collate_fn=_collate, pin_memory=pin_memory,
+                        prefetch_factor=prefetch if workers else None, worker_init_fn=_one_thread if workers else None)
+    return _numbered(iter(loader), span[0])  # iter() starts the workers now
+
+
+def _numbered(batches, start: int):
+    for pixels, ok, errors in batches:
+        yield start, pixels, ok.numpy(), errors
+        start += len(ok)
+
+
+class StoreWriter:
+    """Writes batches to a store from one thread behind a bounded queue, so the model never waits on the disk.
+
+    An error in the writer is raised in the caller at its next write or at exit; nothing is dropped.
+    """
+
+    def __init__(self, store, depth: int = 2):
+        self.store = store
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+
+    def __enter__(self) -> Callable[[int, dict[str, np.ndarray]], None]:
+        self._thread.start()
+        return self.write
+
+    def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((start, arrays))
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    for name, values in job[1].items():
+                        self.store.write(name, job[0], values)
+                except BaseException as err:  # noqa: BLE001  (handed to the caller)
+                    self._error = err
+
+    def __exit__(self, *exc) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
