@@ -115,6 +115,7 @@ _esc = json.encoder.encode_basestring_ascii
 _encode = json.JSONEncoder(sort_keys=True).encode
 _CHUNK = 8192
 _HEAD = f'{{"schema": {MANIFEST_SCHEMA}, "fingerprint": "'  # the fingerprint is patched in last
+_REWRITE = "rewrite it with `dcsm-cache items` (one written by hand: `dcsm-cache items manifest --root DIR --set file=FILE`)"
 
 
 def _image_json(r: ImageRef) -> str:
@@ -208,8 +209,7 @@ def manifest_fingerprint(path: str | os.PathLike) -> str:
                 head = json.load(f)
             return head["fingerprint"]
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-        raise BadInputError(f"{path} has no recorded fingerprint: rewrite it with `dcsm-cache items` (a hand-written "
-                            f"one: `dcsm-cache items manifest --root DIR --set file=FILE`)") from err
+        raise BadInputError(f"{path} has no recorded fingerprint: {_REWRITE}") from err
 
 
 def _image_ref(r: dict) -> ImageRef:
@@ -257,7 +257,7 @@ def read_manifest(path: str | os.PathLike) -> Dataset:
                             "items": tuple(map(_item, doc["items"]))}
         return Dataset(name=doc["name"], root=doc["root"], metric=doc.get("metric", "argmax"), **sections)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
-        raise BadInputError(f"{path} is not a dcsm-cache manifest ({err}): rewrite it with `dcsm-cache items`") from err
+        raise BadInputError(f"{path} is not a dcsm-cache manifest ({err}): {_REWRITE}") from err
 
 
 def open_image(ds: Dataset, row: int):

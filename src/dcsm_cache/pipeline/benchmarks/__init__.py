@@ -13,8 +13,8 @@ from typing import Callable
 
 from ...errors import ConfigError, InputNotFoundError, UnknownNameError
 from ..items import Dataset
-from . import (ccneg, clevr_bind, imagefolder, img2dataset, karpathy, ncd, negbench, shapes, sugarcrepe, table,
-               vg_attribution, whatsup, whatsup_qa)
+from . import (ccneg, clevr_bind, imagefolder, img2dataset, karpathy, manifest, ncd, negbench, shapes, sugarcrepe,
+               table, vg_attribution, whatsup, whatsup_qa)
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "table": Benchmark(table.load, {}, "your CSV/TSV/JSONL (file=...): image + caption, or candidates and the correct one", named=True),
     "img2dataset": Benchmark(img2dataset.load_files, {}, "img2dataset output_format=files (00000/*.jpg + .txt): captioned set", named=True),
     "webdataset": Benchmark(img2dataset.load_shards, {}, "webdataset .tar shards (img2dataset output_format=webdataset): captioned set", named=True),
+    "manifest": Benchmark(manifest.load, {}, "a manifest in the item form written by hand (file=...): checked, then fingerprinted", named=True),
 }
 
 
