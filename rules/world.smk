@@ -15,7 +15,7 @@ rule world:
 
 rule items:
     input:
-        lambda wc: world_marker(wc.dataset),
+        lambda wc: world_marker(wc.dataset) + dataset_file(wc.dataset),
     output:
         "manifests/{dataset}.json",
     params:
