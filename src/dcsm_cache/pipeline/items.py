@@ -7,7 +7,9 @@
 A benchmark loader, the shapes world and a user's own folder all produce a `Dataset`; extraction,
 training and evaluation only ever see this form. The manifest on disk is JSON with a fingerprint
 (hash of its content and of each image file's size and modification time), which the feature store
-records so that a changed dataset is never scored against a stale cache.
+records so that a changed dataset is never scored against a stale cache. It is written one record a
+line in one streaming pass and read back a chunk of lines at a time, so a million-item manifest
+takes seconds. An image may be a member of a tar shard (`ImageRef.member`, read by `shards.py`).
 """
 from __future__ import annotations
 
