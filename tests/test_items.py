@@ -122,6 +122,15 @@ def test_manifest_of_the_earlier_layout_still_reads(tmp_path):
     assert read_manifest(tmp_path / "old.json") == ds and manifest_fingerprint(tmp_path / "old.json") == fp
 
 
+def test_manifest_edited_by_hand_still_reads(tmp_path):
+    ds = _dataset(tmp_path)
+    write_manifest(ds, tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    assert '{"candidates": [0, 1], ' in text
+    (tmp_path / "m.json").write_text(text.replace('{"candidates": [0, 1], ', '{"candidates": [0,\n  1], '))
+    assert read_manifest(tmp_path / "m.json") == ds
+
+
 def test_truncated_manifest_is_bad_input(tmp_path):
     write_manifest(_dataset(tmp_path), tmp_path / "m.json")
     text = (tmp_path / "m.json").read_text()

@@ -251,7 +251,10 @@ def read_manifest(path: str | os.PathLike) -> Dataset:
     try:
         with open(path, encoding="utf-8") as f:
             doc = _head(f)
-            sections = _sections(f) if doc else None
+            try:
+                sections = _sections(f) if doc else None
+            except json.JSONDecodeError:  # edited by hand since: decode it whole below
+                sections = None
             if sections is None:  # another layout (an older manifest): decode it whole
                 f.seek(0)
                 doc = json.load(f)
