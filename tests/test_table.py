@@ -76,7 +76,7 @@ def test_jsonl_with_pos_and_negatives(root):
     write_jsonl(root / "mine.jsonl", [{"image": img, "pos": pos, **{f"neg_{i}": n for i, n in enumerate(negs)},
                                        "subset": "s"} for img, pos, negs in POS_NEG])
     ds = load_benchmark("table", str(root), file="mine.jsonl", name="my_set")
-    assert ds.name == "my_set"
+    assert ds.name == "my_set" and load_benchmark("table", str(root), file="mine.jsonl", name=2024).name == "2024"
     assert items_of(ds) == [(img, [pos, *negs], 0) for img, pos, negs in POS_NEG]
 
 

@@ -80,4 +80,6 @@ def load_benchmark(name: str, /, root: str, **options) -> Dataset:
     import os
     if not os.path.isdir(root):
         raise InputNotFoundError(f"benchmark {name}: folder {root} does not exist; point --root at the downloaded benchmark")
+    if bench.named and options.get("name") is not None:
+        options["name"] = str(options["name"])  # `--set name=2024` arrives as a number
     return bench.loader(root, **({} if bench.named else {"name": name}), **{**bench.options, **options})
