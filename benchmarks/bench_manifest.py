@@ -116,7 +116,8 @@ def main() -> None:
               f"the Dataset holds {r['read_retained_mb']:.0f} MB")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    figures = {"rows": args.rows, "images": args.images, "csv_mb": round(csv_mb, 1), "manifest_mb": round(manifest_mb, 1),
+    figures = {"rows": args.rows, "images": args.images, "csv_mb": round(csv_mb, 1),
+               "manifest_mb": round(manifest_mb, 1),
                **{k: round(v, 3) for k, v in {**w, **r}.items()}}
     figures["peak_rss_mb"] = round(max(w["build_write_peak_mb"], r["read_peak_mb"]), 1)
     print(json.dumps(figures))

@@ -116,7 +116,8 @@ def test_a_table_of_ones_own_runs_through_items_extract_eval(tmp_path):
     (data / "data.csv").write_text("image,caption_0,caption_1,correct\n"
                                    + "".join(f"{f},{a},{b},{k}\n" for f, _, a, b, k in rows))
     cfg = full_config({**TINY, "backbones": {"tiny": {"model": "shapes-clip-tiny"}},
-                       "datasets": {"my_set": {"benchmark": "table", "root": "data/mine", "options": {"file": "data.csv"}}},
+                       "datasets": {"my_set": {"benchmark": "table", "root": "data/mine",
+                                               "options": {"file": "data.csv"}}},
                        "evaluate": {"backbones": ["tiny"], "benchmarks": {"my_set": {"scorers": ["cosine"]}}}})
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
     out = snakemake(tmp_path, "results/tiny/my_set/cosine.json")

@@ -117,7 +117,8 @@ _esc = json.encoder.encode_basestring_ascii
 _encode = json.JSONEncoder(sort_keys=True).encode
 _CHUNK = 8192
 _HEAD = f'{{"schema": {MANIFEST_SCHEMA}, "fingerprint": "'  # the fingerprint is patched in last
-_REWRITE = "rewrite it with `dcsm-cache items` (one written by hand: `dcsm-cache items manifest --root DIR --set file=FILE`)"
+_REWRITE = ("rewrite it with `dcsm-cache items` "
+            "(one written by hand: `dcsm-cache items manifest --root DIR --set file=FILE`)")
 
 
 def _image_json(r: ImageRef) -> str:

@@ -54,10 +54,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "karpathy_coco": Benchmark(karpathy.load, {"source": "coco"}, "COCO Karpathy split (test: 5k images): image-text retrieval"),
     "karpathy_flickr": Benchmark(karpathy.load, {"source": "flickr30k"}, "Flickr30k Karpathy split (test: 1k images): image-text retrieval"),
     # Datasets of the user's own (docs/benchmarks.md, "Your own data"); option `name` names them.
-    "table": Benchmark(table.load, {}, "your CSV/TSV/JSONL (file=...): image + caption, or candidates and the correct one", named=True),
-    "img2dataset": Benchmark(img2dataset.load_files, {}, "img2dataset output_format=files (00000/*.jpg + .txt): captioned set", named=True),
-    "webdataset": Benchmark(img2dataset.load_shards, {}, "webdataset .tar shards (img2dataset output_format=webdataset): captioned set", named=True),
-    "manifest": Benchmark(manifest.load, {}, "a manifest in the item form written by hand (file=...): checked, then fingerprinted", named=True),
+    "table": Benchmark(table.load, {}, "your CSV, TSV or JSONL (file=...): captioned or choice items", named=True),
+    "img2dataset": Benchmark(img2dataset.load_files, {}, "img2dataset's files (00000/*.jpg, .txt)", named=True),
+    "webdataset": Benchmark(img2dataset.load_shards, {}, "webdataset .tar shards, e.g. img2dataset's", named=True),
+    "manifest": Benchmark(manifest.load, {}, "a manifest written by hand (file=...), checked", named=True),
 }
 
 

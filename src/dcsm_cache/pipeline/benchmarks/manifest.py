@@ -1,6 +1,6 @@
 """A manifest in the item form written by hand (or by another tool): checked, deduplicated, then fingerprinted.
 
-    ds = load("data/mine", file="my.json")   # dcsm-cache items manifest --root data/mine --set file=my.json --out m.json
+    ds = load("data/mine", file="my.json")  # dcsm-cache items manifest --root data/mine --set file=my.json --out m.json
 
 The file is one JSON object of the form `write_manifest` writes, without a fingerprint:
 

@@ -121,7 +121,8 @@ class _Columns:
                                 f"name the image column with --set image=COLUMN")
         if not ({self.pos, self.first, self.caption} & seen):
             raise BadInputError(f"{where}: no candidate columns: expected {self.caption!r}, {self.first!r}... with "
-                                f"{self.correct!r}, or {self.pos!r} with {self.first_neg!r}... (header: {', '.join(header)})")
+                                f"{self.correct!r}, or {self.pos!r} with {self.first_neg!r}... "
+                                f"(header: {', '.join(header)})")
         if self.first in seen and self.pos not in seen and self.correct not in seen:
             raise BadInputError(f"{where}: {self.first}... need a {self.correct!r} column, the index of the true one")
         missing = [t for t in self.tags if t not in seen]
