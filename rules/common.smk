@@ -1,5 +1,6 @@
 # Helpers shared by the rules: config lookups and the `--set KEY=VALUE` flags they pass on.
 import json
+import os
 import shlex
 
 from dcsm_cache.pipeline.scorers import SCORERS
@@ -18,6 +19,14 @@ def world_marker(name):
     """A dataset read from the shapes world depends on the world being generated first."""
     root = dataset_cfg(name)["root"]
     return [f"{root}/world.json"] if root == config["world"]["root"] else []
+
+
+def dataset_file(name):
+    """A dataset read from one file of the user's own (option `file`: a table, a hand-written manifest) is remade
+    when that file changes."""
+    cfg = dataset_cfg(name)
+    file = (cfg.get("options") or {}).get("file")
+    return [os.path.join(cfg["root"], file)] if file else []
 
 
 def backbone_model(name):

@@ -3,7 +3,7 @@
 
 rule items:
     input:
-        lambda wc: world_marker(wc.dataset),
+        lambda wc: world_marker(wc.dataset) + dataset_file(wc.dataset),
     output:
         "manifests/{dataset}.json",
     log:

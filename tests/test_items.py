@@ -1,13 +1,24 @@
-"""The item form: dedup, manifest round trip, fingerprint, image errors."""
+"""The item form: dedup, manifest round trip and layouts, fingerprint, images in files and tar shards."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import tarfile
 
 import pytest
 from PIL import Image
 
 from dcsm_cache.errors import BadInputError, InputNotFoundError
-from dcsm_cache.pipeline.items import DatasetBuilder, ImageRef, fingerprint, open_image, read_manifest, write_manifest
+from dcsm_cache.pipeline.items import (
+    DatasetBuilder,
+    ImageRef,
+    fingerprint,
+    manifest_fingerprint,
+    open_image,
+    read_manifest,
+    write_manifest,
+)
 
 
 def _dataset(root):
@@ -61,3 +72,88 @@ def test_bad_manifest_and_correct_index(tmp_path):
         read_manifest(tmp_path / "none.json")
     with pytest.raises(BadInputError, match="correct index 3"):
         DatasetBuilder("x", tmp_path).add("a.png", ["a", "b"], correct=3)
+
+
+def _reference_fingerprint(ds) -> str:
+    """The fingerprint as first defined: sha256 of the whole manifest content dumped with sorted keys, then stats."""
+    content = {"schema": 1, "name": ds.name, "root": ds.root, "metric": ds.metric,
+               "images": [{"path": r.path, **({"box": list(r.box)} if r.box else {}),
+                           **({"member": r.member} if r.member else {})} for r in ds.images],
+               "captions": list(ds.captions),
+               "items": [{"image": it.image, "candidates": list(it.candidates), "correct": it.correct,
+                          "subset": it.subset, **({"tags": dict(it.tags)} if it.tags else {})} for it in ds.items]}
+    h = hashlib.sha256(json.dumps(content, sort_keys=True).encode())
+    for row in range(len(ds.images)):
+        p = ds.image_path(row)
+        h.update((f"{row}:{p.stat().st_size}:{p.stat().st_mtime_ns};" if p.exists() else f"{row}:missing;").encode())
+    return h.hexdigest()[:16]
+
+
+def _awkward(root):
+    Image.new("RGB", (20, 10), (255, 0, 0)).save(root / "a.png")
+    b = DatasetBuilder('naïve "set"', root)
+    b.add("a.png", ["red ☃", 'a "quoted"\\ caption'], subset="s/ü", template="pos", k="v")
+    b.add(ImageRef("b.png", (0, 1.5, 5, 5)), ["line\nbreak"], subset="s2")
+    b.add(ImageRef("s.tar", None, "0001.jpg"), ["red ☃"])
+    b.add(ImageRef("s.tar", None, "0002.jpg"), ["line\nbreak", "z"], correct=1)
+    return b.build()
+
+
+def test_fingerprint_is_unchanged_by_streaming_and_members_round_trip(tmp_path):
+    ds = _awkward(tmp_path)
+    assert fingerprint(ds) == _reference_fingerprint(ds)
+    fp = write_manifest(ds, tmp_path / "m.json")
+    assert fp == _reference_fingerprint(ds) == manifest_fingerprint(tmp_path / "m.json")
+    assert read_manifest(tmp_path / "m.json") == ds
+    doc = json.loads((tmp_path / "m.json").read_text())  # still one plain JSON document
+    assert doc["fingerprint"] == fp and doc["images"][2] == {"path": "s.tar", "member": "0001.jpg"}
+    assert len((tmp_path / "m.json").read_text().splitlines()) == 1 + 3 * 2 + 4 + 4 + 4  # one record a line
+
+
+def test_manifest_of_the_earlier_layout_still_reads(tmp_path):
+    ds = _dataset(tmp_path)
+    fp = fingerprint(ds)
+    old = {"schema": 1, "name": "toy", "root": str(tmp_path), "metric": "argmax",
+           "images": [{"path": "a.png"}, {"path": "b.png", "box": [0, 0, 5, 5]}], "captions": ["red", "blue", "green"],
+           "items": [{"image": 0, "candidates": [0, 1], "correct": 0, "subset": "s1", "tags": {"template": "positive"}},
+                     {"image": 1, "candidates": [1, 0], "correct": 0, "subset": "s2"},
+                     {"image": 0, "candidates": [0, 2], "correct": 1, "subset": "s1"}], "fingerprint": fp}
+    (tmp_path / "old.json").write_text(json.dumps(old, indent=1))
+    assert read_manifest(tmp_path / "old.json") == ds and manifest_fingerprint(tmp_path / "old.json") == fp
+
+
+def test_manifest_edited_by_hand_still_reads(tmp_path):
+    ds = _dataset(tmp_path)
+    write_manifest(ds, tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    assert '{"candidates": [0, 1], ' in text
+    (tmp_path / "m.json").write_text(text.replace('{"candidates": [0, 1], ', '{"candidates": [0,\n  1], '))
+    assert read_manifest(tmp_path / "m.json") == ds
+
+
+def test_truncated_manifest_is_bad_input(tmp_path):
+    write_manifest(_dataset(tmp_path), tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    (tmp_path / "m.json").write_text(text[: len(text) - 40])
+    with pytest.raises(BadInputError, match="not a dcsm-cache manifest"):
+        read_manifest(tmp_path / "m.json")
+    (tmp_path / "h.json").write_text('{"schema": 1, "name": "x"}')
+    with pytest.raises(BadInputError, match="no recorded fingerprint.*items manifest"):
+        manifest_fingerprint(tmp_path / "h.json")
+
+
+def test_open_image_reads_a_tar_member(tmp_path):
+    for i, color in enumerate([(255, 0, 0), (0, 255, 0)]):
+        Image.new("RGB", (8, 6), color).save(tmp_path / f"{i}.png")
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        tar.add(tmp_path / "0.png", "k0.png")
+        tar.add(tmp_path / "1.png", "k1.png")
+    b = DatasetBuilder("tar", tmp_path)
+    b.add(ImageRef("s.tar", member="k0.png"), ["red"])
+    b.add(ImageRef("s.tar", member="k1.png"), ["green"])
+    ds = b.build()
+    assert open_image(ds, 1).getpixel((3, 3)) == (0, 255, 0) and open_image(ds, 0).getpixel((0, 0)) == (255, 0, 0)
+    bad = DatasetBuilder("tar", tmp_path)
+    bad.add(ImageRef("s.tar", member="k9.png"), ["red"])
+    with pytest.raises(InputNotFoundError, match="s.tar has no member k9.png"):
+        open_image(bad.build(), 0)

@@ -101,3 +101,31 @@ def test_paper_config_names_every_benchmark_and_plans(tmp_path):
     jobs = planned_jobs(proc.stdout + proc.stderr)
     n_backbones = len(cfg["backbones"])
     assert jobs["train"] == n_backbones and jobs["evaluate"] == n_backbones * 2 * 16 + 14  # + dcsm-paper on ViT-B/16
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
+def test_a_table_of_ones_own_runs_through_items_extract_eval(tmp_path):
+    from PIL import Image
+    data = tmp_path / "data" / "mine"
+    data.mkdir(parents=True)
+    rows = [("red.png", (220, 20, 20), "a red square", "a blue square", 0),
+            ("blue.png", (20, 20, 220), "a red square", "a blue square", 1)]
+    for file, rgb, *_ in rows:
+        Image.new("RGB", (32, 32), rgb).save(data / file)
+    (data / "data.csv").write_text("image,caption_0,caption_1,correct\n"
+                                   + "".join(f"{f},{a},{b},{k}\n" for f, _, a, b, k in rows))
+    cfg = full_config({**TINY, "backbones": {"tiny": {"model": "shapes-clip-tiny"}},
+                       "datasets": {"my_set": {"benchmark": "table", "root": "data/mine",
+                                               "options": {"file": "data.csv"}}},
+                       "evaluate": {"backbones": ["tiny"], "benchmarks": {"my_set": {"scorers": ["cosine"]}}}})
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "results/tiny/my_set/cosine.json")
+    assert "rule world" not in out and "rule pretrain" not in out  # nothing of the shapes world is needed
+    result = json.loads((tmp_path / "results/tiny/my_set/cosine.json").read_text())
+    assert result["dataset"] == "data" and result["n_items"] == 2 and result["chance"] == 0.5
+    assert json.loads((tmp_path / "manifests/my_set.json").read_text())["root"] == "data/mine"
+    assert planned_jobs(snakemake(tmp_path, "results/tiny/my_set/cosine.json", "-n")) == {}
+    (data / "data.csv").write_text((data / "data.csv").read_text() + "red.png,a green square,a red square,1\n")
+    dry = snakemake(tmp_path, "results/tiny/my_set/cosine.json", "-n")
+    assert planned_jobs(dry) == {"items": 1, "extract": 1, "evaluate": 1}, dry  # an edited table is read again

@@ -7,18 +7,22 @@
 A benchmark loader, the shapes world and a user's own folder all produce a `Dataset`; extraction,
 training and evaluation only ever see this form. The manifest on disk is JSON with a fingerprint
 (hash of its content and of each image file's size and modification time), which the feature store
-records so that a changed dataset is never scored against a stale cache.
+records so that a changed dataset is never scored against a stale cache. It is written one record a
+line in one streaming pass and read back a chunk of lines at a time, so a million-item manifest
+takes seconds. An image may be a member of a tar shard (`ImageRef.member`, read by `shards.py`).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from ..atomic import write_json
+from ..atomic import atomic_path
 from ..errors import BadInputError, InputNotFoundError
 
 MANIFEST_SCHEMA = 1
@@ -27,10 +31,14 @@ METRICS = ("argmax", "strict")  # argmax: ties go to the first candidate; strict
 
 @dataclass(frozen=True)
 class ImageRef:
-    """An image file (relative to the dataset root, or absolute) and an optional (x, y, w, h) crop."""
+    """An image file (relative to the dataset root, or absolute) and an optional (x, y, w, h) crop.
+
+    With `member`, the image is that file inside the uncompressed tar shard at `path` (webdataset).
+    """
 
     path: str
     box: tuple[float, float, float, float] | None = None
+    member: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +97,14 @@ class DatasetBuilder:
 
 
 def _content(ds: Dataset) -> dict:
+    """The manifest as one JSON object (what the fingerprint hashes, sorted: json.dumps(..., sort_keys=True))."""
     return {
         "schema": MANIFEST_SCHEMA,
         "name": ds.name,
         "root": ds.root,
         "metric": ds.metric,
-        "images": [{"path": r.path, **({"box": list(r.box)} if r.box else {})} for r in ds.images],
+        "images": [{"path": r.path, **({"box": list(r.box)} if r.box else {}),
+                    **({"member": r.member} if r.member else {})} for r in ds.images],
         "captions": list(ds.captions),
         "items": [{"image": it.image, "candidates": list(it.candidates), "correct": it.correct,
                    "subset": it.subset, **({"tags": dict(it.tags)} if it.tags else {})}
@@ -102,58 +112,170 @@ def _content(ds: Dataset) -> dict:
     }
 
 
-def fingerprint(ds: Dataset) -> str:
-    """sha256 of the manifest content and of every image file's size and modification time."""
-    h = hashlib.sha256(json.dumps(_content(ds), sort_keys=True).encode())
-    for row in range(len(ds.images)):
-        try:
-            st = ds.image_path(row).stat()
-            h.update(f"{row}:{st.st_size}:{st.st_mtime_ns};".encode())
-        except FileNotFoundError:
-            h.update(f"{row}:missing;".encode())
+# Large manifests are encoded a record at a time, with the same bytes json.dumps(_content(ds),
+# sort_keys=True) would give, so the fingerprint is the same as it always was.
+_esc = json.encoder.encode_basestring_ascii
+_encode = json.JSONEncoder(sort_keys=True).encode
+_CHUNK = 8192
+_HEAD = f'{{"schema": {MANIFEST_SCHEMA}, "fingerprint": "'  # the fingerprint is patched in last
+_REWRITE = ("rewrite it with `dcsm-cache items` "
+            "(one written by hand: `dcsm-cache items manifest --root DIR --set file=FILE`)")
+
+
+def _image_json(r: ImageRef) -> str:
+    if r.box is None and r.member is None:
+        return '{"path": ' + _esc(r.path) + "}"
+    return _encode({"path": r.path, **({"box": list(r.box)} if r.box else {}),
+                    **({"member": r.member} if r.member else {})})
+
+
+def _item_json(it: Item) -> str:
+    tags = ', "tags": ' + _encode(dict(it.tags)) if it.tags else ""
+    return (f'{{"candidates": [{", ".join(map(str, it.candidates))}], "correct": {it.correct}, '
+            f'"image": {it.image}, "subset": {_esc(it.subset)}{tags}}}')
+
+
+def _digest(ds: Dataset, out=None) -> str:
+    """The fingerprint; with `out`, also write the sections one record per line to that binary file."""
+    h = hashlib.sha256()
+    sections = (("captions", map(_esc, ds.captions)), ("images", map(_image_json, ds.images)),
+                ("items", map(_item_json, ds.items)))
+    for n, (key, records) in enumerate(sections):
+        h.update(f'{", " if n else "{"}"{key}": ['.encode())
+        if out:
+            out.write(f'"{key}": [\n'.encode())
+        first = True
+        while chunk := list(islice(records, _CHUNK)):
+            h.update(("" if first else ", ").encode() + ", ".join(chunk).encode())
+            if out:
+                out.write((("" if first else ",\n") + ",\n".join(chunk)).encode())
+            first = False
+        h.update(b"]")
+        if out:
+            out.write((("\n" if not first else "") + ("],\n" if key != "items" else "]}\n")).encode())
+    h.update(f', "metric": {_esc(ds.metric)}, "name": {_esc(ds.name)}, "root": {_esc(ds.root)}, '
+             f'"schema": {MANIFEST_SCHEMA}}}'.encode())
+    last, stamp = None, ""
+    for start in range(0, len(ds.images), _CHUNK):
+        parts = []
+        for row, ref in enumerate(ds.images[start:start + _CHUNK], start):
+            path = os.path.join(ds.root, ref.path)
+            if path != last:  # rows of one tar shard share a file: stat it once
+                try:
+                    st = os.stat(path)
+                    stamp = f"{st.st_size}:{st.st_mtime_ns}"
+                except FileNotFoundError:
+                    stamp = "missing"
+                last = path
+            parts.append(f"{row}:{stamp};")
+        h.update("".join(parts).encode())
     return h.hexdigest()[:16]
 
 
+def fingerprint(ds: Dataset) -> str:
+    """sha256 of the manifest content and of every image file's size and modification time."""
+    return _digest(ds)
+
+
 def write_manifest(ds: Dataset, path: str | os.PathLike) -> str:
-    """Write the manifest atomically; returns its fingerprint."""
-    doc = _content(ds) | {"fingerprint": fingerprint(ds)}
-    write_json(doc, path)
-    return doc["fingerprint"]
+    """Write the manifest atomically, one record per line, in one streaming pass; returns its fingerprint."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write((_HEAD + "0" * 16 + f'", "name": {_esc(ds.name)}, "root": {_esc(ds.root)}, '
+                 f'"metric": {_esc(ds.metric)},\n').encode())
+        fp = _digest(ds, f)
+        f.seek(len(_HEAD))
+        f.write(fp.encode())
+    return fp
+
+
+def _head(f) -> dict | None:
+    """The first line of a manifest in write_manifest's layout, as a dict; None for any other layout."""
+    line = f.readline()
+    if not (line.startswith(_HEAD) and line.endswith(",\n")):
+        return None
+    try:
+        return json.loads(line[:-2] + "}")
+    except json.JSONDecodeError:
+        return None
 
 
 def manifest_fingerprint(path: str | os.PathLike) -> str:
     """The fingerprint recorded in a manifest when it was written (what stores are checked against)."""
     try:
-        return json.loads(Path(path).read_text())["fingerprint"]
-    except (OSError, json.JSONDecodeError, KeyError) as err:
-        raise BadInputError(f"{path} has no recorded fingerprint: rewrite it with `dcsm-cache items`") from err
+        with open(path, encoding="utf-8") as f:
+            head = _head(f)
+            if head is None:  # another layout (an older manifest): decode it whole
+                f.seek(0)
+                head = json.load(f)
+            return head["fingerprint"]
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise BadInputError(f"{path} has no recorded fingerprint: {_REWRITE}") from err
+
+
+def _image_ref(r: dict) -> ImageRef:
+    return ImageRef(r["path"], tuple(r["box"]) if r.get("box") else None, r.get("member"))
+
+
+def _item(r: dict) -> Item:
+    return Item(r["image"], tuple(r["candidates"]), r["correct"], r["subset"], r.get("tags", {}))
+
+
+def _sections(f) -> dict | None:
+    """Each section of write_manifest's layout, decoded a chunk of lines at a time; None if the layout differs."""
+    out = {}
+    for key, make in (("captions", str), ("images", _image_ref), ("items", _item)):
+        if f.readline() != f'"{key}": [\n':
+            return None
+        rows, lines, end = [], [], "],\n" if key != "items" else "]}\n"
+        for line in f:
+            if line == end:
+                break
+            lines.append(line)
+            if len(lines) == _CHUNK:
+                rows += map(make, json.loads("[" + "".join(lines).rstrip().rstrip(",") + "]"))
+                lines = []
+        else:
+            return None
+        rows += map(make, json.loads("[" + "".join(lines).rstrip().rstrip(",") + "]"))
+        out[key] = tuple(rows)
+    return out
 
 
 def read_manifest(path: str | os.PathLike) -> Dataset:
+    """The Dataset of a manifest; write_manifest's layout is read a chunk of lines at a time."""
     path = Path(path)
     if not path.is_file():
         raise InputNotFoundError(f"no manifest at {path}: run `dcsm-cache items` for that dataset first")
     try:
-        doc = json.loads(path.read_text())
-        return Dataset(
-            name=doc["name"], root=doc["root"], metric=doc.get("metric", "argmax"),
-            images=tuple(ImageRef(r["path"], tuple(r["box"]) if r.get("box") else None)
-                         for r in doc["images"]),
-            captions=tuple(doc["captions"]),
-            items=tuple(Item(it["image"], tuple(it["candidates"]), it["correct"], it["subset"],
-                             it.get("tags", {})) for it in doc["items"]),
-        )
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise BadInputError(f"{path} is not a dcsm-cache manifest ({err}): rewrite it with `dcsm-cache items`") from err
+        with open(path, encoding="utf-8") as f:
+            doc = _head(f)
+            try:
+                sections = _sections(f) if doc else None
+            except json.JSONDecodeError:  # edited by hand since: decode it whole below
+                sections = None
+            if sections is None:  # another layout (an older manifest): decode it whole
+                f.seek(0)
+                doc = json.load(f)
+                sections = {"captions": tuple(doc["captions"]), "images": tuple(map(_image_ref, doc["images"])),
+                            "items": tuple(map(_item, doc["items"]))}
+        return Dataset(name=doc["name"], root=doc["root"], metric=doc.get("metric", "argmax"), **sections)
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise BadInputError(f"{path} is not a dcsm-cache manifest ({err}): {_REWRITE}") from err
 
 
 def open_image(ds: Dataset, row: int):
-    """The image at `row` as RGB PIL, cropped to its box; a missing or corrupt file is a BadInputError."""
+    """The image at `row` as RGB PIL, cropped to its box; a missing or corrupt file is a BadInputError.
+
+    A member of a tar shard is read through `shards.read_member` (each shard opened once per process)."""
     from PIL import Image, UnidentifiedImageError
 
     ref, path = ds.images[row], ds.image_path(row)
+    source = path
+    if ref.member:  # its own errors name the shard and the member
+        from .shards import read_member
+        source, path = io.BytesIO(read_member(path, ref.member)), f"{path}:{ref.member}"
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             im = im.convert("RGB")
     except FileNotFoundError as err:
         raise InputNotFoundError(f"image {path} is missing") from err

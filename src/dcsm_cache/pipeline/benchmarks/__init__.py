@@ -13,8 +13,8 @@ from typing import Callable
 
 from ...errors import ConfigError, InputNotFoundError, UnknownNameError
 from ..items import Dataset
-from . import (ccneg, clevr_bind, imagefolder, karpathy, ncd, negbench, shapes, sugarcrepe, vg_attribution, whatsup,
-               whatsup_qa)
+from . import (ccneg, clevr_bind, imagefolder, img2dataset, karpathy, manifest, ncd, negbench, shapes, sugarcrepe,
+               table, vg_attribution, whatsup, whatsup_qa)
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Benchmark:
     loader: Callable[..., Dataset]
     options: dict  # fixed keyword arguments for the loader (e.g. which split or subset)
     description: str
+    named: bool = False  # a dataset of the user's own: named by the `name` option (or its loader), not this key
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -52,6 +53,11 @@ BENCHMARKS: dict[str, Benchmark] = {
     "domainnet": Benchmark(imagefolder.load, {"domains": True}, "DomainNet, root/<domain>/<class>/: zero-shot classification per domain"),
     "karpathy_coco": Benchmark(karpathy.load, {"source": "coco"}, "COCO Karpathy split (test: 5k images): image-text retrieval"),
     "karpathy_flickr": Benchmark(karpathy.load, {"source": "flickr30k"}, "Flickr30k Karpathy split (test: 1k images): image-text retrieval"),
+    # Datasets of the user's own (docs/benchmarks.md, "Your own data"); option `name` names them.
+    "table": Benchmark(table.load, {}, "your CSV, TSV or JSONL (file=...): captioned or choice items", named=True),
+    "img2dataset": Benchmark(img2dataset.load_files, {}, "img2dataset's files (00000/*.jpg, .txt)", named=True),
+    "webdataset": Benchmark(img2dataset.load_shards, {}, "webdataset .tar shards, e.g. img2dataset's", named=True),
+    "manifest": Benchmark(manifest.load, {}, "a manifest written by hand (file=...), checked", named=True),
 }
 
 
@@ -62,15 +68,18 @@ def get_benchmark(name: str) -> Benchmark:
         raise UnknownNameError(f"unknown benchmark {name!r}; valid: {', '.join(sorted(BENCHMARKS))}") from None
 
 
-def load_benchmark(name: str, root: str, **options) -> Dataset:
-    """Load benchmark `name` from folder `root`; extra options go to its loader."""
+def load_benchmark(name: str, /, root: str, **options) -> Dataset:
+    """Load benchmark `name` from folder `root`; extra options go to its loader (`name` too, for a named one)."""
     bench = get_benchmark(name)
     params = inspect.signature(bench.loader).parameters
-    bad = sorted(k for k in options if k not in params or k in ("root", "name"))
+    fixed = ("root",) if bench.named else ("root", "name")
+    bad = sorted(k for k in options if k not in params or k in fixed)
     if bad:
-        valid = sorted(k for k in params if k not in ("root", "name", *bench.options))
+        valid = sorted(k for k in params if k not in (*fixed, *bench.options))
         raise ConfigError(f"benchmark {name}: unknown option {', '.join(bad)} (valid: {', '.join(valid) or 'none'})")
     import os
     if not os.path.isdir(root):
         raise InputNotFoundError(f"benchmark {name}: folder {root} does not exist; point --root at the downloaded benchmark")
-    return bench.loader(root, name=name, **{**bench.options, **options})
+    if bench.named and options.get("name") is not None:
+        options["name"] = str(options["name"])  # `--set name=2024` arrives as a number
+    return bench.loader(root, **({} if bench.named else {"name": name}), **{**bench.options, **options})
