@@ -19,7 +19,7 @@ from PIL import Image
 
 from dcsm_cache.cli import main
 from dcsm_cache.errors import BadInputError, InputNotFoundError
-from dcsm_cache.pipeline import shards
+from dcsm_cache.pipeline.formats import shards
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.items import ImageRef
 

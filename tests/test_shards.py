@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from dcsm_cache.errors import BadInputError, InputNotFoundError
-from dcsm_cache.pipeline import shards
+from dcsm_cache.pipeline.formats import shards
 
 
 def write_shard(path, members: dict[str, bytes]) -> None:

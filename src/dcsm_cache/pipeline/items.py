@@ -9,7 +9,7 @@ training and evaluation only ever see this form. The manifest on disk is JSON wi
 (hash of its content and of each image file's size and modification time), which the feature store
 records so that a changed dataset is never scored against a stale cache. It is written one record a
 line in one streaming pass and read back a chunk of lines at a time, so a million-item manifest
-takes seconds. An image may be a member of a tar shard (`ImageRef.member`, read by `shards.py`).
+takes seconds. An image may be a member of a tar shard (`ImageRef.member`, read by `formats/shards.py`).
 """
 from __future__ import annotations
 
@@ -272,7 +272,7 @@ def open_image(ds: Dataset, row: int):
     ref, path = ds.images[row], ds.image_path(row)
     source = path
     if ref.member:  # its own errors name the shard and the member
-        from .shards import read_member
+        from .formats.shards import read_member
         source, path = io.BytesIO(read_member(path, ref.member)), f"{path}:{ref.member}"
     try:
         with Image.open(source) as im:

@@ -13,8 +13,8 @@ from typing import Callable
 
 from ...errors import ConfigError, InputNotFoundError, UnknownNameError
 from ..items import Dataset
-from . import (ccneg, clevr_bind, imagefolder, img2dataset, karpathy, manifest, ncd, negbench, shapes, sugarcrepe,
-               table, vg_attribution, whatsup, whatsup_qa)
+from ..formats import img2dataset, manifest, table
+from . import ccneg, clevr_bind, imagefolder, karpathy, ncd, negbench, shapes, sugarcrepe, vg_attribution, whatsup, whatsup_qa
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ...errors import BadInputError, ConfigError, InputNotFoundError
 from ..items import METRICS, Dataset, DatasetBuilder, ImageRef
-from ..shards import has_member
+from .shards import has_member
 
 TOP = {"schema", "fingerprint", "name", "root", "metric", "images", "captions", "items"}
 ITEM = {"image", "candidates", "correct", "subset", "tags"}

@@ -16,7 +16,7 @@ import tarfile
 import threading
 from collections import OrderedDict
 
-from ..errors import BadInputError, InputNotFoundError
+from ...errors import BadInputError, InputNotFoundError
 
 MAX_OPEN = 8  # shards kept open per process
 
