@@ -104,7 +104,7 @@ def _no_model(checkpoint, device):
     return None, {}
 
 
-def _pooled_or_token(make):
+def _training_free(make):
     def score(data, items, model, device, batch_size):
         return score_items(data, items, make(data), batch_size)
     return score
@@ -132,8 +132,8 @@ def _score_paper(data, items, model, device, batch_size):
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
-    "cosine": Implementation(_no_model, _pooled_or_token(cosine_scores)),
-    "maxsim": Implementation(_no_model, _pooled_or_token(maxsim_scores)),
+    "cosine": Implementation(_no_model, _training_free(cosine_scores)),
+    "maxsim": Implementation(_no_model, _training_free(maxsim_scores)),
     "dcsm": Implementation(_load_dcsm, _score_dcsm),
     "dcsm-paper": Implementation(_load_paper, _score_paper),
 }

@@ -1,0 +1,83 @@
+"""Store reads: random minibatches from the Zarr store against a raw memory-mapped .npy of the same bytes,
+and against the HDF5 export; bytes on disk per stored value.
+
+    python benchmarks/bench_store.py --rows 1024 --batches 200
+
+A store of `rows` images of ViT-B/16 shape (197 tokens x 512, float16) with random unit rows is
+written through FeatureStore (the layout extraction makes). Reads take `batch` random rows, sorted,
+as training and evaluation read them (`CachedDataset.image_rows`). The files are fresh, so reads are
+mostly from the page cache: this measures the format's overhead, not the disk. Last line: one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from dcsm_cache.stores import FeatureStore, StoreShape, export_hdf5
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def timed(fn, batches: list[np.ndarray]) -> float:
+    fn(batches[0])
+    t = time.perf_counter()
+    for rows in batches:
+        fn(rows)
+    return len(batches) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batches", type=int, default=200)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    p, d = 197, 512
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        store = FeatureStore.create(tmp / "s.zarr", StoreShape(args.rows, p, 4, 8, d), {"backbone": "bench"})
+        raw = np.lib.format.open_memmap(tmp / "tokens.npy", mode="w+", dtype=np.float16, shape=(args.rows, p, d))
+        step = store.image_tokens.chunks[0]
+        for a in range(0, args.rows, step):
+            x = rng.standard_normal((min(step, args.rows - a), p, d)).astype(np.float32)
+            x = (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float16)
+            store.write("image/tokens", a, x)
+            raw[a:a + len(x)] = x
+        raw.flush()
+        for part in range(store.attrs["nparts"]):
+            store.mark_done(part)
+        store = FeatureStore.open(tmp / "s.zarr")
+        h5 = export_hdf5(store.path, tmp / "s.h5")
+        batches = [np.sort(rng.choice(args.rows, args.batch, replace=False)) for _ in range(args.batches)]
+        mm = np.load(tmp / "tokens.npy", mmap_mode="r")
+        arr = store.image_tokens
+        with h5py.File(h5, "r") as f:
+            hd = f["image/tokens"]
+            zarr_rate = timed(lambda r: arr.get_orthogonal_selection((r, slice(None), slice(None))), batches)
+            mmap_rate = timed(lambda r: np.ascontiguousarray(mm[r]), batches)
+            h5_rate = timed(lambda r: hd[r], batches)
+        same = all(np.array_equal(arr.get_orthogonal_selection((r, slice(None), slice(None))), mm[r])
+                   for r in batches[:5])
+        values = args.rows * p * d
+        zarr_bpv = disk_bytes(tmp / "s.zarr" / "image" / "tokens") / values
+    print(f"{args.rows} rows of {p}x{d} float16 ({values * 2 / 2**20:.0f} MiB), random batches of {args.batch}")
+    print(f"zarr {zarr_rate:8.1f} batches/s | memmap .npy {mmap_rate:8.1f} | hdf5 {h5_rate:8.1f} | "
+          f"zarr/memmap {zarr_rate / mmap_rate:.2f} | zarr/hdf5 {zarr_rate / h5_rate:.2f} | "
+          f"{zarr_bpv:.4f} bytes per stored value | same bytes: {same}")
+    print(json.dumps({"rows": args.rows, "batch": args.batch, "zarr_batches_s": round(zarr_rate, 1),
+                      "memmap_batches_s": round(mmap_rate, 1), "hdf5_batches_s": round(h5_rate, 1),
+                      "zarr_over_memmap": round(zarr_rate / mmap_rate, 3), "zarr_over_hdf5": round(zarr_rate / h5_rate, 3),
+                      "bytes_per_value": round(zarr_bpv, 4)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Training at cache speed: DCSM training steps/s from the store against the reference's way, same batch.
+
+    python benchmarks/bench_train.py --arch ViT-B-16 --steps 30
+
+The reference DCSM trainer encodes every image and caption with the frozen CLIP at every step. Here
+both paths take the same batches (B images, each with its positive and hard-negative captions, the
+embedded default's loss) and the same scorer; path A reads the tokens from the Zarr store
+(`dcsm-cache train`'s own loop), path B runs the frozen backbone's towers on the decoded images and
+the captions first. Steps per second of each, and the ratio. Last line: one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dcsm_cache.pipeline.benchmarks import load_benchmark
+from dcsm_cache.pipeline.cache import CachedDataset
+from dcsm_cache.pipeline.extract import ExtractConfig, extract
+from dcsm_cache.pipeline.items import open_image, write_manifest
+from dcsm_cache.pipeline.scorer import DCSMScorer, ScorerConfig
+from dcsm_cache.pipeline.tokens import load_backbone, token_encoder
+from dcsm_cache.pipeline.train import TrainConfig, batch_scores, contrastive_loss, train
+from dcsm_cache.pipeline.world import WorldConfig, generate_world
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="ViT-B-16")
+    ap.add_argument("--images", type=int, default=64, help="training images in the store")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=30, help="steps from the store (the reference's way runs 3)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        generate_world(WorldConfig(n_pretrain=8, n_train=args.images, n_val=4, n_test=4, n_heldout=2), tmp / "w")
+        write_manifest(load_benchmark("shapes_train", str(tmp / "w")), tmp / "m.json")
+        t = time.perf_counter()
+        extract(tmp / "m.json", args.arch, tmp / "s.zarr", ExtractConfig(device="cpu", progress=False, workers=0))
+        t_extract = time.perf_counter() - t
+        cfg = TrainConfig(steps=args.steps, batch_size=args.batch, text_len=16, device="cpu", progress=False,
+                          eval_every=10 ** 6)
+        t = time.perf_counter()
+        train(tmp / "s.zarr", tmp / "dcsm.pt", cfg)
+        a = args.steps / (time.perf_counter() - t)  # includes opening the store, as a user's run does
+
+        data = CachedDataset.open(tmp / "s.zarr", text_len=16)
+        bb = load_backbone(args.arch, "cpu")
+        enc = token_encoder(bb.model)
+        scorer = DCSMScorer(cfg.scorer, data.n_tokens, 16, len(data.fr_words))
+        opt = torch.optim.AdamW(scorer.parameters(), lr=cfg.lr)
+        items = [it for it in data.dataset.items if it.subset != "val"]
+        rng = np.random.default_rng(0)
+
+        def reference_step():
+            chosen = [items[i] for i in rng.choice(len(items), args.batch, replace=False)]
+            with torch.no_grad():  # the frozen backbone, every step
+                tok, pooled = enc.image(torch.stack([bb.preprocess(open_image(data.dataset, it.image))
+                                                     for it in chosen]))
+                tok = F.normalize(tok, dim=-1)
+                enc.text(bb.tokenizer([data.dataset.captions[c] for it in chosen for c in it.candidates]))
+            pos = torch.tensor([it.candidates[it.correct] for it in chosen])
+            negs = torch.tensor([[c for j, c in enumerate(it.candidates) if j != it.correct] for it in chosen])
+            loss = contrastive_loss(batch_scores(scorer, data, tok, pooled, pos, negs, "cpu"), pos, 1.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        reference_step()  # warm-up
+        t = time.perf_counter()
+        for _ in range(3):
+            reference_step()
+        b = 3 / (time.perf_counter() - t)
+    print(f"{args.arch}: batch {args.batch} images x {len(items[0].candidates)} captions, "
+          f"torch threads {torch.get_num_threads()}, one-off extraction {t_extract:.1f} s")
+    print(f"A. from the store:            {a:8.2f} steps/s")
+    print(f"B. the reference's recompute: {b:8.3f} steps/s")
+    print(f"ratio A/B: {a / b:.0f}x")
+    print(json.dumps({"arch": args.arch, "batch": args.batch, "store_steps_s": round(a, 3),
+                      "recompute_steps_s": round(b, 4), "store_over_recompute": round(a / b, 1),
+                      "extract_s": round(t_extract, 2)}))
+
+
+if __name__ == "__main__":
+    main()
