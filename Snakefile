@@ -1,4 +1,4 @@
-# dcsm-cache: shapes world -> tiny CLIP -> Zarr feature stores -> DCSM scorer -> results/summary.md
+# dcsm-cache: shapes world -> tiny CLIP -> Zarr feature stores -> DCSM scorer -> results/<config name>/summary.md
 #
 #   snakemake --cores all                                  # the embedded default (config/config.yaml)
 #   snakemake --cores all --configfile config/paper.yaml   # the paper's backbones and benchmarks
@@ -31,9 +31,12 @@ include: "rules/pretrain.smk"
 include: "rules/extract.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"
+include: "rules/zeroshot.smk"
+include: "rules/retrieval.smk"
 include: "rules/report.smk"
 
 
+# This configuration's report, from the results whose weights and folders are on this machine (rules/common.smk).
 rule all:
     input:
-        "results/summary.md",
+        PLAN.summary,

@@ -1,14 +1,25 @@
-# Helpers shared by the rules: config lookups and the `--set KEY=VALUE` flags they pass on.
-import json
+# Helpers shared by the rules: what this machine can run (the plan), config lookups, and each rule's params:
+# `--set` flags from settings in canonical form, and a fingerprint of the package code each stage runs.
 import os
-import shlex
+import re
+import sys
 
 from dcsm_cache.pipeline.scorers import SCORERS
+from dcsm_cache.workflow import code_fingerprint, items_fingerprint, plan, set_flags
+
+# Before the DAG: the results whose weights, folders and checkpoints are here. The rest is listed once
+# and left out; strict: true, or a config of which nothing can run, stops with the same list.
+PLAN = plan(config)
+NAME = PLAN.name
+if PLAN.refusal():
+    sys.exit(PLAN.refusal())
+if PLAN.missing:
+    print(PLAN.describe(), file=sys.stderr)
 
 
 def sets(settings):
-    """{'steps': 400} -> "--set steps=400" (values as JSON, so lists and booleans survive)."""
-    return " ".join(f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in (settings or {}).items())
+    """{'steps': 400} -> "--set steps=400" (sorted keys, canonical JSON values: YAML style never reruns a job)."""
+    return set_flags(settings)
 
 
 def dataset_cfg(name):
@@ -18,7 +29,7 @@ def dataset_cfg(name):
 def world_marker(name):
     """A dataset read from the shapes world depends on the world being generated first."""
     root = dataset_cfg(name)["root"]
-    return [f"{root}/world.json"] if root == config["world"]["root"] else []
+    return [f"{root}/world.json"] if os.path.normpath(root) == os.path.normpath(config["world"]["root"]) else []
 
 
 def dataset_file(name):
@@ -42,17 +53,14 @@ def store(backbone, dataset):
     return f"stores/{backbone}/{dataset}.zarr"
 
 
-def eval_targets():
-    out = []
-    for backbone in config["evaluate"]["backbones"]:
-        for bench, bcfg in config["evaluate"]["benchmarks"].items():
-            out += [
-                f"results/{backbone}/{bench}/{scorer}.json"
-                for scorer in bcfg["scorers"]
-                if SCORERS[scorer].checkpoint in (None, "trained")
-                or SCORERS[scorer].checkpoint in config["backbones"][backbone]
-            ]
-    return out
+def items_code(wc):
+    cfg = dataset_cfg(wc.dataset)
+    return items_fingerprint(cfg.get("benchmark", wc.dataset), bool(cfg.get("paper_compat")))
+
+
+def task_settings(task, wc):
+    """A zero-shot or retrieval dataset's settings (`zeroshot: datasets: NAME: settings:`) as flags."""
+    return sets((config[task]["datasets"][wc.dataset] or {}).get("settings"))
 
 
 def scorer_checkpoint(wc):
@@ -74,4 +82,4 @@ wildcard_constraints:
     backbone="[^/]+",
     dataset="[^/]+",
     benchmark="[^/]+",
-    scorer="[^/]+",
+    scorer="|".join(re.escape(s) for s in SCORERS),

@@ -1,5 +1,6 @@
-# One result per (backbone, benchmark, scorer). A benchmark's `settings` are this rule's params, so
-# editing them reruns that benchmark's evaluations and the report, nothing else.
+# One result per (backbone, benchmark, scorer), under results/<config name>/. A benchmark's `settings` are
+# this rule's params, so editing them reruns that benchmark's evaluations and the report, nothing else;
+# so does a change to the evaluation code (`code`, the fingerprint of the modules that score).
 
 
 rule evaluate:
@@ -7,15 +8,16 @@ rule evaluate:
         store="stores/{backbone}/{benchmark}.done",
         scorer=scorer_checkpoint,
     output:
-        "results/{backbone}/{benchmark}/{scorer}.json",
+        f"results/{NAME}/{{backbone}}/{{benchmark}}/{{scorer}}.json",
     log:
-        "logs/eval/{backbone}/{benchmark}/{scorer}.log",
+        f"logs/{NAME}/eval/{{backbone}}/{{benchmark}}/{{scorer}}.log",
     conda:
         "../environment.yml"
     params:
         store=lambda wc: store(wc.backbone, wc.benchmark),
         checkpoint=scorer_flags,
         settings=lambda wc: sets(config["evaluate"]["benchmarks"][wc.benchmark].get("settings")),
+        code=code_fingerprint("evaluate"),
     shell:
         "dcsm-cache eval --store {params.store} --scorer {wildcards.scorer} {params.checkpoint} "
         "--out {output} {params.settings} > {log} 2>&1"

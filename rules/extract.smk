@@ -1,4 +1,4 @@
-# One Zarr feature store per (backbone, dataset). The store is a folder Snakemake must not delete
+# One Zarr feature store per (backbone, dataset), shared by every configuration that names both. The store is a folder Snakemake must not delete
 # on a rerun (finished parts are kept), so each rule's output is a marker file beside it.
 
 
@@ -20,6 +20,7 @@ rule extract:
         settings=lambda wc: sets(
             {**config["extract"].get("settings", {}), **dataset_cfg(wc.dataset).get("extract", {})}
         ),
+        code=code_fingerprint("extract"),
     shell:
         "dcsm-cache extract --items {input.manifest} --backbone {params.model} --out {params.store} --overwrite "
         "--device {params.device} {params.settings} > {log} 2>&1"

@@ -15,5 +15,6 @@ rule pretrain:
         settings=lambda wc: sets(
             {"arch": config["pretrain"][wc.backbone]["arch"], **config["pretrain"][wc.backbone].get("settings", {})}
         ),
+        code=code_fingerprint("pretrain"),
     shell:
         "dcsm-cache pretrain --items {input} --out {output} {params.settings} > {log} 2>&1"

@@ -1,15 +1,18 @@
-# Every result merged into one Markdown table and a CSV.
+# Every result of this configuration merged into results/<config name>/summary.md (and a CSV beside it):
+# the choice benchmarks' table, the paper's columns, a zero-shot table and a retrieval table.
 
 
 rule report:
     input:
-        eval_targets(),
+        PLAN.targets,
     output:
-        md="results/summary.md",
-        csv="results/summary.csv",
+        md=PLAN.summary,
+        csv=PLAN.summary.replace(".md", ".csv"),
     log:
-        "logs/report.log",
+        f"logs/{NAME}/report.log",
     conda:
         "../environment.yml"
+    params:
+        code=code_fingerprint("report"),
     shell:
         "dcsm-cache report {input} --out {output.md} > {log} 2>&1"

@@ -15,6 +15,7 @@ rule train:
         store=lambda wc: store(wc.backbone, config["train"]["dataset"]),
         settings=sets(config["train"].get("settings")),
         device=config["train"]["device"],
+        code=code_fingerprint("train"),
     shell:
         "dcsm-cache train --store {params.store} --out {output} --device {params.device} "
         "{params.settings} > {log} 2>&1"

@@ -11,5 +11,6 @@ rule world:
     params:
         settings=sets(config["world"].get("settings")),
         root=lambda wc, output: os.path.dirname(output[0]),
+        code=code_fingerprint("world"),
     shell:
         "dcsm-cache world --out {params.root} {params.settings} > {log} 2>&1"

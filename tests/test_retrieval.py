@@ -18,6 +18,8 @@ from dcsm_cache.errors import ConfigError, InputNotFoundError
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import write_manifest
+from dcsm_cache.pipeline.tasks.report import report
+from dcsm_cache.pipeline.tasks.results import write_result
 from dcsm_cache.pipeline.tasks.retrieval import RetrievalConfig, retrieval
 from dcsm_cache.stores.feature_store import FeatureStore
 
@@ -132,3 +134,17 @@ def test_cli(extracted):
     res = CliRunner().invoke(main, ["retrieval", "--store", str(tmp / "coco.zarr"), "--out", str(out),
                                     "--set", "ks=[0]"])
     assert res.exit_code == 2 and "must be positive" in res.output
+
+
+def test_report_has_a_retrieval_table(extracted, tmp_path):
+    tmp, _, _ = extracted
+    result = retrieval(tmp / "coco.zarr", RetrievalConfig(ks=(1, 5, 10)))
+    write_result(result, tmp_path / "ret.json")
+    md = report([tmp_path / "ret.json"], tmp_path / "summary.md")
+    assert "## Retrieval" in md and "Accuracy (%) per benchmark subset" not in md
+    line = next(line for line in md.splitlines() if line.startswith(f"| {result['dataset']} |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[2:8] == [f"{100 * result[d][f'R@{k}']:.1f}" for d in ("image_to_text", "text_to_image")
+                          for k in (1, 5, 10)]
+    assert cells[8:] == [str(result["n_images"]), str(result["n_texts"])]
+    assert (tmp_path / "summary.csv").read_text().count("\nretrieval,") == 6

@@ -1,11 +1,18 @@
-"""The real `snakemake` binary runs the real Snakefile on a tiny config, through every stage.
+"""The real `snakemake` binary runs the real Snakefile on the tiny configs of tests/workflow/.
 
-Then editing one benchmark's evaluation settings plans only that benchmark's evaluations and the
-report (`snakemake -n`), and a second run with nothing changed plans nothing.
+The embedded default at tiny size runs through every stage once, into results/default/ (a module
+fixture). In that folder, then: nothing changed plans nothing; the same config written back with
+sorted keys in flow style plans nothing; one benchmark's setting edited plans that benchmark's
+evaluations and the report; a changed evaluation, scorer or report module plans exactly the jobs it
+feeds. The paper's configuration at tiny size, in a copy of that folder that also holds two
+backbones' weights and three benchmark folders (tiny stand-ins in their native layouts and
+checkpoint forms), plans its own jobs, runs exactly those results, lists what is missing and writes
+results/paper/summary.md; with strict=true it stops with the same list.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,35 +21,25 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dcsm_cache.workflow import code_fingerprint
+
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = shutil.which("snakemake")
+DEFAULT = [REPO / "config" / "config.yaml", REPO / "tests" / "workflow" / "default.yaml"]
+PAPER = [REPO / "config" / "paper.yaml", REPO / "tests" / "workflow" / "paper.yaml"]
 
-TINY = {
-    "world": {"root": "data/world", "settings": {"seed": 0, "n_pretrain": 64, "n_train": 48, "n_val": 12,
-                                                 "n_test": 12, "n_heldout": 6}},
-    "pretrain": {"shapes-clip": {"arch": "shapes-clip-tiny", "dataset": "shapes_pretrain",
-                                 "settings": {"steps": 2, "batch_size": 16, "progress": False}}},
-    "backbones": {"shapes-clip": {"model": "shapes-clip-tiny@models/shapes-clip.pt"}},
-    "extract": {"device": "cpu", "settings": {"batch_size": 16, "progress": False}},
-    "train": {"dataset": "shapes_train", "device": "cpu",
-              "settings": {"steps": 3, "batch_size": 8, "eval_every": 3, "text_len": 16, "progress": False}},
-}
+pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
 
 
-def full_config(overrides: dict) -> dict:
-    """config/config.yaml with `overrides` merged in (a --configfile is a whole configuration)."""
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    for key, value in overrides.items():
-        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
-    return cfg
-
-
-def snakemake(workdir: Path, *args: str) -> str:
+def snakemake(workdir: Path, configfiles, *args: str, env: dict | None = None,
+              ok: bool = True) -> subprocess.CompletedProcess:
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
+           "--configfile", *map(str, configfiles), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    proc.output = proc.stdout + proc.stderr
+    if ok:
+        assert proc.returncode == 0, proc.output[-4000:]
+    return proc
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -51,56 +48,220 @@ def planned_jobs(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m[1] != "total"}
 
 
+def merged(configfiles) -> dict:
+    """The config Snakemake builds from several --configfile files: each merged into the last, key by key."""
+    def merge(a, b):
+        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+                        for k, v in b.items()}}
+    cfg: dict = {}
+    for f in configfiles:
+        cfg = merge(cfg, yaml.safe_load(Path(f).read_text()))
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    """A folder where the embedded default ran at tiny size."""
+    folder = tmp_path_factory.mktemp("default")
+    snakemake(folder, DEFAULT)
+    return folder
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
-def test_workflow_end_to_end_then_only_the_edited_benchmark_reruns(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(full_config(TINY)))
-    snakemake(tmp_path)
-    summary = (tmp_path / "results" / "summary.md").read_text()
+def test_default_runs_every_stage_into_results_of_its_name(default_run):
+    summary = (default_run / "results" / "default" / "summary.md").read_text()
     for bench in ("shapes_binding", "shapes_spatial", "shapes_negation"):
         assert f"{bench}/heldout" in summary
+    assert "## Zero-shot classification" in summary and "| shapes_objects/heldout |" in summary
     for path in ["models/shapes-clip.pt", "models/shapes-clip/dcsm.pt", "stores/shapes-clip/shapes_train.zarr",
-                 "results/shapes-clip/shapes_spatial/dcsm.json", "logs/extract/shapes-clip/shapes_spatial.log"]:
-        assert (tmp_path / path).exists(), path
-    result = json.loads((tmp_path / "results/shapes-clip/shapes_spatial/dcsm.json").read_text())
+                 "results/default/shapes-clip/shapes_spatial/dcsm.json", "logs/extract/shapes-clip/shapes_spatial.log",
+                 "results/default/summary.csv"]:
+        assert (default_run / path).exists(), path
+    assert not (default_run / "results" / "summary.md").exists()
+    result = json.loads((default_run / "results/default/shapes-clip/shapes_spatial/dcsm.json").read_text())
     assert result["backbone"] == "shapes-clip-tiny@models/shapes-clip.pt" and result["n_items"] == 18
+    assert result["code"] == code_fingerprint("evaluate")
+    zs = json.loads((default_run / "results/default/shapes-clip/shapes_objects/zeroshot.json").read_text())
+    world = json.loads((default_run / "data/world/world.json").read_text())
+    objects = sum(len(s["objects"]) for split in ("test", "heldout")
+                  for s in json.loads((default_run / f"data/world/scenes/{split}.json").read_text())["scenes"])
+    assert zs["n_items"] == objects and zs["n_classes"] == len(world["colours"]) * len(world["shapes"])
+    assert set(zs["subsets"]) == {"test", "heldout"} and zs["code"] == code_fingerprint("zeroshot")
+    assert planned_jobs(snakemake(default_run, DEFAULT, "-n").output) == {}  # nothing changed, nothing to do
 
-    assert planned_jobs(snakemake(tmp_path, "-n")) == {}  # nothing changed, nothing to do
 
-    edited = {**TINY, "evaluate": {"backbones": ["shapes-clip"], "benchmarks": {
-        "shapes_binding": {"scorers": ["cosine", "dcsm"], "settings": {}},
-        "shapes_spatial": {"scorers": ["cosine", "dcsm"], "settings": {"batch_size": 7}},
-        "shapes_negation": {"scorers": ["cosine", "dcsm"], "settings": {}}}}}
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(full_config(edited)))
-    dry = snakemake(tmp_path, "-n")
-    assert planned_jobs(dry) == {"all": 1, "evaluate": 2, "report": 1}, dry
+@pytest.mark.slow
+def test_config_in_another_yaml_style_plans_nothing_and_one_setting_plans_its_jobs(default_run, tmp_path):
+    cfg = merged(DEFAULT)
+    rewritten = tmp_path / "rewritten.yaml"
+    rewritten.write_text(yaml.safe_dump(cfg, sort_keys=True, default_flow_style=True, width=60))
+    assert planned_jobs(snakemake(default_run, [rewritten], "-n").output) == {}
+
+    cfg["evaluate"]["benchmarks"]["shapes_spatial"]["settings"] = {"batch_size": 7}
+    (tmp_path / "edited.yaml").write_text(yaml.safe_dump(cfg))
+    dry = snakemake(default_run, [tmp_path / "edited.yaml"], "-n").output
+    assert planned_jobs(dry) == {"all": 1, "evaluate": 3, "report": 1}, dry
     outputs = set(re.findall(r"output: (results/\S+\.json)", dry))
-    assert outputs == {"results/shapes-clip/shapes_spatial/cosine.json", "results/shapes-clip/shapes_spatial/dcsm.json"}
+    assert outputs == {f"results/default/shapes-clip/shapes_spatial/{s}.json" for s in ("cosine", "maxsim", "dcsm")}
     assert re.search(r"[Pp]arams have changed", dry)
 
 
-@pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
+@pytest.mark.slow
+def test_changed_stage_code_reruns_the_jobs_it_feeds(default_run, tmp_path):
+    """A copy of the package with one module changed, as an upgrade would change it (PYTHONPATH points at it)."""
+    shutil.copytree(REPO / "src" / "dcsm_cache", tmp_path / "src" / "dcsm_cache",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"PYTHONPATH": str(tmp_path / "src")}
+    expected = {"pipeline/tasks/choice.py": {"evaluate": 9, "report": 1, "all": 1},
+                "pipeline/scorer.py": {"train": 1, "evaluate": 9, "report": 1, "all": 1},
+                "pipeline/tasks/report.py": {"report": 1, "all": 1}}
+    for module, jobs in expected.items():
+        path = tmp_path / "src" / "dcsm_cache" / module
+        original = path.read_text()
+        path.write_text(original + "\n# a change\n")
+        dry = snakemake(default_run, DEFAULT, "-n", env=env).output
+        path.write_text(original)
+        assert planned_jobs(dry) == jobs, (module, dry[-3000:])
+        assert re.search(r"[Pp]arams have changed", dry)
+    assert planned_jobs(snakemake(default_run, DEFAULT, "-n", env=env).output) == {}
+
+
+# ---------------------------------------------------------------- the paper's configuration at tiny size
+
+OFFLINE = {"HF_HUB_OFFLINE": "1"}  # with HF_HOME set per test: an empty Hugging Face cache
+
+
+def paper_folder(default_run: Path, tmp_path: Path) -> tuple[Path, dict]:
+    """A copy of the default's folder, plus two backbones' weights and three benchmark folders."""
+    import torch
+
+    from dcsm_cache._openclip import open_clip
+    from test_benchmarks import make_vg_attr
+    from test_retrieval import karpathy_doc, write_images
+    from test_zeroshot import write_folders
+
+    folder = tmp_path / "work"
+    shutil.copytree(default_run, folder, symlinks=True)
+    negclip = lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}}  # NegCLIP's training checkpoint
+    conclip = lambda sd: {"model": sd}  # CoN-CLIP's release
+    for seed, path, wrap in ((1, "weights/negclip.pth", negclip), (2, "weights/conclip/conclip_vit_b32.pt", conclip)):
+        torch.manual_seed(seed)
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(wrap(open_clip.create_model("shapes-clip-tiny").state_dict()), folder / path)
+    make_vg_attr(folder / "data")
+    write_folders(folder / "data" / "zeroshot" / "cifar10", None, per_class=1)
+    doc = karpathy_doc(n_test=6)
+    (folder / "data" / "coco").mkdir(parents=True)
+    (folder / "data" / "coco" / "dataset_coco.json").write_text(json.dumps(doc))
+    write_images(folder / "data" / "coco" / "val2014", [r["filename"] for r in doc["images"]])
+    return folder, {**OFFLINE, "HF_HOME": str(tmp_path / "hf")}
+
+
+HERE = ("negclip-vit-b-32", "conclip-vit-b-32")
+
+
+def paper_results() -> set[str]:
+    return {f"results/paper/{b}/{d}/{t}.json" for b in HERE for d, t in
+            [("vg_attr+paper-baseline", "cosine"), ("vg_attr+paper-baseline", "dcsm"), ("cifar10", "zeroshot"),
+             ("karpathy_coco", "retrieval")]}
+
+
+def missing_lines(output: str) -> set[str]:
+    """The indented lines under the workflow's 'dcsm-cache: config ...' message: what is missing, and where."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("dcsm-cache: config"))
+    block = []
+    for line in lines[start + 1:]:
+        if not line.startswith("  "):
+            break
+        block.append(line.strip())
+    return set(block)
+
+
+@pytest.mark.slow
+def test_paper_config_after_the_default_plans_its_own_jobs(default_run, tmp_path):
+    folder, env = paper_folder(default_run, tmp_path)
+    dry = snakemake(folder, PAPER, "-n", env=env).output
+    assert "Nothing to be done" not in dry
+    assert planned_jobs(dry) == {"items": 3, "extract": 8, "train": 2, "evaluate": 4, "zeroshot": 2, "retrieval": 2,
+                                 "report": 1, "all": 1}, dry  # the world and its shapes_train manifest are reused
+    assert set(re.findall(r"output: (results/\S+\.json)", dry)) == paper_results()
+
+
+@pytest.mark.slow
+def test_paper_config_runs_what_is_there_and_lists_the_rest(default_run, tmp_path):
+    folder, env = paper_folder(default_run, tmp_path)
+    default_summary = (folder / "results/default/summary.md").read_text()
+    run = snakemake(folder, PAPER, env=env).output
+    made = {p.relative_to(folder).as_posix() for p in (folder / "results" / "paper").rglob("*.json")}
+    assert made == paper_results()
+    listed = missing_lines(run)
+    paths = {line.split()[0] for line in listed}
+    assert {"weights/conclip/conclip_vit_b16.pt", "weights/conclip/conclip_vit_l14.pt",
+            "weights/dcsm/dcsm_obja_ckpt.pt", "data/controlled_images_dataset.json",
+            "data/clevr_bind/two_object/gen.csv", "data/zeroshot/imagenet1k",
+            "data/flickr30k/dataset_flickr30k.json"} <= paths, run[-4000:]
+    assert not {"weights/negclip.pth", "weights/conclip/conclip_vit_b32.pt", "data/visual_genome_attribution.json",
+                "data/zeroshot/cifar10", "data/coco/dataset_coco.json"} & paths
+    hub = next(line for line in listed if line.startswith("the Hugging Face cache"))
+    for key in ("vit-b-16-openai", "siglip-vit-b-16", "coca-vit-b-32", "clips-vit-l-14"):
+        assert key in hub  # registry and hub names, with HF_HUB_OFFLINE set and an empty cache
+    assert run.count("dcsm-cache: config 'paper'") == 1 and f" {len(paper_results())} of " in run
+    summary = (folder / "results/paper/summary.md").read_text()
+    assert "vg_attr+paper-baseline" in summary and "## Zero-shot classification" in summary
+    assert "## Retrieval" in summary and "| karpathy_coco |" in summary and "| cifar10 |" in summary
+    assert (folder / "results/default/summary.md").read_text() == default_summary
+
+    strict = snakemake(folder, PAPER, "--config", "strict=true", env=env, ok=False)
+    assert strict.returncode != 0 and "strict: true" in strict.output
+    assert missing_lines(strict.output) == listed
+    assert planned_jobs(snakemake(folder, PAPER, "-n", env=env).output) == {}
+
+
 def test_config_is_validated(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(full_config({"extract": {"devise": "cpu"}})))
-    proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-                           str(tmp_path / "tiny.yaml"), "-n"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "devise" in proc.stdout + proc.stderr
+    cfg = merged(DEFAULT)
+    cfg["extract"]["devise"] = "cpu"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, [tmp_path / "bad.yaml"], "-n", ok=False)
+    assert proc.returncode != 0 and "devise" in proc.output
 
 
-@pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
-def test_paper_config_names_every_benchmark_and_plans(tmp_path):
+# Each benchmark's first file in its native layout (docs/benchmarks.md), as a downloaded copy has it.
+PAPER_FILES = [
+    "clevr_bind/two_object/train.csv", "clevr_bind/two_object/val.csv", "clevr_bind/two_object/gen.csv",
+    "NCD_colorful_composite_squares/yellow_banana_red_apple.png", "visual_genome_attribution.json",
+    "controlled_images_dataset.json", "controlled_clevr_dataset.json", "coco_qa_one_obj.json", "coco_qa_two_obj.json",
+    "vg_qa_one_obj.json", "vg_qa_two_obj.json", "NegBench\\evaluation data\\images/COCO_val_mcq_llama3.1_rephrased.csv",
+    "NegBench\\evaluation data\\images/VOC2007_mcq_llama3.1_rephrased.csv", "ccneg_dataset/ccneg_preprocessed.pt",
+    "data/add_att.json", "coco/dataset_coco.json", "flickr30k/dataset_flickr30k.json",
+]
+
+
+def test_paper_config_names_every_benchmark_and_plans_what_is_there(tmp_path):
     from dcsm_cache.pipeline import paper
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     keys = {k.split("+")[0] for k in cfg["evaluate"]["benchmarks"]}
     assert {k for c in paper.COLUMNS for k in c.keys} | {"ccneg", "sugarcrepe"} <= keys
-    (tmp_path / "weights" / "dcsm").mkdir(parents=True)
-    (tmp_path / "weights" / "dcsm" / "dcsm_obja_ckpt.pt").touch()
-    proc = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-                           str(REPO / "config" / "paper.yaml"), "-n"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    jobs = planned_jobs(proc.stdout + proc.stderr)
+    empty = snakemake(tmp_path, [REPO / "config" / "paper.yaml"], "-n", ok=False)
+    assert empty.returncode != 0 and "nothing can run here" in empty.output
+    assert "data/visual_genome_attribution.json" in empty.output and "weights/negclip.pth" in empty.output
+
+    for rel in [*(f"data/{f}" for f in PAPER_FILES), *(v[k] for v in cfg["backbones"].values() for k in v
+                                                        if k != "model"),
+                *(m.split("@", 1)[1] for m in (v["model"] for v in cfg["backbones"].values()) if "@" in m)]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).touch()
+    for name in cfg["zeroshot"]["datasets"]:
+        (tmp_path / cfg["datasets"][name]["root"]).mkdir(parents=True)
+    online = {"HF_HUB_OFFLINE": "0"}  # registry and hub weights count as downloadable
+    proc = snakemake(tmp_path, [REPO / "config" / "paper.yaml"], "-n", env=online)
+    assert "left out" not in proc.output
+    jobs = planned_jobs(proc.output)
     n_backbones = len(cfg["backbones"])
     assert jobs["train"] == n_backbones and jobs["evaluate"] == n_backbones * 2 * 16 + 14  # + dcsm-paper on ViT-B/16
+    assert jobs["zeroshot"] == n_backbones * len(cfg["zeroshot"]["datasets"])
+    assert jobs["retrieval"] == n_backbones * len(cfg["retrieval"]["datasets"])
+
 
 
 @pytest.mark.slow
@@ -115,17 +276,18 @@ def test_a_table_of_ones_own_runs_through_items_extract_eval(tmp_path):
         Image.new("RGB", (32, 32), rgb).save(data / file)
     (data / "data.csv").write_text("image,caption_0,caption_1,correct\n"
                                    + "".join(f"{f},{a},{b},{k}\n" for f, _, a, b, k in rows))
-    cfg = full_config({**TINY, "backbones": {"tiny": {"model": "shapes-clip-tiny"}},
-                       "datasets": {"my_set": {"benchmark": "table", "root": "data/mine",
-                                               "options": {"file": "data.csv"}}},
-                       "evaluate": {"backbones": ["tiny"], "benchmarks": {"my_set": {"scorers": ["cosine"]}}}})
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
-    out = snakemake(tmp_path, "results/tiny/my_set/cosine.json")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({
+        "backbones": {"tiny": {"model": "shapes-clip-tiny"}},
+        "datasets": {"my_set": {"benchmark": "table", "root": "data/mine", "options": {"file": "data.csv"}}},
+        "evaluate": {"backbones": ["tiny"], "benchmarks": {"my_set": {"scorers": ["cosine"]}}}}))
+    target = "results/default/tiny/my_set/cosine.json"
+    out = snakemake(tmp_path, [*DEFAULT, mine], target).output
     assert "rule world" not in out and "rule pretrain" not in out  # nothing of the shapes world is needed
-    result = json.loads((tmp_path / "results/tiny/my_set/cosine.json").read_text())
-    assert result["dataset"] == "data" and result["n_items"] == 2 and result["chance"] == 0.5
+    result = json.loads((tmp_path / target).read_text())
+    assert result["dataset"] == "my_set" and result["n_items"] == 2 and result["chance"] == 0.5
     assert json.loads((tmp_path / "manifests/my_set.json").read_text())["root"] == "data/mine"
-    assert planned_jobs(snakemake(tmp_path, "results/tiny/my_set/cosine.json", "-n")) == {}
+    assert planned_jobs(snakemake(tmp_path, [*DEFAULT, mine], target, "-n").output) == {}
     (data / "data.csv").write_text((data / "data.csv").read_text() + "red.png,a green square,a red square,1\n")
-    dry = snakemake(tmp_path, "results/tiny/my_set/cosine.json", "-n")
+    dry = snakemake(tmp_path, [*DEFAULT, mine], target, "-n").output
     assert planned_jobs(dry) == {"items": 1, "extract": 1, "evaluate": 1}, dry  # an edited table is read again

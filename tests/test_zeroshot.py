@@ -18,6 +18,8 @@ from dcsm_cache.errors import BadInputError, ConfigError, InputNotFoundError
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.benchmarks.imagefolder import templates_of
 from dcsm_cache.pipeline.tasks.choice import evaluate
+from dcsm_cache.pipeline.tasks.report import report
+from dcsm_cache.pipeline.tasks.results import write_result
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import DatasetBuilder, write_manifest
 from dcsm_cache.pipeline.tasks.zeroshot import ZeroShotConfig, prompt_table, zeroshot
@@ -145,3 +147,66 @@ def test_cli(extracted):
     assert "top3" in res.output
     res = CliRunner().invoke(main, ["zeroshot", "--store", str(tmp / "nope.zarr"), "--out", str(out)])
     assert res.exit_code == 2 and "no feature store" in res.output and res.output.count("\n") == 1
+
+
+def test_own_templates_fill_the_prompt_table_in_order(tmp_path):
+    write_folders(tmp_path, None, per_class=1)
+    own = ["a photo of a {}.", "art of a {}"]
+    ds = load_benchmark("imagefolder", str(tmp_path), templates=own)
+    assert ds.captions == tuple(t.format(n) for t in own for n in NAMES)
+    assert prompt_table(ds) == (len(CLASSES), len(own))
+    with pytest.raises(ConfigError, match="one '{}' each"):
+        load_benchmark("imagefolder", str(tmp_path), templates=["no placeholder"])
+
+
+def _row(md: str, first: str) -> list[str]:
+    line = next(line for line in md.splitlines() if line.startswith(f"| {first} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_report_adds_a_zeroshot_table_below_the_choice_table(extracted, tmp_path):
+    tmp, _ = extracted
+    write_result(evaluate(tmp / "dn.zarr", "cosine"), tmp_path / "choice.json")
+    result = zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(1, 5)))
+    write_result(result, tmp_path / "zs.json")
+    alone = report([tmp_path / "choice.json"], tmp_path / "choice.md")
+    both = report([tmp_path / "choice.json", tmp_path / "zs.json"], tmp_path / "summary.md")
+    assert both.startswith(alone) and "## Zero-shot classification" in both[len(alone):]
+    name = result["dataset"]
+    assert _row(both[len(alone):], name)[2:5] == [f"{100 * result[k]:.1f}" for k in ("top1", "top5", "chance")]
+    for d, sub in result["subsets"].items():
+        assert _row(both, f"{name}/{d}")[2:4] == [f"{100 * sub['top1']:.1f}", f"{100 * sub['top5']:.1f}"]
+    rows = (tmp_path / "summary.csv").read_text().splitlines()
+    assert f"zeroshot,{result['backbone']},cosine,{name}/top5,{result['top5']:.4f}" in "\n".join(rows)
+    assert sum(r.startswith("zeroshot,") for r in rows) == 2 * (1 + len(result["subsets"]))
+
+
+def test_shapes_objects_are_each_object_cut_out_clear_of_the_others(world):
+    from dcsm_cache.pipeline.world.files import read_world
+    from dcsm_cache.pipeline.world.scenes import phrase
+    ds = load_benchmark("shapes_zeroshot", str(world))
+    info, scenes = read_world(world)
+    cfg, held = info["config"], {tuple(c) for c in info["heldout"]}
+    objects = [(s, i) for split in ("test", "heldout") for s in scenes[split] for i in range(len(s["objects"]))]
+    assert len(ds.items) == len(objects) and {it.tags["domain"] for it in ds.items} == {"test", "heldout"}
+    n_classes, n_templates = prompt_table(ds)
+    assert n_classes == len(cfg["colours"]) * len(cfg["shapes"]) and n_templates == 5
+    for it, (scene, i) in zip(ds.items, objects):
+        obj = scene["objects"][i]
+        ref = ds.images[it.image]
+        x, y, w, h = ref.box
+        assert ref.path == scene["file"] and w == h and x >= 0 and y >= 0 and x + w <= cfg["image_size"]
+        cx, cy, half = obj["x"] + 0.5, obj["y"] + 0.5, obj["size"] / 2  # as the renderer draws it
+        assert x <= cx - half and cx + half <= x + w and y <= cy - half and cy + half <= y + h
+        for j, o in enumerate(scene["objects"]):
+            if j != i:
+                ox, oy, oh = o["x"] + 0.5, o["y"] + 0.5, o["size"] / 2
+                assert ox + oh <= x or x + w <= ox - oh or oy + oh <= y or y + h <= oy - oh
+        assert ds.captions[it.correct] == phrase((obj["colour"], obj["shape"]))  # the first template is "{}"
+        assert it.tags["domain"] == ("heldout" if (obj["colour"], obj["shape"]) in held else "test")
+    shapes = load_benchmark("shapes_zeroshot", str(world), label="shape", templates=["a photo of {}"])
+    assert shapes.captions == tuple(f"a photo of a {s}" for s in cfg["shapes"])
+    assert [shapes.captions[it.correct] for it in shapes.items] == \
+        [f"a photo of a {s['objects'][i]['shape']}" for s, i in objects]
+    with pytest.raises(ConfigError, match="label='size'"):
+        load_benchmark("shapes_zeroshot", str(world), label="size")

@@ -74,12 +74,18 @@ def world(out: str, sets: tuple[str, ...]) -> None:
               default=None, help="Write the captions as the DCSM reference feeds them (prefix and rewrites; "
                                  "`--paper-compat baseline`: its baselines' captions). Names the dataset "
                                  "BENCHMARK+paper (+paper-baseline).")
+@click.option("--name", help="Name the dataset (results and reports show it) instead of BENCHMARK.")
 @settings_option
-def items(benchmark: str, root: str, out: str, paper_compat: str | None, sets: tuple[str, ...]) -> None:
+def items(benchmark: str, root: str, out: str, paper_compat: str | None, name: str | None,
+          sets: tuple[str, ...]) -> None:
     """Read BENCHMARK from its native layout and write its item manifest."""
+    import dataclasses
+
     from ..pipeline.benchmarks import load_benchmark
     from ..pipeline.items import write_manifest
     ds = load_benchmark(benchmark, root, **_settings(sets))
+    if name:
+        ds = dataclasses.replace(ds, name=name)
     if paper_compat:
         from ..pipeline.paper.captions import apply_reference_captions
         ds = apply_reference_captions(ds, benchmark, dcsm=paper_compat == "dcsm")

@@ -4,17 +4,23 @@
 
 Every loader reads its benchmark's native on-disk layout unchanged (see docs/benchmarks.md) and
 returns a `Dataset`. Options are loader keyword arguments; an unknown name lists the valid ones.
+Each loader's module also says which file shows the benchmark is there (`expected`), so that the
+workflow can leave out benchmarks that are not on this machine before it plans their jobs:
+
+    expected_files("whatsUp_A")             # ('controlled_images_dataset.json',)
 """
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from ...errors import ConfigError, InputNotFoundError, UnknownNameError
 from ..items import Dataset
 from ..formats import img2dataset, manifest, table
-from . import ccneg, clevr_bind, imagefolder, karpathy, ncd, negbench, shapes, sugarcrepe, vg_attribution, whatsup, whatsup_qa
+from . import (ccneg, clevr_bind, imagefolder, karpathy, ncd, negbench, shapes, shapes_zeroshot, sugarcrepe,
+               vg_attribution, whatsup, whatsup_qa)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     # Zero-shot classification and retrieval, scored by `dcsm-cache zeroshot` / `dcsm-cache retrieval`.
     "imagefolder": Benchmark(imagefolder.load, {}, "image folder per class (or DomainNet's domain/class): zero-shot classification"),
     "domainnet": Benchmark(imagefolder.load, {"domains": True}, "DomainNet, root/<domain>/<class>/: zero-shot classification per domain"),
+    "shapes_zeroshot": Benchmark(shapes_zeroshot.load, {},
+                                 "shapes world: each probe object cut out, zero-shot by colour-shape or shape"),
     "karpathy_coco": Benchmark(karpathy.load, {"source": "coco"}, "COCO Karpathy split (test: 5k images): image-text retrieval"),
     "karpathy_flickr": Benchmark(karpathy.load, {"source": "flickr30k"}, "Flickr30k Karpathy split (test: 1k images): image-text retrieval"),
     # Datasets of the user's own (docs/benchmarks.md, "Your own data"); option `name` names them.
@@ -66,6 +74,12 @@ def get_benchmark(name: str) -> Benchmark:
         return BENCHMARKS[name]
     except KeyError:
         raise UnknownNameError(f"unknown benchmark {name!r}; valid: {', '.join(sorted(BENCHMARKS))}") from None
+
+
+def expected_files(name: str, options: Mapping | None = None) -> tuple[str, ...]:
+    """Paths under a benchmark's root, any one of which shows it is there ("" is the root itself)."""
+    bench = get_benchmark(name)
+    return tuple(sys.modules[bench.loader.__module__].expected(**{**bench.options, **(options or {})}))
 
 
 def load_benchmark(name: str, /, root: str, **options) -> Dataset:

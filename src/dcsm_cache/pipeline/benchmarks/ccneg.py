@@ -58,6 +58,11 @@ def _captions(ann, i: int, path: Path, name: str) -> list[str]:
     return [caption, negated.replace(",", "")]
 
 
+def expected(**_) -> tuple[str, ...]:
+    """The annotation file, in either place: what the workflow checks for before it plans this benchmark."""
+    return (f"ccneg_dataset/{ANNOTATION}", ANNOTATION)
+
+
 def load(root: str | os.PathLike, name: str = "ccneg", n_eval: int = 40000) -> Dataset:
     """The CC-Neg evaluation items (see the module docstring)."""
     if isinstance(n_eval, bool) or not isinstance(n_eval, int) or n_eval < 1:

@@ -46,6 +46,11 @@ def _rows_json(path: Path, name: str):
         yield file_name, [pos, *(text(n, name, path, file_name, "neg") for n in neg)]
 
 
+def expected(split: str = "gen", **_) -> tuple[str, ...]:
+    """The split's annotation, CSV or JSON: what the workflow checks for before it plans this benchmark."""
+    return (f"clevr_bind/two_object/{split}.csv", f"clevr_bind/two_object/{split}.json")
+
+
 def load(root: str | os.PathLike, name: str = "clevr_bind", split: str = "gen",
          annotation_format: str = "auto") -> Dataset:
     """The items of one CLEVR-bind two-object split (see the module docstring)."""

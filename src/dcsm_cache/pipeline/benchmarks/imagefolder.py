@@ -14,17 +14,19 @@ Class names: the folder name with `_` and `-` read as spaces, or `classnames="im
 1,000 ImageNet names, in the sorted-wnid order of ImageNet's folders), or a text file with one name
 a line in sorted-folder order.
 
-The prompt table: `templates="openai"` (open_clip's 80 OPENAI_IMAGENET_TEMPLATES) or `"simple"` (its
-7 SIMPLE_IMAGENET_TEMPLATES, a ~11x smaller store). Caption row `t * n_classes + c` is template t
-filled with class c; rows are not deduplicated, so the table stays rectangular even when two classes
-share a name. One item per image: `candidates` = the first template's rows (`0 .. n_classes-1`),
-`correct` = the class index, tag `{"domain": d}` in the domain layout. `evaluate()` on it is
-single-prompt zero-shot; `pipeline/tasks/zeroshot.py` ensembles every template (see `prompt_table`).
+The prompt table: `templates="openai"` (open_clip's 80 OPENAI_IMAGENET_TEMPLATES), `"simple"` (its
+7 SIMPLE_IMAGENET_TEMPLATES, a ~11x smaller store) or a list of strings with one `{}` each. Caption
+row `t * n_classes + c` is template t filled with class c; rows are not deduplicated, so the table
+stays rectangular even when two classes share a name. One item per image: `candidates` = the first
+template's rows (`0 .. n_classes-1`), `correct` = the class index, tag `{"domain": d}` in the domain
+layout. `evaluate()` on it is single-prompt zero-shot; `pipeline/tasks/zeroshot.py` ensembles every
+template (see `prompt_table`).
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 from ...errors import BadInputError, ConfigError, InputNotFoundError
 from ..items import Dataset, ImageRef, Item
@@ -34,11 +36,17 @@ TEMPLATES = ("openai", "simple")
 LAYOUT = "an image folder per class, root/<class>/*.jpg, or root/<domain>/<class>/*.jpg"
 
 
-def templates_of(kind: str) -> list:
-    """open_clip's prompt templates: callables `classname -> prompt`."""
+def templates_of(kind: str | Sequence[str]) -> list:
+    """Prompt templates as callables `classname -> prompt`: open_clip's ("openai", "simple"), or a list of
+    strings with one `{}` each (["a photo of a {}.", "a sketch of a {}."])."""
+    if not isinstance(kind, str):
+        own = list(kind)
+        if not own or any(not isinstance(t, str) or t.count("{}") != 1 for t in own):
+            raise ConfigError(f"templates {kind!r}: give {' or '.join(TEMPLATES)}, or strings with one '{{}}' each")
+        return [t.format for t in own]
     from ..._openclip import open_clip
     if kind not in TEMPLATES:
-        raise ConfigError(f"templates {kind!r} is not one of {', '.join(TEMPLATES)}")
+        raise ConfigError(f"templates {kind!r} is not one of {', '.join(TEMPLATES)} (or a list of strings with '{{}}')")
     meta = open_clip.zero_shot_metadata
     return list(meta.OPENAI_IMAGENET_TEMPLATES if kind == "openai" else meta.SIMPLE_IMAGENET_TEMPLATES)
 
@@ -76,8 +84,13 @@ def _split_list(root: Path, domain: str, split: str, name: str) -> set[str]:
     return {line.split()[0] for line in path.read_text().splitlines() if line.strip()}
 
 
+def expected(**_) -> tuple[str, ...]:
+    """The root itself (its class folders): what the workflow checks for before it plans this benchmark."""
+    return ("",)
+
+
 def load(root: str | os.PathLike, name: str = "imagefolder", domains: bool | str = "auto",
-         templates: str = "openai", classnames: str | None = None, split: str | None = None) -> Dataset:
+         templates: str | Sequence[str] = "openai", classnames: str | None = None, split: str | None = None) -> Dataset:
     """Zero-shot items of an image-folder dataset (see the module docstring)."""
     base = Path(root)
     if domains not in (True, False, "auto"):

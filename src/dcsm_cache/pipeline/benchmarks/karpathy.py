@@ -30,6 +30,11 @@ SPLITS = ("train", "restval", "val", "test")
 LAYOUT = "Karpathy's caption split JSON"
 
 
+def expected(source: str = "coco", annotation: str | None = None, **_) -> tuple[str, ...]:
+    """The split file: what the workflow checks for before it plans this benchmark."""
+    return (annotation or SOURCES.get(source, ("",))[0],)
+
+
 def load(root: str | os.PathLike, name: str = "karpathy", source: str = "coco", split: str = "test",
          annotation: str | None = None, image_dir: str | None = None) -> Dataset:
     """The retrieval items of one Karpathy split (see the module docstring)."""

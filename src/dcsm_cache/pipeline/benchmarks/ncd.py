@@ -35,6 +35,11 @@ def captions(c1: str, a: str, c2: str, b: str, settype: int) -> list[str]:
     return [f"A picture of a {c2} {b} and a {c1} {a}", f"A picture of a {c1} {b} and a {c2} {a}"]
 
 
+def expected(**_) -> tuple[str, ...]:
+    """The composites' folder: what the workflow checks for before it plans this benchmark."""
+    return (FOLDER,)
+
+
 def load(root: str | os.PathLike, name: str = "ncd", settype: int = 0) -> Dataset:
     """The NCD items for one caption order (see the module docstring)."""
     if settype not in (0, 1):

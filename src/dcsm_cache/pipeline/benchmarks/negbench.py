@@ -37,6 +37,11 @@ COLUMNS = ("caption_0", "caption_1", "caption_2", "caption_3", "correct_answer_t
 LAYOUT = "the DCSM NegBench layout"
 
 
+def expected(source: str = "coco", **_) -> tuple[str, ...]:
+    """The MCQ CSV in either folder spelling: what the workflow checks for before it plans this benchmark."""
+    return tuple(os.path.join(d, SOURCES.get(source, ("",))[0]) for d in CSV_DIRS)
+
+
 def load(root: str | os.PathLike, name: str = "negbench", source: str = "coco") -> Dataset:
     """The NegBench MCQ items of COCO or VOC2007 (see the module docstring)."""
     if source not in SOURCES:

@@ -30,6 +30,11 @@ ANNOTATION = "visual_genome_attribution.json"
 LAYOUT = "the ARO VG-Attribution layout"
 
 
+def expected(**_) -> tuple[str, ...]:
+    """The annotation: what the workflow checks for before it plans this benchmark."""
+    return (ANNOTATION,)
+
+
 def load(root: str | os.PathLike, name: str = "vg_attr", aro_order: bool = False) -> Dataset:
     """The VG-Attribution items (see the module docstring)."""
     ann = require_file(Path(root, ANNOTATION), name, LAYOUT)

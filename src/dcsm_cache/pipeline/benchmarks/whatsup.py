@@ -45,6 +45,11 @@ def candidates(rel: str) -> list[str]:
     return list(dict.fromkeys([rel, renamed, getitem]))
 
 
+def expected(subset: str = "A", **_) -> tuple[str, ...]:
+    """The subset's annotation: what the workflow checks for before it plans this benchmark."""
+    return (SUBSETS.get(subset, ("",))[0],)
+
+
 def load(root: str | os.PathLike, name: str = "whatsup", subset: str = "A") -> Dataset:
     """The What'sUp Controlled_Images items of subset A or B (see the module docstring)."""
     if subset not in SUBSETS:

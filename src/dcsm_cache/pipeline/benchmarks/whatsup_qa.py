@@ -41,6 +41,12 @@ def preposition(source: str, subset: str, correct: str) -> str:
     return next((word for phrase, word in _TWO[source] if phrase in correct), _TWO_ELSE[source])
 
 
+def expected(source: str = "coco", subset: str = "one", annotation: str | None = None,
+             **_) -> tuple[str, ...]:
+    """The subset's annotation: what the workflow checks for before it plans this benchmark."""
+    return (annotation or SOURCES.get(source, ("{}",))[0].format(subset),)
+
+
 def load(root: str | os.PathLike, name: str = "whatsup_qa", source: str = "coco", subset: str = "one",
          annotation: str | None = None) -> Dataset:
     """The COCO-spatial or VG-spatial items of one subset (see the module docstring)."""

@@ -27,6 +27,11 @@ from ..items import Dataset, DatasetBuilder, ImageRef
 IMAGE_EXTS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"})
 
 
+def expected(**_) -> tuple[str, ...]:
+    """The root itself (its numbered folders or shards): what the workflow checks before it plans this dataset."""
+    return ("",)
+
+
 def load_files(root: str | os.PathLike, name: str | None = None, caption_key: str | None = None) -> Dataset:
     """The samples of img2dataset's `files` layout under `root` (see the module docstring)."""
     name = name or Path(root).resolve().name

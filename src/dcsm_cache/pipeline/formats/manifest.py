@@ -30,6 +30,11 @@ ITEM = {"image", "candidates", "correct", "subset", "tags"}
 RESERVED_TAGS = ("image", "captions", "correct", "subset")  # DatasetBuilder.add's own arguments
 
 
+def expected(file: str | None = None, **_) -> tuple[str, ...]:
+    """The manifest file (or the root, when none is named): what the workflow checks before it plans it."""
+    return (file,) if file else ("",)
+
+
 def load(root: str | os.PathLike, file: str | None = None, name: str | None = None) -> Dataset:
     """The checked items of the hand-written manifest `file` under `root` (see the module docstring)."""
     if not file:

@@ -34,6 +34,11 @@ DELIMITERS = {".csv": ",", ".tsv": "\t", ".jsonl": None}
 RESERVED = ("image", "captions", "correct", "subset")  # DatasetBuilder.add's own arguments: not tag names
 
 
+def expected(file: str | None = None, **_) -> tuple[str, ...]:
+    """The table file (or the root, when none is named): what the workflow checks before it plans it."""
+    return (file,) if file else ("",)
+
+
 def load(root: str | os.PathLike, file: str | None = None, name: str | None = None, image: str = "image",
          caption: str = "caption", captions: str = "caption_", correct: str = "correct", pos: str = "pos",
          neg: str = "neg_", subset: str = "subset", tags: Sequence[str] | str = (),

@@ -6,7 +6,8 @@ An item is one image and K candidate captions. `argmax` benchmarks count an item
 first maximum is the correct candidate (the reference's tie rule); `strict` ones (SugarCREPE) when
 the correct candidate beats every other. Items whose image could not be read are skipped and
 counted. The result holds accuracy per subset and per tag value, chance level, item count, the
-store fingerprint and a config hash, and is what `report` merges.
+store fingerprint, a config hash and the evaluation code's fingerprint (`code`, as the workflow's
+rule has it: `workflow/code.py`), and is what `report` merges.
 
 Scorers are named in one registry (`pipeline/scorers.py`); IMPLEMENTATIONS here says how each one
 loads what it needs and scores a batch. Nothing here imports open_clip.
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from ...config import config_hash
 from ...errors import ConfigError, StoreMismatchError
+from ...workflow.code import code_fingerprint
 from ..cache import CachedDataset
 from ..dcsm import FUNCTIONAL_WORDS, similarity_maps
 from ..device import resolve_device
@@ -179,5 +181,5 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
         "subsets": {key: _summary(*v) for key, v in sorted(groups.items()) if key},
         "store_fingerprint": data.store.attrs["fingerprint"],
         "checkpoint": cfg.checkpoint, "checkpoint_config_hash": meta.get("config_hash"),
-        "config_hash": config_hash(asdict(cfg) | {"scorer": scorer}),
+        "config_hash": config_hash(asdict(cfg) | {"scorer": scorer}), "code": code_fingerprint("evaluate"),
     }

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...config import at_least, config_hash, require
 from ...errors import BadInputError, ConfigError
+from ...workflow.code import code_fingerprint
 from ..cache import read_pooled
 
 DIRECTIONS = ("image_to_text", "text_to_image")
@@ -115,5 +116,5 @@ def retrieval(store: str | os.PathLike, cfg: RetrievalConfig = RetrievalConfig()
         "chance": float(np.mean([v["chance"] for v in subsets.values()])), "n_items": len(kept),
         "n_skipped": len(ds.items) - len(kept), "n_images": int(len(rows)), "n_texts": int(len(text_rows)),
         **result, "subsets": subsets, "store_fingerprint": data.store.attrs["fingerprint"],
-        "config_hash": config_hash(asdict(cfg) | {"task": "retrieval"}),
+        "config_hash": config_hash(asdict(cfg) | {"task": "retrieval"}), "code": code_fingerprint("retrieval"),
     }

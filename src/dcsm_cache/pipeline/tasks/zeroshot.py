@@ -21,6 +21,7 @@ import numpy as np
 
 from ...config import at_least, config_hash, require
 from ...errors import BadInputError, ConfigError
+from ...workflow.code import code_fingerprint
 from ..cache import normalise, read_pooled
 from ..items import Dataset
 
@@ -100,5 +101,5 @@ def zeroshot(store: str | os.PathLike, cfg: ZeroShotConfig = ZeroShotConfig(), i
         "mean_per_class_top1": float(np.mean(per_class)) if per_class else None,
         "n_classes": n_classes, "n_templates": n_templates, "subsets": subsets,
         "store_fingerprint": data.store.attrs["fingerprint"],
-        "config_hash": config_hash(asdict(cfg) | {"task": "zeroshot"}),
+        "config_hash": config_hash(asdict(cfg) | {"task": "zeroshot"}), "code": code_fingerprint("zeroshot"),
     }

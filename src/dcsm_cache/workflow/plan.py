@@ -1,0 +1,280 @@
+"""What a workflow configuration can run on this machine: its result files, and what is missing for the rest.
+
+    p = plan(config)                # the validated Snakemake config, a dict; paths relative to the workdir
+    p.targets                       # ('results/default/shapes-clip/shapes_binding/cosine.json', ...)
+    print(p.describe())             # what is missing, where it should be, where it comes from
+
+A result is requested for every (backbone, benchmark, scorer) under `evaluate:` and every
+(backbone, dataset) under `zeroshot:` and `retrieval:`. It can be made here when its backbone's
+weights, its dataset's folder and its scorer's checkpoint are present:
+
+- weights: a local file (`arch@path`) must exist; a backbone this workflow pretrains needs its
+  pretraining set; `arch.tag` and `hf-hub:` weights are assumed downloadable unless HF_HUB_OFFLINE
+  is set, when they must be in the Hugging Face cache (`tokens.weights_cached`, the only place
+  open_clip is imported); a bare `arch` (seeded random weights) is always there;
+- a dataset: one built here (its root is the world's) is always there; any other needs its root
+  and one of the files its benchmark's loader reads first (`benchmarks.expected_files`);
+- a scorer: `dcsm` needs the training set, `dcsm-paper` the file the backbone's entry names.
+
+Everything else is left out and listed once, grouped by the path it should be at. `strict: true`
+(or `--config strict=true`) refuses to run with the same list, and so does a config of which
+nothing can run (`Plan.refusal`). A key that names no backbone or dataset is a ConfigError.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from ..errors import ConfigError, DcsmCacheError
+from ..pipeline.scorers import SCORERS
+
+__all__ = ["KINDS", "TASKS", "Missing", "Plan", "plan", "result_path", "strict_flag", "summary_path"]
+
+TASKS = ("zeroshot", "retrieval")  # config sections whose results are one file per (backbone, dataset)
+KINDS = {  # what can be missing -> where the docs say it comes from
+    "backbone": 'backbone weights (docs/backbones.md, "Where the weights come from")',
+    "checkpoint": 'scorer checkpoints (docs/backbones.md, "Where the weights come from")',
+    "dataset": "dataset folders (docs/benchmarks.md, the benchmark's section)",
+}
+
+
+def result_path(name: str, backbone: str, dataset: str, task: str) -> str:
+    """results/<config name>/<backbone>/<dataset>/<scorer, zeroshot or retrieval>.json"""
+    return f"results/{name}/{backbone}/{dataset}/{task}.json"
+
+
+def summary_path(name: str) -> str:
+    return f"results/{name}/summary.md"
+
+
+def strict_flag(value) -> bool:
+    """`strict` as YAML gives it (a boolean) or as `--config strict=true` does (a string)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"config: strict={value!r} is not true or false")
+    return text in ("true", "1", "yes")
+
+
+def _offline() -> bool:  # the rule of pipeline/tokens/hub.py's offline(), which imports open_clip
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Missing:
+    kind: str  # a key of KINDS
+    path: str  # where it should be
+    name: str  # the config key it is for: a backbone, "dcsm-paper of <backbone>", a dataset
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    strict: bool
+    targets: tuple[str, ...]  # the result files that can be made here
+    requested: int  # how many result files the config asks for
+    missing: tuple[Missing, ...]
+
+    @property
+    def summary(self) -> str:
+        return summary_path(self.name)
+
+    def missing_lines(self) -> list[str]:
+        """Per kind, where it comes from; then one line per path: what should be there."""
+        lines = []
+        for kind, source in KINDS.items():
+            groups: dict[str, list[Missing]] = {}
+            for m in self.missing:
+                if m.kind == kind:
+                    groups.setdefault(m.path, []).append(m)
+            if groups:
+                width = min(48, max(map(len, groups)))
+                lines.append(f"  {source}:")
+                lines += [
+                    f"    {path:{width}s}  " + ", ".join(f"{m.name} ({m.detail})" if m.detail else m.name for m in ms)
+                    for path, ms in groups.items()
+                ]
+        return lines
+
+    def describe(self) -> str:
+        head = (
+            f"dcsm-cache: config '{self.name}': {len(self.targets)} of {self.requested} requested results can be "
+            f"made here"
+        )
+        if not self.missing:
+            return head + "."
+        return "\n".join(
+            [
+                head + "; left out, as these are not on this machine:",
+                *self.missing_lines(),
+                "Put them there and rerun to add their results (`--config strict=true` stops instead).",
+            ]
+        )
+
+    def refusal(self) -> str | None:
+        """Why the workflow must not run (strict with something missing, or nothing to run), else None."""
+        if self.strict and self.missing:
+            return "\n".join(
+                [
+                    f"dcsm-cache: config '{self.name}' has strict: true, and these are not on this "
+                    f"machine ({len(self.targets)} of {self.requested} results could be made):",
+                    *self.missing_lines(),
+                ]
+            )
+        if not self.targets:
+            return "\n".join(
+                [
+                    f"dcsm-cache: config '{self.name}': nothing can run here; none of its {self.requested} "
+                    f"results has its weights, folders and checkpoints present:",
+                    *self.missing_lines(),
+                ]
+            )
+        return None
+
+
+class _Checker:
+    """Answers 'is it here?' once per backbone, dataset and checkpoint, noting what is not."""
+
+    def __init__(self, config: Mapping, workdir: Path):
+        self.config, self.workdir = config, workdir
+        self.backbones, self.datasets = config["backbones"], config["datasets"]
+        self.world = os.path.normpath(config["world"]["root"])
+        self.missing: dict[tuple[str, str, str], Missing] = {}
+        self.seen: dict[tuple[str, str], bool] = {}
+
+    def note(self, m: Missing) -> bool:
+        self.missing.setdefault((m.kind, m.path, m.name), m)
+        return False
+
+    def here(self, rel: str) -> bool:
+        path = Path(os.path.expanduser(rel))
+        return (path if path.is_absolute() else self.workdir / path).exists()
+
+    def once(self, kind: str, key: str, check) -> bool:
+        if (kind, key) not in self.seen:
+            self.seen[(kind, key)] = check(key)
+        return self.seen[(kind, key)]
+
+    def dataset(self, key: str) -> bool:
+        return self.once("dataset", key, self._dataset)
+
+    def _dataset(self, key: str) -> bool:
+        cfg = self.datasets[key]
+        root = cfg["root"]
+        if os.path.normpath(root) == self.world:
+            return True  # the `world` rule builds it
+        from ..pipeline.benchmarks import expected_files  # the registry imports numpy and PIL: only when asked
+
+        bench = cfg.get("benchmark", key)
+        files = expected_files(bench, cfg.get("options") or {})
+        if any(self.here(os.path.join(root, f)) for f in files):
+            return True
+        where = os.path.join(root, files[0]) if files[0] else root
+        return self.note(Missing("dataset", where, key, bench if bench != key.split("+")[0] else ""))
+
+    def backbone(self, key: str) -> bool:
+        return self.once("backbone", key, self._backbone)
+
+    def _backbone(self, key: str) -> bool:
+        pretrain = self.config.get("pretrain") or {}
+        if key in pretrain:
+            return self.dataset(pretrain[key]["dataset"])  # the `pretrain` rule builds the weights
+        model = self.backbones[key]["model"]
+        if "@" in model and not model.startswith("hf-hub:"):
+            path = model.split("@", 1)[1]
+            return self.here(path) or self.note(Missing("backbone", path, key, model))
+        if not _offline():
+            return True  # a registry or hub name downloads on first use; a bare arch has random weights
+        from ..pipeline.tokens import parse_backbone, weights_cached  # imports open_clip
+
+        try:
+            spec = parse_backbone(model)
+            return (
+                not (spec.tag or spec.hub)
+                or weights_cached(spec)
+                or self.note(
+                    Missing(
+                        "backbone",
+                        "the Hugging Face cache (HF_HUB_OFFLINE is set: run once without it)",
+                        key,
+                        model,
+                    )
+                )
+            )
+        except DcsmCacheError as err:
+            return self.note(Missing("backbone", model, key, str(err)))
+
+    def scorer(self, backbone: str, scorer: str) -> bool:
+        source = SCORERS[scorer].checkpoint
+        if source is None:
+            return True
+        if source == "trained":
+            return self.dataset(self.config["train"]["dataset"])
+        path = self.backbones[backbone][source]
+        return self.once("checkpoint", path, self.here) or self.note(
+            Missing("checkpoint", path, f"{scorer} of {backbone}", "the DCSM reference's checkpoint")
+        )
+
+
+def _known(keys, where: Mapping, section: str, kind: str) -> None:
+    for key in keys:
+        if key not in where:
+            raise ConfigError(
+                f"{section} names {kind} {key!r}, which is not under {kind}s: add it there "
+                f"(known: {', '.join(where) or 'none'})"
+            )
+
+
+def _requests(config: Mapping):
+    """(backbone, dataset, scorer or task) for every result the config asks for."""
+    backbones = config["backbones"]
+    evaluate = config.get("evaluate") or {}
+    for b in evaluate.get("backbones", []):
+        for d, bcfg in evaluate.get("benchmarks", {}).items():
+            for s in bcfg["scorers"]:
+                source = SCORERS[s].checkpoint
+                if source in (None, "trained") or source in backbones[b]:  # dcsm-paper: where a file is named
+                    yield b, d, s
+    for task in TASKS:
+        section = config.get(task) or {}
+        for b in section.get("backbones", []):
+            for d in section.get("datasets", {}):
+                yield b, d, task
+
+
+def _check_names(config: Mapping) -> None:
+    backbones, datasets = config["backbones"], config["datasets"]
+    for section in ("evaluate", *TASKS):
+        cfg = config.get(section) or {}
+        _known(cfg.get("backbones", []), backbones, section, "backbone")
+        _known(cfg.get("benchmarks" if section == "evaluate" else "datasets", {}), datasets, section, "dataset")
+    _known([config["train"]["dataset"]], datasets, "train", "dataset")
+    _known([p["dataset"] for p in (config.get("pretrain") or {}).values()], datasets, "pretrain", "dataset")
+
+
+def plan(config: Mapping, workdir: str | os.PathLike = ".") -> Plan:
+    """The results of `config` that can be made in `workdir`, and what is missing for the others."""
+    _check_names(config)
+    check = _Checker(config, Path(workdir))
+    targets, requested = [], 0
+    for backbone, dataset, task in _requests(config):
+        requested += 1
+        found = [
+            check.backbone(backbone),
+            check.dataset(dataset),
+            task in TASKS or check.scorer(backbone, task),
+        ]  # every check runs, so each absence is noted
+        if all(found):
+            targets.append(result_path(config.get("name", "default"), backbone, dataset, task))
+    return Plan(
+        config.get("name", "default"),
+        strict_flag(config.get("strict", False)),
+        tuple(targets),
+        requested,
+        tuple(check.missing.values()),
+    )

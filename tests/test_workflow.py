@@ -1,0 +1,289 @@
+"""What the Snakefile asks of the package (`dcsm_cache.workflow`): the plan, canonical params, code fingerprints.
+
+The plan is checked against folders laid out here; the flags against the CLI's own `--set` parser;
+the fingerprints against a copy of the package with one module changed. The real snakemake runs
+are in test_snakemake.py.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dcsm_cache.cli import _settings
+from dcsm_cache.errors import ConfigError
+from dcsm_cache.pipeline.benchmarks import expected_files, load_benchmark
+from dcsm_cache.workflow import code, plan, set_flags
+from dcsm_cache.workflow.code import STAGES, code_fingerprint, source_files
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------- params
+
+STYLES = [
+    "steps: 400\nscorer:\n  residual: false\n  global_cosine: false\nlr: 0.001\nks: [1, 5]\nname: abc\n",
+    "{name: 'abc', ks: [1.0, 5], lr: 1.0e-3, scorer: {global_cosine: no, residual: False}, steps: 400.0}\n",
+    'ks:\n- 1\n- 5\nlr: 0.0010\n"name": "abc"\nscorer: {"residual": false, "global_cosine": false}\nsteps: 400\n',
+]
+
+
+def test_flags_are_the_same_in_every_yaml_style_and_differ_when_a_value_does():
+    flags = {set_flags(yaml.safe_load(text)) for text in STYLES}
+    assert len(flags) == 1
+    changed = yaml.safe_load(STYLES[0]) | {"scorer": {"residual": True, "global_cosine": False}}
+    assert set_flags(changed) not in flags
+    assert set_flags(None) == set_flags({}) == ""
+
+
+def test_flags_mean_the_settings_to_the_cli():
+    settings = yaml.safe_load(STYLES[1])
+    words = shlex.split(set_flags(settings))
+    assert words[::2] == ["--set"] * len(settings)
+    assert _settings(tuple(words[1::2])) == {
+        "name": "abc",
+        "ks": [1, 5],
+        "lr": 0.001,
+        "steps": 400,
+        "scorer": {"global_cosine": False, "residual": False},
+    }
+
+
+def test_flags_refuse_what_yaml_cannot_say():
+    with pytest.raises(ConfigError, match="object"):
+        set_flags({"x": object()})
+
+
+# ---------------------------------------------------------------- code fingerprints
+
+
+def test_every_stage_names_files_that_exist():
+    for stage, paths in STAGES.items():
+        assert source_files(paths), stage
+        assert len(code_fingerprint(stage)) == 12
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch) -> Path:
+    copy = tmp_path / "dcsm_cache"
+    shutil.copytree(code.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code, "PACKAGE", copy)
+    code.code_fingerprint.cache_clear()
+    yield copy
+    code.code_fingerprint.cache_clear()
+
+
+def test_a_changed_module_changes_the_fingerprints_of_the_stages_that_run_it(package_copy):
+    before = {s: code_fingerprint(s) for s in STAGES}
+    for module in (
+        "pipeline/tasks/choice.py",
+        "pipeline/scorer.py",
+        "pipeline/tasks/report.py",
+        "stores/feature_store.py",
+    ):
+        path = package_copy / module
+        original = path.read_text()
+        path.write_text(original + "\n# changed\n")
+        code.code_fingerprint.cache_clear()
+        changed = {s for s in STAGES if code_fingerprint(s) != before[s]}
+        assert changed == {
+            s for s, paths in STAGES.items() if any(module == p or module.startswith(p + "/") for p in paths)
+        }, module
+        path.write_text(original)
+    code.code_fingerprint.cache_clear()
+    assert {s: code_fingerprint(s) for s in STAGES} == before
+
+
+def test_a_loader_fix_changes_only_its_own_benchmarks_manifests(package_copy):
+    before = {b: code.items_fingerprint(b) for b in ("whatsUp_A", "whatsUp_B", "vg_attr")}
+    (package_copy / "pipeline/benchmarks/whatsup.py").write_text(
+        (package_copy / "pipeline/benchmarks/whatsup.py").read_text() + "\n# fixed\n"
+    )
+    code.items_fingerprint.cache_clear()
+    after = {b: code.items_fingerprint(b) for b in before}
+    code.items_fingerprint.cache_clear()
+    assert after["vg_attr"] == before["vg_attr"]
+    assert after["whatsUp_A"] != before["whatsUp_A"] and after["whatsUp_B"] != before["whatsUp_B"]
+    assert after["whatsUp_A"] != after["whatsUp_B"]  # the registry entry's options are part of it
+
+
+def test_importing_the_workflow_module_imports_nothing_heavy():
+    code_ = (
+        "import sys; from dcsm_cache.workflow import plan, code_fingerprint, set_flags; "
+        "[code_fingerprint(s) for s in ('evaluate', 'report')]; "
+        "print(sorted(m for m in ('torch', 'numpy', 'open_clip', 'zarr') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def base_config(**overrides) -> dict:
+    cfg = {
+        "name": "mine",
+        "world": {"root": "data/world"},
+        "pretrain": {"home": {"arch": "shapes-clip-tiny", "dataset": "shapes_pretrain"}},
+        "backbones": {
+            "home": {"model": "shapes-clip-tiny@models/home.pt"},
+            "local": {"model": "shapes-clip-tiny@weights/local.pt", "dcsm_paper": "weights/dcsm.pt"},
+            "absent": {"model": "shapes-clip-tiny@weights/absent.pt"},
+            "random": {"model": "shapes-clip-tiny"},
+        },
+        "datasets": {
+            "shapes_pretrain": {"root": "data/world"},
+            "shapes_train": {"root": "data/world"},
+            "shapes_binding": {"root": "data/world"},
+            "vg_attr": {"root": "data/vg"},
+            "whatsUp_A": {"root": "data/vg"},
+            "objects": {"root": "data/cls", "benchmark": "imagefolder"},
+        },
+        "extract": {},
+        "train": {"dataset": "shapes_train"},
+        "evaluate": {
+            "backbones": ["home", "local", "absent"],
+            "benchmarks": {
+                "shapes_binding": {"scorers": ["cosine", "dcsm-paper"]},
+                "vg_attr": {"scorers": ["cosine", "dcsm"]},
+                "whatsUp_A": {"scorers": ["cosine"]},
+            },
+        },
+        "zeroshot": {"backbones": ["random"], "datasets": {"objects": {"settings": {}}}},
+    }
+    return {**cfg, **overrides}
+
+
+def test_plan_makes_what_is_here_and_lists_the_rest_once_by_path(tmp_path):
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "local.pt").touch()
+    (tmp_path / "data" / "vg").mkdir(parents=True)
+    (tmp_path / "data" / "vg" / "visual_genome_attribution.json").touch()
+    p = plan(base_config(), tmp_path)
+    r = "results/mine"
+    assert set(p.targets) == {
+        f"{r}/home/shapes_binding/cosine.json",
+        f"{r}/local/shapes_binding/cosine.json",
+        f"{r}/home/vg_attr/cosine.json",
+        f"{r}/home/vg_attr/dcsm.json",
+        f"{r}/local/vg_attr/cosine.json",
+        f"{r}/local/vg_attr/dcsm.json",
+    }
+    assert p.requested == 3 * (1 + 2 + 1) + 1 + 1  # dcsm-paper only for the backbone that names its file
+    assert {(m.kind, m.path, m.name) for m in p.missing} == {
+        ("backbone", "weights/absent.pt", "absent"),
+        ("checkpoint", "weights/dcsm.pt", "dcsm-paper of local"),
+        ("dataset", "data/vg/controlled_images_dataset.json", "whatsUp_A"),
+        ("dataset", "data/cls", "objects"),
+    }
+    text = p.describe()
+    assert "6 of 14 requested results" in text
+    assert [line.split()[0] for line in text.splitlines()].count("weights/absent.pt") == 1
+    assert "docs/backbones.md" in text and "docs/benchmarks.md" in text
+    assert p.refusal() is None and p.summary == "results/mine/summary.md"
+
+
+def test_plan_refuses_when_strict_or_when_nothing_can_run(tmp_path):
+    strict = plan(base_config(strict="true"), tmp_path)
+    assert strict.strict and strict.targets and "strict: true" in strict.refusal()
+    assert "weights/absent.pt" in strict.refusal()
+    assert plan(base_config(strict=False), tmp_path).refusal() is None
+    nothing = plan(
+        base_config(
+            evaluate={"backbones": ["absent"], "benchmarks": {"vg_attr": {"scorers": ["cosine"]}}}, zeroshot=None
+        ),
+        tmp_path,
+    )
+    assert nothing.targets == () and "nothing can run here" in nothing.refusal()
+    with pytest.raises(ConfigError, match="strict='maybe'"):
+        plan(base_config(strict="maybe"), tmp_path)
+
+
+def test_plan_names_a_key_that_is_not_in_the_config(tmp_path):
+    with pytest.raises(ConfigError, match="evaluate names dataset 'ncd'"):
+        plan(base_config(evaluate={"backbones": ["home"], "benchmarks": {"ncd": {"scorers": ["cosine"]}}}), tmp_path)
+    with pytest.raises(ConfigError, match="zeroshot names backbone 'nope'"):
+        plan(base_config(zeroshot={"backbones": ["nope"], "datasets": {}}), tmp_path)
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_registry_weights_need_the_cache_only_offline(tmp_path, monkeypatch, offline):
+    import dcsm_cache.pipeline.tokens as tokens
+
+    asked = []
+    monkeypatch.setattr(tokens, "weights_cached", lambda spec: asked.append(spec.spec) or False)  # an empty cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+    cfg = base_config(
+        backbones={"hub": {"model": "ViT-B-16-quickgelu.openai"}, "bare": {"model": "ViT-B-16"}},
+        evaluate={"backbones": ["hub", "bare"], "benchmarks": {"shapes_binding": {"scorers": ["cosine"]}}},
+        zeroshot=None,
+        pretrain={},
+    )
+    p = plan(cfg, tmp_path)
+    assert "results/mine/bare/shapes_binding/cosine.json" in p.targets
+    assert ("results/mine/hub/shapes_binding/cosine.json" in p.targets) is not offline
+    assert [(m.path, m.name) for m in p.missing] == (
+        [("the Hugging Face cache (HF_HUB_OFFLINE is set: run once without it)", "hub")] if offline else []
+    )
+    assert asked == (["ViT-B-16-quickgelu.openai"] if offline else [])
+
+
+def test_the_embedded_default_and_the_paper_config_plan_cleanly(tmp_path):
+    default = plan(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), tmp_path)
+    assert default.missing == () and default.name == "default" and len(default.targets) == default.requested
+    paper = plan(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), tmp_path)
+    assert paper.name == "paper" and paper.targets == () and paper.refusal()
+
+
+# ---------------------------------------------------------------- the files a benchmark is known by
+
+
+def _layouts():
+    from test_benchmarks import make_clevr, make_ncd, make_vg_attr, make_whatsup_a
+    from test_benchmarks_negation import make_ccneg, make_negbench, make_sugarcrepe
+    from test_zeroshot import write_folders
+
+    return {
+        "clevr_bind_2obj_gen": make_clevr,
+        "ncd_subset1": make_ncd,
+        "vg_attr": make_vg_attr,
+        "whatsUp_A": make_whatsup_a,
+        "negbench_voc": lambda root: make_negbench(
+            root,
+            root / "NegBench" / "evaluation data" / "images",
+            "VOC2007_mcq_llama3.1_rephrased.csv",
+            "VOC2007/JPEGImages",
+            "/x",
+        ),
+        "ccneg": make_ccneg,
+        "sugarcrepe": make_sugarcrepe,
+        "imagefolder": lambda root: write_folders(root, None, 1),
+    }
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "clevr_bind_2obj_gen",
+        "ncd_subset1",
+        "vg_attr",
+        "whatsUp_A",
+        "negbench_voc",
+        "ccneg",
+        "sugarcrepe",
+        "imagefolder",
+    ],
+)
+def test_a_benchmark_is_known_by_a_file_its_native_layout_has(tmp_path, key):
+    root = tmp_path / "data"
+    assert not any((root / f).exists() for f in expected_files(key))
+    root.mkdir()
+    _layouts()[key](root)
+    load_benchmark(key, str(root))  # the stand-in is a real copy of the layout
+    assert any((root / f).exists() for f in expected_files(key))
