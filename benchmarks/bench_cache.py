@@ -7,6 +7,7 @@ from. Path A (the cache) reads image and text tokens from the store; path B open
 preprocesses the images and runs both towers, as a pipeline without a cache must do every epoch.
 Prints seconds per pass for each and the ratio, measured side by side in one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,25 +55,36 @@ def main() -> None:
         @torch.no_grad()
         def from_cache():
             for s in range(0, len(items), args.batch):
-                chunk = items[s:s + args.batch]
+                chunk = items[s : s + args.batch]
                 tok, pooled = data.image_rows(np.array([it.image for it in chunk]))
                 rows = torch.tensor([list(it.candidates) for it in chunk])
-                scorer(tok, pooled, data.text_tokens[rows], data.text_pooled[rows], data.lengths[rows],
-                       data.fr_columns[rows])
+                scorer(
+                    tok,
+                    pooled,
+                    data.text_tokens[rows],
+                    data.text_pooled[rows],
+                    data.lengths[rows],
+                    data.fr_columns[rows],
+                )
 
         @torch.no_grad()
         def from_backbone():
             for s in range(0, len(items), args.batch):
-                chunk = items[s:s + args.batch]
+                chunk = items[s : s + args.batch]
                 pixels = torch.stack([bb.preprocess(open_image(ds, it.image)) for it in chunk])
                 tok, pooled = enc.image(pixels)
                 tok = F.normalize(tok, dim=-1)
                 rows = [c for it in chunk for c in it.candidates]
                 ttok, tpooled = enc.text(bb.tokenizer([ds.captions[c] for c in rows]))
                 ttok = F.normalize(ttok[:, :24], dim=-1).view(len(chunk), -1, 24, ttok.shape[-1])
-                scorer(tok, pooled, ttok, tpooled.view(len(chunk), -1, tpooled.shape[-1]),
-                       data.lengths[torch.tensor(rows)].view(len(chunk), -1),
-                       data.fr_columns[torch.tensor(rows)].view(len(chunk), -1, 24))
+                scorer(
+                    tok,
+                    pooled,
+                    ttok,
+                    tpooled.view(len(chunk), -1, tpooled.shape[-1]),
+                    data.lengths[torch.tensor(rows)].view(len(chunk), -1),
+                    data.fr_columns[torch.tensor(rows)].view(len(chunk), -1, 24),
+                )
 
         def best(fn):
             fn()  # warm-up
@@ -84,16 +96,30 @@ def main() -> None:
             return min(times)
 
         a, b = best(from_cache), best(from_backbone)
-        print(f"arch {args.arch}, {len(items)} items x {len(items[0].candidates)} candidates, "
-              f"torch threads {torch.get_num_threads()}")
+        print(
+            f"arch {args.arch}, {len(items)} items x {len(items[0].candidates)} candidates, "
+            f"torch threads {torch.get_num_threads()}"
+        )
         print(f"one-off extraction of the store:  {t_extract:7.2f} s")
         print(f"A. DCSM scoring from the cache:   {a:7.3f} s per pass")
         print(f"B. re-running the backbone:       {b:7.3f} s per pass")
-        print(f"ratio B/A: {b / a:.1f}x faster from the cache; extraction pays for itself after "
-              f"{t_extract / max(b - a, 1e-9):.1f} passes")
-        print(json.dumps({"arch": args.arch, "items": len(items), "cache_s": round(a, 4), "backbone_s": round(b, 4),
-                          "cache_speedup": round(b / a, 2), "extract_s": round(t_extract, 3),
-                          "passes_to_pay_off": round(t_extract / max(b - a, 1e-9), 2)}))
+        print(
+            f"ratio B/A: {b / a:.1f}x faster from the cache; extraction pays for itself after "
+            f"{t_extract / max(b - a, 1e-9):.1f} passes"
+        )
+        print(
+            json.dumps(
+                {
+                    "arch": args.arch,
+                    "items": len(items),
+                    "cache_s": round(a, 4),
+                    "backbone_s": round(b, 4),
+                    "cache_speedup": round(b / a, 2),
+                    "extract_s": round(t_extract, 3),
+                    "passes_to_pay_off": round(t_extract / max(b - a, 1e-9), 2),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

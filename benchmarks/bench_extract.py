@@ -9,6 +9,7 @@ it); its per-image rate is 3N / (t(4N) - t(N)), which leaves out the fixed start
 load, text). Peak RSS of the child (ru_maxrss) for N and 4N images shows whether memory grows with
 the dataset. Last line: one JSON object of the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,27 @@ def write_images(root: Path, n: int, size: int) -> Path:
 
 def run_extract(manifest: Path, arch: str, out: Path, batch: int, workers: int) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of `dcsm-cache extract` in a child process."""
-    cmd = [sys.executable, "-c", "from dcsm_cache.cli import main; main()", "extract", "--items", str(manifest),
-           "--backbone", arch, "--out", str(out), "--device", "cpu", "--workers", str(workers), "--overwrite",
-           "--set", f"batch_size={batch}", "--set", "progress=false"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from dcsm_cache.cli import main; main()",
+        "extract",
+        "--items",
+        str(manifest),
+        "--backbone",
+        arch,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        str(workers),
+        "--overwrite",
+        "--set",
+        f"batch_size={batch}",
+        "--set",
+        "progress=false",
+    ]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -65,7 +84,7 @@ def forward_only(manifest: Path, arch: str, batch: int) -> float:
     for _ in range(2):
         t = time.perf_counter()
         for s in range(0, len(pixels), batch):
-            enc.image(pixels[s:s + batch])
+            enc.image(pixels[s : s + batch])
         best = min(best, time.perf_counter() - t)
     return len(pixels) / best
 
@@ -79,8 +98,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     archs = args.arch or ["ViT-B-16", "shapes-clip"]
-    figures: dict = {"threads": torch.get_num_threads(), "images": args.images, "batch": args.batch,
-                     "workers": args.workers}
+    figures: dict = {
+        "threads": torch.get_num_threads(),
+        "images": args.images,
+        "batch": args.batch,
+        "workers": args.workers,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         n, m = write_images(tmp, args.images, args.size), write_images(tmp, 4 * args.images, args.size)
@@ -89,14 +112,20 @@ def main() -> None:
             t_n, rss_n = run_extract(n, arch, tmp / "n.zarr", args.batch, args.workers)
             t_4n, rss_4n = run_extract(m, arch, tmp / "m.zarr", args.batch, args.workers)
             pipe = 3 * args.images / max(t_4n - t_n, 1e-9)
-            print(f"{arch}: forward-only {fwd:8.1f} img/s | pipeline {pipe:8.1f} img/s | ratio {pipe / fwd:.2f} | "
-                  f"extract N={args.images}: {t_n:.1f} s, {rss_n:.0f} MB peak; 4N: {t_4n:.1f} s, {rss_4n:.0f} MB "
-                  f"peak ({100 * (rss_4n / rss_n - 1):+.1f}%)")
+            print(
+                f"{arch}: forward-only {fwd:8.1f} img/s | pipeline {pipe:8.1f} img/s | ratio {pipe / fwd:.2f} | "
+                f"extract N={args.images}: {t_n:.1f} s, {rss_n:.0f} MB peak; 4N: {t_4n:.1f} s, {rss_4n:.0f} MB "
+                f"peak ({100 * (rss_4n / rss_n - 1):+.1f}%)"
+            )
             key = arch.replace("-", "_").lower()
-            figures |= {f"{key}_forward_img_s": round(fwd, 2), f"{key}_pipeline_img_s": round(pipe, 2),
-                        f"{key}_pipeline_over_forward": round(pipe / fwd, 3),
-                        f"{key}_peak_rss_mb_n": round(rss_n), f"{key}_peak_rss_mb_4n": round(rss_4n),
-                        f"{key}_rss_4n_over_n": round(rss_4n / rss_n, 3)}
+            figures |= {
+                f"{key}_forward_img_s": round(fwd, 2),
+                f"{key}_pipeline_img_s": round(pipe, 2),
+                f"{key}_pipeline_over_forward": round(pipe / fwd, 3),
+                f"{key}_peak_rss_mb_n": round(rss_n),
+                f"{key}_peak_rss_mb_4n": round(rss_4n),
+                f"{key}_rss_4n_over_n": round(rss_4n / rss_n, 3),
+            }
     print(json.dumps(figures))
 
 

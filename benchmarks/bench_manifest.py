@@ -11,6 +11,7 @@ and evaluation run). Memory is the ru_maxrss peak of the phase minus the process
 `read_retained_mb` is what the Dataset itself holds once read. The last line printed is one JSON
 object of the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def make_data(root: Path, rows: int, images: bool) -> float:
     t0 = time.perf_counter()
     with open(root / "data.csv", "w", newline="") as f:
         f.write("image,caption\n")
-        f.writelines(f'{i // PER_FOLDER:05d}/{i:09d}.jpg,"a photo of a {COLOURS[i % 8]} {THINGS[i // 8 % 12]} '
-                     f'seen from the {"left" if i % 3 else "right"}, number {i}"\n' for i in range(rows))
+        f.writelines(
+            f'{i // PER_FOLDER:05d}/{i:09d}.jpg,"a photo of a {COLOURS[i % 8]} {THINGS[i // 8 % 12]} '
+            f'seen from the {"left" if i % 3 else "right"}, number {i}"\n'
+            for i in range(rows)
+        )
     if images:
         for start in range(0, rows, PER_FOLDER):
             folder = root / f"{start // PER_FOLDER:05d}"
@@ -58,6 +62,7 @@ def make_data(root: Path, rows: int, images: bool) -> float:
 def phase_write(root: Path, check: bool) -> dict:
     from dcsm_cache.pipeline.benchmarks import load_benchmark
     from dcsm_cache.pipeline.items import write_manifest
+
     base = current_mb()
     t0 = time.perf_counter()
     ds = load_benchmark("table", str(root), file="data.csv", check_images=check)
@@ -69,6 +74,7 @@ def phase_write(root: Path, check: bool) -> dict:
 
 def phase_read(root: Path) -> dict:
     from dcsm_cache.pipeline.items import manifest_fingerprint, read_manifest
+
     base = current_mb()
     t0 = time.perf_counter()
     fp = manifest_fingerprint(root / "manifest.json")
@@ -76,8 +82,12 @@ def phase_read(root: Path) -> dict:
     ds = read_manifest(root / "manifest.json")
     t2 = time.perf_counter()
     assert len(ds.items) > 0 and len(fp) == 16
-    return {"fingerprint_read_s": t1 - t0, "read_s": t2 - t1, "read_peak_mb": peak_mb() - base,
-            "read_retained_mb": current_mb() - base}
+    return {
+        "fingerprint_read_s": t1 - t0,
+        "read_s": t2 - t1,
+        "read_peak_mb": peak_mb() - base,
+        "read_retained_mb": current_mb() - base,
+    }
 
 
 def child(phase: str, root: Path, check: bool) -> dict:
@@ -91,8 +101,12 @@ def child(phase: str, root: Path, check: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--images", choices=["link", "none"], default="link",
-                    help="link: write the images (hard links) and check them; none: no files, check_images=false")
+    ap.add_argument(
+        "--images",
+        choices=["link", "none"],
+        default="link",
+        help="link: write the images (hard links) and check them; none: no files, check_images=false",
+    )
     ap.add_argument("--phase", choices=["write", "read"], help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -104,21 +118,34 @@ def main() -> None:
     try:
         make_s = make_data(root, args.rows, check)
         csv_mb = (root / "data.csv").stat().st_size / 2**20
-        print(f"{args.rows:,} rows: data.csv {csv_mb:.0f} MB" + (", images as hard links" if check else ", no images")
-              + f" (made in {make_s:.1f} s)", flush=True)
+        print(
+            f"{args.rows:,} rows: data.csv {csv_mb:.0f} MB"
+            + (", images as hard links" if check else ", no images")
+            + f" (made in {make_s:.1f} s)",
+            flush=True,
+        )
         w = child("write", root, check)
-        print(f"table loader + write_manifest: build {w['build_s']:.1f} s, write {w['write_s']:.1f} s, "
-              f"peak +{w['build_write_peak_mb']:.0f} MB", flush=True)
+        print(
+            f"table loader + write_manifest: build {w['build_s']:.1f} s, write {w['write_s']:.1f} s, "
+            f"peak +{w['build_write_peak_mb']:.0f} MB",
+            flush=True,
+        )
         manifest_mb = (root / "manifest.json").stat().st_size / 2**20
         r = child("read", root, check)
-        print(f"manifest {manifest_mb:.0f} MB: fingerprint read in {r['fingerprint_read_s'] * 1000:.1f} ms, "
-              f"read_manifest {r['read_s']:.1f} s, peak +{r['read_peak_mb']:.0f} MB, "
-              f"the Dataset holds {r['read_retained_mb']:.0f} MB")
+        print(
+            f"manifest {manifest_mb:.0f} MB: fingerprint read in {r['fingerprint_read_s'] * 1000:.1f} ms, "
+            f"read_manifest {r['read_s']:.1f} s, peak +{r['read_peak_mb']:.0f} MB, "
+            f"the Dataset holds {r['read_retained_mb']:.0f} MB"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    figures = {"rows": args.rows, "images": args.images, "csv_mb": round(csv_mb, 1),
-               "manifest_mb": round(manifest_mb, 1),
-               **{k: round(v, 3) for k, v in {**w, **r}.items()}}
+    figures = {
+        "rows": args.rows,
+        "images": args.images,
+        "csv_mb": round(csv_mb, 1),
+        "manifest_mb": round(manifest_mb, 1),
+        **{k: round(v, 3) for k, v in {**w, **r}.items()},
+    }
     figures["peak_rss_mb"] = round(max(w["build_write_peak_mb"], r["read_peak_mb"]), 1)
     print(json.dumps(figures))
 

@@ -8,6 +8,7 @@ written through FeatureStore (the layout extraction makes). Reads take `batch` r
 as training and evaluation read them (`CachedDataset.image_rows`). The files are fresh, so reads are
 mostly from the page cache: this measures the format's overhead, not the disk. Last line: one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,7 +52,7 @@ def main() -> None:
             x = rng.standard_normal((min(step, args.rows - a), p, d)).astype(np.float32)
             x = (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float16)
             store.write("image/tokens", a, x)
-            raw[a:a + len(x)] = x
+            raw[a : a + len(x)] = x
         raw.flush()
         for part in range(store.attrs["nparts"]):
             store.mark_done(part)
@@ -65,18 +66,31 @@ def main() -> None:
             zarr_rate = timed(lambda r: arr.get_orthogonal_selection((r, slice(None), slice(None))), batches)
             mmap_rate = timed(lambda r: np.ascontiguousarray(mm[r]), batches)
             h5_rate = timed(lambda r: hd[r], batches)
-        same = all(np.array_equal(arr.get_orthogonal_selection((r, slice(None), slice(None))), mm[r])
-                   for r in batches[:5])
+        same = all(
+            np.array_equal(arr.get_orthogonal_selection((r, slice(None), slice(None))), mm[r]) for r in batches[:5]
+        )
         values = args.rows * p * d
         zarr_bpv = disk_bytes(tmp / "s.zarr" / "image" / "tokens") / values
     print(f"{args.rows} rows of {p}x{d} float16 ({values * 2 / 2**20:.0f} MiB), random batches of {args.batch}")
-    print(f"zarr {zarr_rate:8.1f} batches/s | memmap .npy {mmap_rate:8.1f} | hdf5 {h5_rate:8.1f} | "
-          f"zarr/memmap {zarr_rate / mmap_rate:.2f} | zarr/hdf5 {zarr_rate / h5_rate:.2f} | "
-          f"{zarr_bpv:.4f} bytes per stored value | same bytes: {same}")
-    print(json.dumps({"rows": args.rows, "batch": args.batch, "zarr_batches_s": round(zarr_rate, 1),
-                      "memmap_batches_s": round(mmap_rate, 1), "hdf5_batches_s": round(h5_rate, 1),
-                      "zarr_over_memmap": round(zarr_rate / mmap_rate, 3), "zarr_over_hdf5": round(zarr_rate / h5_rate, 3),
-                      "bytes_per_value": round(zarr_bpv, 4)}))
+    print(
+        f"zarr {zarr_rate:8.1f} batches/s | memmap .npy {mmap_rate:8.1f} | hdf5 {h5_rate:8.1f} | "
+        f"zarr/memmap {zarr_rate / mmap_rate:.2f} | zarr/hdf5 {zarr_rate / h5_rate:.2f} | "
+        f"{zarr_bpv:.4f} bytes per stored value | same bytes: {same}"
+    )
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "batch": args.batch,
+                "zarr_batches_s": round(zarr_rate, 1),
+                "memmap_batches_s": round(mmap_rate, 1),
+                "hdf5_batches_s": round(h5_rate, 1),
+                "zarr_over_memmap": round(zarr_rate / mmap_rate, 3),
+                "zarr_over_hdf5": round(zarr_rate / h5_rate, 3),
+                "bytes_per_value": round(zarr_bpv, 4),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ embedded default's loss) and the same scorer; path A reads the tokens from the Z
 (`dcsm-cache train`'s own loop), path B runs the frozen backbone's towers on the decoded images and
 the captions first. Steps per second of each, and the ratio. Last line: one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.cache import CachedDataset
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import open_image, write_manifest
-from dcsm_cache.pipeline.scorer import DCSMScorer, ScorerConfig
+from dcsm_cache.pipeline.scorer import DCSMScorer
 from dcsm_cache.pipeline.tokens import load_backbone, token_encoder
 from dcsm_cache.pipeline.train import TrainConfig, batch_scores, contrastive_loss, train
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
@@ -45,8 +46,9 @@ def main() -> None:
         t = time.perf_counter()
         extract(tmp / "m.json", args.arch, tmp / "s.zarr", ExtractConfig(device="cpu", progress=False, workers=0))
         t_extract = time.perf_counter() - t
-        cfg = TrainConfig(steps=args.steps, batch_size=args.batch, text_len=16, device="cpu", progress=False,
-                          eval_every=10 ** 6)
+        cfg = TrainConfig(
+            steps=args.steps, batch_size=args.batch, text_len=16, device="cpu", progress=False, eval_every=10**6
+        )
         t = time.perf_counter()
         train(tmp / "s.zarr", tmp / "dcsm.pt", cfg)
         a = args.steps / (time.perf_counter() - t)  # includes opening the store, as a user's run does
@@ -62,8 +64,9 @@ def main() -> None:
         def reference_step():
             chosen = [items[i] for i in rng.choice(len(items), args.batch, replace=False)]
             with torch.no_grad():  # the frozen backbone, every step
-                tok, pooled = enc.image(torch.stack([bb.preprocess(open_image(data.dataset, it.image))
-                                                     for it in chosen]))
+                tok, pooled = enc.image(
+                    torch.stack([bb.preprocess(open_image(data.dataset, it.image)) for it in chosen])
+                )
                 tok = F.normalize(tok, dim=-1)
                 enc.text(bb.tokenizer([data.dataset.captions[c] for it in chosen for c in it.candidates]))
             pos = torch.tensor([it.candidates[it.correct] for it in chosen])
@@ -78,14 +81,25 @@ def main() -> None:
         for _ in range(3):
             reference_step()
         b = 3 / (time.perf_counter() - t)
-    print(f"{args.arch}: batch {args.batch} images x {len(items[0].candidates)} captions, "
-          f"torch threads {torch.get_num_threads()}, one-off extraction {t_extract:.1f} s")
+    print(
+        f"{args.arch}: batch {args.batch} images x {len(items[0].candidates)} captions, "
+        f"torch threads {torch.get_num_threads()}, one-off extraction {t_extract:.1f} s"
+    )
     print(f"A. from the store:            {a:8.2f} steps/s")
     print(f"B. the reference's recompute: {b:8.3f} steps/s")
     print(f"ratio A/B: {a / b:.0f}x")
-    print(json.dumps({"arch": args.arch, "batch": args.batch, "store_steps_s": round(a, 3),
-                      "recompute_steps_s": round(b, 4), "store_over_recompute": round(a / b, 1),
-                      "extract_s": round(t_extract, 2)}))
+    print(
+        json.dumps(
+            {
+                "arch": args.arch,
+                "batch": args.batch,
+                "store_steps_s": round(a, 3),
+                "recompute_steps_s": round(b, 4),
+                "store_over_recompute": round(a / b, 1),
+                "extract_s": round(t_extract, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

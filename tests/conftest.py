@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny shapes world, its manifests and stores extracted with a tiny random model."""
+
 from __future__ import annotations
 
 from pathlib import Path

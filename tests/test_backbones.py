@@ -1,4 +1,5 @@
 """Backbone names, local checkpoints in the formats the paper's baselines ship, device and precision."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,7 @@ import torch
 import yaml
 
 from dcsm_cache._openclip import open_clip
-from dcsm_cache.errors import (BadInputError, ConfigError, DeviceError, InputNotFoundError,
-                               UnknownNameError)
+from dcsm_cache.errors import BadInputError, ConfigError, DeviceError, InputNotFoundError, UnknownNameError
 from dcsm_cache.pipeline.tokens import backbones
 from dcsm_cache.pipeline.device import autocast, resolve_device
 from dcsm_cache.pipeline.tokens import load_backbone, parse_backbone, read_state_dict, weights_cached
@@ -21,7 +21,7 @@ from dcsm_cache.pipeline.tokens.encoder import token_encoder
 import tiny_families as tiny
 
 ROOT = Path(__file__).resolve().parents[1]
-ARCH = "dcsmtest-vit-quickgelu"   # OpenAI layout (CLIP class, QuickGELU), as NegCLIP and CoN-CLIP
+ARCH = "dcsmtest-vit-quickgelu"  # OpenAI layout (CLIP class, QuickGELU), as NegCLIP and CoN-CLIP
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,6 +62,7 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
 
 # -- names ----------------------------------------------------------------------------------------
 
+
 def test_naming_forms():
     assert parse_backbone("ViT-B-16.openai").tag == "openai"
     assert parse_backbone("coca_ViT-B-32.mscoco_finetuned_laion2b_s13b_b90k").arch == "coca_ViT-B-32"
@@ -71,12 +72,15 @@ def test_naming_forms():
     assert parse_backbone("ViT-B-16").weights == "random"
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("ViT-B-99.openai", "not an open_clip model"),
-    ("ViT-B-16.nosuchtag", "no pretrained tag 'nosuchtag' (tags: openai"),
-    ("hf-hub:just-a-name", "hf-hub:org/name"),
-    ("ViT-B-16@", "no weights file"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("ViT-B-99.openai", "not an open_clip model"),
+        ("ViT-B-16.nosuchtag", "no pretrained tag 'nosuchtag' (tags: openai"),
+        ("hf-hub:just-a-name", "hf-hub:org/name"),
+        ("ViT-B-16@", "no weights file"),
+    ],
+)
 def test_bad_names_say_what_to_write(spec, words):
     with pytest.raises(UnknownNameError) as err:
         parse_backbone(spec)
@@ -86,8 +90,16 @@ def test_bad_names_say_what_to_write(spec, words):
 def test_paper_backbones_parse():
     """config/paper.yaml names the paper's backbones; every name parses and every key is a folder name."""
     entries = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["backbones"]
-    assert {"vit-b-16-openai", "negclip-vit-b-32", "siglip-vit-b-16", "coca-vit-b-32", "clips-vit-l-14",
-            "conclip-vit-b-32", "conclip-vit-b-16", "conclip-vit-l-14"} <= set(entries)
+    assert {
+        "vit-b-16-openai",
+        "negclip-vit-b-32",
+        "siglip-vit-b-16",
+        "coca-vit-b-32",
+        "clips-vit-l-14",
+        "conclip-vit-b-32",
+        "conclip-vit-b-16",
+        "conclip-vit-l-14",
+    } <= set(entries)
     for key, entry in entries.items():
         assert re.fullmatch(r"[a-z0-9][a-z0-9._-]*", key), key
         parse_backbone(entry["model"])
@@ -95,8 +107,15 @@ def test_paper_backbones_parse():
 
 # -- registry weights: offline, and the QuickGELU of OpenAI tags -------------------------------------
 
-@pytest.mark.parametrize("spec", ["ViT-B-32.openai", "coca_ViT-B-32.mscoco_finetuned_laion2b_s13b_b90k",
-                                  "hf-hub:UCSC-VLAA/ViT-L-14-CLIPS-224-Recap-DataComp-1B"])
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "ViT-B-32.openai",
+        "coca_ViT-B-32.mscoco_finetuned_laion2b_s13b_b90k",
+        "hf-hub:UCSC-VLAA/ViT-L-14-CLIPS-224-Recap-DataComp-1B",
+    ],
+)
 def test_offline_and_not_cached_is_one_line(spec, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputNotFoundError) as err:
@@ -119,14 +138,17 @@ def test_cached_weights_are_found_without_network(tmp_path):
     assert weights_cached(bs, str(tmp_path))
 
 
-@pytest.mark.parametrize("spec, forced", [("ViT-B-16.openai", True), ("ViT-B-16-quickgelu.openai", False),
-                                          ("ViT-B-16.datacomp_xl_s13b_b90k", False)])
+@pytest.mark.parametrize(
+    "spec, forced",
+    [("ViT-B-16.openai", True), ("ViT-B-16-quickgelu.openai", False), ("ViT-B-16.datacomp_xl_s13b_b90k", False)],
+)
 def test_openai_tags_get_quickgelu(spec, forced, monkeypatch, source):
     seen = {}
 
     def fake_create(name, **kwargs):
         seen.update(kwargs, name=name)
         return source, None, (lambda im: im)
+
     monkeypatch.setattr(backbones, "weights_cached", lambda *a, **k: True)
     monkeypatch.setattr(open_clip, "create_model_and_transforms", fake_create)
     bb = load_backbone(spec, device="cpu")
@@ -136,12 +158,14 @@ def test_openai_tags_get_quickgelu(spec, forced, monkeypatch, source):
 
 # -- local checkpoints ----------------------------------------------------------------------------
 
+
 def test_conclip_format(source, tmp_path):
     """CoN-CLIP: {"model": OpenAI-CLIP state dict, ...} as saved from the `clip` package, plus training state."""
     path = tmp_path / "conclip_b32.pt"
     state = {k: v.half() if v.is_floating_point() else v for k, v in source.state_dict().items()}
-    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-6, "params": [0, 1]}]},
-                "epoch": 5}, path)
+    torch.save(
+        {"model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 1e-6, "params": [0, 1]}]}, "epoch": 5}, path
+    )
     bb = load_backbone(f"{ARCH}@{path}", device="cpu")
     _assert_same_outputs(bb.model, source)
     assert bb.weights_sha256 == backbones.sha256_file(path) and bb.spec.weights == str(path)
@@ -151,13 +175,21 @@ def test_negclip_format(source, tmp_path):
     """NegCLIP (negclip.pth): an open_clip training checkpoint, state dict under "state_dict" with
     DistributedDataParallel's `module.` prefix."""
     path = tmp_path / "negclip.pth"
-    torch.save({"epoch": 10, "name": "negclip", "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()},
-                "optimizer": {"state": {}, "param_groups": []}}, path)
+    torch.save(
+        {
+            "epoch": 10,
+            "name": "negclip",
+            "state_dict": {f"module.{k}": v for k, v in source.state_dict().items()},
+            "optimizer": {"state": {}, "param_groups": []},
+        },
+        path,
+    )
     _assert_same_outputs(load_backbone(f"{ARCH}@{path}", device="cpu").model, source)
 
 
 def test_torchscript_is_refused_and_safetensors_load(source, tmp_path):
     from safetensors.torch import save_file
+
     jit = tmp_path / "openai.pt"
     torch.jit.script(tiny.copy_model(source)).save(str(jit))
     with pytest.raises(BadInputError, match="TorchScript archive, which holds code"):
@@ -233,6 +265,7 @@ def test_not_a_state_dict(tmp_path):
 
 # -- device and precision -------------------------------------------------------------------------
 
+
 def test_resolve_device():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -266,6 +299,7 @@ def test_cuda_autocast_tokens_close_to_fp32(precision, source):
 
 
 # -- a real architecture --------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_vit_b_16_random_weights_token_shapes():

@@ -4,6 +4,7 @@ from a Hugging Face cache laid out here in the real layout, under HF_HUB_OFFLINE
 nothing is downloaded. Each form extracts two images and checks token counts and widths, that the
 pooled embeddings are the model's own, and that the store names what was loaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,9 +51,17 @@ REV = "0123456789abcdef0123456789abcdef01234567"
 CLIPS_CFG = {
     "embed_dim": 768,
     "vision_cfg": {"image_size": 224, "layers": 24, "width": 1024, "patch_size": 14},
-    "text_cfg": {"context_length": 80, "vocab_size": 32000, "hf_tokenizer_name": CLIPS_HUB,
-                 "tokenizer_mode": "clips", "width": 768, "heads": 12, "layers": 12, "pool_type": "last",
-                 "no_causal_mask": True},
+    "text_cfg": {
+        "context_length": 80,
+        "vocab_size": 32000,
+        "hf_tokenizer_name": CLIPS_HUB,
+        "tokenizer_mode": "clips",
+        "width": 768,
+        "heads": 12,
+        "layers": 12,
+        "pool_type": "last",
+        "no_causal_mask": True,
+    },
 }
 WORDS = "a an the red blue green cube sphere dog cat above below left right of and not with without photo".split()
 
@@ -70,14 +79,16 @@ def _repo(cache: Path, repo: str) -> Path:
 def _tokenizer_files(snap: Path, specials: dict[str, str], max_len: int) -> None:
     """A word-level fast tokenizer (tokenizer.json) as `transformers` reads it from a hub snapshot."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
     vocab = {t: i for i, t in enumerate(dict.fromkeys([*specials.values(), *WORDS]))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token=specials["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     eos = specials["eos_token"]
     tok.post_processor = processors.TemplateProcessing(single=f"$A {eos}", special_tokens=[(eos, vocab[eos])])
     tok.save(str(snap / "tokenizer.json"))
-    (snap / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len, **specials}))
+    (snap / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len, **specials})
+    )
     (snap / "special_tokens_map.json").write_text(json.dumps(specials))
     (snap / "config.json").write_text("{}")  # the repo's model config: transformers reads it before the tokenizer
 
@@ -86,18 +97,24 @@ def _tokenizer_files(snap: Path, specials: dict[str, str], max_len: int) -> None
 def hf_cache(tmp_path_factory):
     """The tokenizers SigLIP and CLIPS fetch from the hub, in a cache laid out as huggingface_hub writes it."""
     cache = tmp_path_factory.mktemp("hf") / "hub"
-    _tokenizer_files(_repo(cache, "timm/ViT-B-16-SigLIP"),
-                     {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}, 64)
-    _tokenizer_files(_repo(cache, CLIPS_HUB), {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
-                                               "bos_token": "<s>", "eos_token": "</s>"}, 80)
-    (_repo(cache, CLIPS_HUB) / "open_clip_config.json").write_text(json.dumps(
-        {"model_cfg": CLIPS_CFG, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}))
+    _tokenizer_files(
+        _repo(cache, "timm/ViT-B-16-SigLIP"), {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}, 64
+    )
+    _tokenizer_files(
+        _repo(cache, CLIPS_HUB),
+        {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "bos_token": "<s>", "eos_token": "</s>"},
+        80,
+    )
+    (_repo(cache, CLIPS_HUB) / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": CLIPS_CFG, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}})
+    )
     return cache
 
 
 @pytest.fixture
 def offline(monkeypatch, hf_cache):
     import huggingface_hub.constants as hub
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     return str(hf_cache)
@@ -108,8 +125,12 @@ def manifest(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(0)
     b = DatasetBuilder("two", root)
-    for i, caps in enumerate([["a red cube above a blue sphere", "a blue cube above a red sphere"],
-                              ["a photo of a dog", "a photo of a cat without a dog"]]):
+    for i, caps in enumerate(
+        [
+            ["a red cube above a blue sphere", "a blue cube above a red sphere"],
+            ["a photo of a dog", "a photo of a cat without a dog"],
+        ]
+    ):
         Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(root / f"{i}.png")
         b.add(f"{i}.png", caps)
     write_manifest(b.build(), root / "m.json")
@@ -133,13 +154,13 @@ def _write(model, fmt: str, path: Path) -> Path:
     state = model.state_dict()
     if fmt == "open_clip":
         torch.save(state, path)
-    elif fmt == "openai":      # CoN-CLIP: the `clip` package's fp16 model under "model", with training state
-        torch.save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()}, "epoch": 5},
-                   path)
-    elif fmt == "negclip":     # an open_clip training checkpoint, DDP's `module.` prefix
+    elif fmt == "openai":  # CoN-CLIP: the `clip` package's fp16 model under "model", with training state
+        torch.save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()}, "epoch": 5}, path)
+    elif fmt == "negclip":  # an open_clip training checkpoint, DDP's `module.` prefix
         torch.save({"epoch": 10, "name": "negclip", "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
     else:
         from safetensors.torch import save_file
+
         path = path.with_suffix(".safetensors")
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     return path
@@ -148,8 +169,9 @@ def _write(model, fmt: str, path: Path) -> Path:
 def _registry_weights(model, spec: str, cache: Path) -> None:
     """Put the model's weights where `arch.tag` / `hf-hub:` look for them in the hub cache."""
     from safetensors.torch import save_file
+
     if spec.startswith("hf-hub:"):
-        snap = _repo(cache, spec[len("hf-hub:"):])
+        snap = _repo(cache, spec[len("hf-hub:") :])
     else:
         arch, tag = spec.rsplit(".", 1)
         repo = open_clip.get_pretrained_cfg(arch, tag)["hf_hub"].rstrip("/")
@@ -176,6 +198,7 @@ def _pooled_are_the_models_own(name: str, cache: str, model, manifest: Path, out
     """The store's pooled vectors are `model.encode_image` / `encode_text` of the same inputs, preprocessed
     as the store says (`name`: what open_clip knows the tokenizer by, the arch or the hub model)."""
     from open_clip.transform import PreprocessCfg, image_transform_v2
+
     store = FeatureStore.open(out)
     preprocess = image_transform_v2(PreprocessCfg(**store.attrs["identity"]["preprocess"]), is_train=False)
     pixels = torch.stack([preprocess(Image.open(manifest.parent / f"{i}.png").convert("RGB")) for i in (0, 1)])
@@ -258,9 +281,26 @@ def test_the_issue_command_makes_a_store(manifest, tmp_path):
     """`dcsm-cache extract --backbone ViT-B-32-quickgelu@ckpt.pt` on a CoN-CLIP-style file, as a user runs it."""
     path = _write(_model("ViT-B-32-quickgelu", ""), "openai", tmp_path / "ckpt.pt")
     out = tmp_path / "s.zarr"
-    run = subprocess.run([sys.executable, "-c", "from dcsm_cache.cli import main; main()", "extract", "--items", str(manifest), "--backbone",
-                          f"ViT-B-32-quickgelu@{path}", "--out", str(out), "--device", "cpu",
-                          "--set", "progress=false"], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from dcsm_cache.cli import main; main()",
+            "extract",
+            "--items",
+            str(manifest),
+            "--backbone",
+            f"ViT-B-32-quickgelu@{path}",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--set",
+            "progress=false",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     a = FeatureStore.open(out).attrs
     assert a["activation"] == "quick_gelu" and a["identity"]["weights"] == f"sha256:{backbones.sha256_file(path)}"
@@ -269,6 +309,7 @@ def test_the_issue_command_makes_a_store(manifest, tmp_path):
 def test_library_errors_are_one_line(monkeypatch, tmp_path):
     def boom(*a, **k):
         raise TypeError("create_model() got multiple values for keyword argument 'force_preprocess_cfg'")
+
     monkeypatch.setattr(open_clip, "create_model_and_transforms", boom)
     with pytest.raises(BackboneLoadError) as err:
         load_backbone("ViT-B-32", device="cpu")

@@ -3,6 +3,7 @@
 Expected values are computed here from the fixture rows, not from the loaders. NegBench, CC-Neg
 and SugarCREPE are in test_benchmarks_negation.py; the shared helpers are in this file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,9 +19,24 @@ from dcsm_cache.pipeline import paper
 from dcsm_cache.pipeline.benchmarks import BENCHMARKS, load_benchmark
 from dcsm_cache.pipeline.items import open_image, read_manifest, write_manifest
 
-PAPER_KEYS = ["clevr_bind_2obj_train", "clevr_bind_2obj_valid", "clevr_bind_2obj_gen", "ncd_subset1",
-              "ncd_subset2", "vg_attr", "whatsUp_A", "whatsUp_B", "coco_spatial1", "coco_spatial2",
-              "vg_subset1", "vg_subset2", "negbench_coco", "negbench_voc", "ccneg", "sugarcrepe"]
+PAPER_KEYS = [
+    "clevr_bind_2obj_train",
+    "clevr_bind_2obj_valid",
+    "clevr_bind_2obj_gen",
+    "ncd_subset1",
+    "ncd_subset2",
+    "vg_attr",
+    "whatsUp_A",
+    "whatsUp_B",
+    "coco_spatial1",
+    "coco_spatial2",
+    "vg_subset1",
+    "vg_subset2",
+    "negbench_coco",
+    "negbench_voc",
+    "ccneg",
+    "sugarcrepe",
+]
 
 
 def write_image(path: Path, size=(32, 24), color=(200, 30, 30)) -> Path:
@@ -45,6 +61,7 @@ def image_of(ds, item) -> str:
 
 
 # ---------------------------------------------------------------- registry and errors
+
 
 def test_registry_has_the_reference_keys():
     assert set(PAPER_KEYS) <= set(BENCHMARKS)
@@ -74,12 +91,16 @@ def test_unknown_option_is_a_config_error(tmp_path):
 # ---------------------------------------------------------------- CLEVR-bind
 
 CLEVR_ROWS = {
-    "train": [("img_000001.png", "red cube", "blue cube", "red sphere", "green cube", "red cylinder"),
-              ("img_000001.png", "blue sphere", "red sphere", "blue cube", "gray sphere", "blue cylinder")],
+    "train": [
+        ("img_000001.png", "red cube", "blue cube", "red sphere", "green cube", "red cylinder"),
+        ("img_000001.png", "blue sphere", "red sphere", "blue cube", "gray sphere", "blue cylinder"),
+    ],
     "val": [("img_000010.png", "cyan cylinder", "gray cylinder", "cyan cube", "brown cylinder", "cyan sphere")],
-    "gen": [("img_000020.png", "yellow sphere", "purple sphere", "yellow cube", "red sphere", "yellow cylinder"),
-            ("img_000021.png", "green cube", "brown cube", "green sphere", "gray cube", "green cylinder"),
-            ("img_000022.png", "purple cylinder", "red cylinder", "purple cube", "blue cylinder", "purple sphere")],
+    "gen": [
+        ("img_000020.png", "yellow sphere", "purple sphere", "yellow cube", "red sphere", "yellow cylinder"),
+        ("img_000021.png", "green cube", "brown cube", "green sphere", "gray cube", "green cylinder"),
+        ("img_000022.png", "purple cylinder", "red cylinder", "purple cube", "blue cylinder", "purple sphere"),
+    ],
 }
 
 
@@ -96,8 +117,9 @@ def make_clevr(root: Path) -> None:
             write_image(base / "images" / split / row[0])
 
 
-@pytest.mark.parametrize("key,split", [("clevr_bind_2obj_train", "train"), ("clevr_bind_2obj_valid", "val"),
-                                       ("clevr_bind_2obj_gen", "gen")])
+@pytest.mark.parametrize(
+    "key,split", [("clevr_bind_2obj_train", "train"), ("clevr_bind_2obj_valid", "val"), ("clevr_bind_2obj_gen", "gen")]
+)
 def test_clevr_bind_csv(tmp_path, key, split):
     make_clevr(tmp_path)
     ds = load_benchmark(key, str(tmp_path))
@@ -149,9 +171,11 @@ def test_ncd(tmp_path, key, settype):
     assert [image_of(ds, it) for it in ds.items] == [f"NCD_colorful_composite_squares/{f}" for f in names]
     for item, f in zip(ds.items, names):
         c1, a, c2, b = f.rsplit(".", 1)[0].split("_")
-        want = ([f"A picture of a {c1} {a} and a {c2} {b}", f"A picture of a {c2} {a} and a {c1} {b}"]
-                if settype == 0 else
-                [f"A picture of a {c2} {b} and a {c1} {a}", f"A picture of a {c1} {b} and a {c2} {a}"])
+        want = (
+            [f"A picture of a {c1} {a} and a {c2} {b}", f"A picture of a {c2} {a} and a {c1} {b}"]
+            if settype == 0
+            else [f"A picture of a {c2} {b} and a {c1} {a}", f"A picture of a {c1} {b} and a {c2} {a}"]
+        )
         assert candidates(ds, item) == want and item.correct == 0 and item.subset == f"settype{settype}"
 
 
@@ -164,14 +188,39 @@ def test_ncd_bad_name_is_named(tmp_path):
 # ---------------------------------------------------------------- VG-Attribution
 
 VG_RECORDS = [
-    {"image_id": "2375429", "image_path": "2375429.jpg", "bbox_x": 10, "bbox_y": 20, "bbox_w": 300, "bbox_h": 200,
-     "attributes": ["white", "brown"], "true_caption": "the white plate and the brown table",
-     "false_caption": "the brown plate and the white table"},
-    {"image_id": "2375430", "image_path": "2375430.jpg", "bbox_x": 0, "bbox_y": 5.5, "bbox_w": 64, "bbox_h": 48,
-     "attributes": ["small", "big"], "true_caption": "the small dog and the big cat",
-     "false_caption": "the big dog and the small cat"},
-    {"image_id": "2375429", "image_path": "2375429.jpg", "bbox_x": 100, "bbox_y": 50, "bbox_w": 30, "bbox_h": 40,
-     "attributes": ["red", "open"], "true_caption": "the red door is open", "false_caption": "the open door is red"},
+    {
+        "image_id": "2375429",
+        "image_path": "2375429.jpg",
+        "bbox_x": 10,
+        "bbox_y": 20,
+        "bbox_w": 300,
+        "bbox_h": 200,
+        "attributes": ["white", "brown"],
+        "true_caption": "the white plate and the brown table",
+        "false_caption": "the brown plate and the white table",
+    },
+    {
+        "image_id": "2375430",
+        "image_path": "2375430.jpg",
+        "bbox_x": 0,
+        "bbox_y": 5.5,
+        "bbox_w": 64,
+        "bbox_h": 48,
+        "attributes": ["small", "big"],
+        "true_caption": "the small dog and the big cat",
+        "false_caption": "the big dog and the small cat",
+    },
+    {
+        "image_id": "2375429",
+        "image_path": "2375429.jpg",
+        "bbox_x": 100,
+        "bbox_y": 50,
+        "bbox_w": 30,
+        "bbox_h": 40,
+        "attributes": ["red", "open"],
+        "true_caption": "the red door is open",
+        "false_caption": "the open door is red",
+    },
 ]
 
 
@@ -215,15 +264,16 @@ def test_vg_attribution_malformed_record_is_named(tmp_path):
 
 # ---------------------------------------------------------------- What'sUp Controlled A / B
 
+
 def whatsup_caps(obj: str, ref: str, preps: list[str]) -> list[str]:
     return [f"A {obj} {p} a {ref}" for p in preps]
 
 
 A_PREPS = ["on", "under", "to the left of", "to the right of"]
 A_RECORDS = [  # (file name in the JSON, file name on disk, correct preposition index)
-    ("beer-bottle_on_armchair.jpeg", "beer-bottle_on_armchair.jpeg", 0),       # pristine download
-    ("mug_under_table.jpeg", "mug_below_table.jpeg", 1),                       # renamed by the reference
-    ("knife_on_onion.jpeg", "knife_above_onion.jpeg", 0),                      # renamed, name contains "on"
+    ("beer-bottle_on_armchair.jpeg", "beer-bottle_on_armchair.jpeg", 0),  # pristine download
+    ("mug_under_table.jpeg", "mug_below_table.jpeg", 1),  # renamed by the reference
+    ("knife_on_onion.jpeg", "knife_above_onion.jpeg", 0),  # renamed, name contains "on"
     ("remote_left_of_sofa.jpeg", "remote_left_of_sofa.jpeg", 2),
 ]
 
@@ -233,8 +283,12 @@ def make_whatsup_a(root: Path) -> list[dict]:
     for json_name, disk_name, k in A_RECORDS:
         obj, ref = json_name.split("_")[0], json_name.rsplit("_", 1)[1][:-5]
         preps = A_PREPS[k:] + A_PREPS[:k]  # the correct relation first
-        recs.append({"image_path": f"data/controlled_images/{json_name}",
-                     "caption_options": whatsup_caps(obj.replace("-", " "), ref, preps)})
+        recs.append(
+            {
+                "image_path": f"data/controlled_images/{json_name}",
+                "caption_options": whatsup_caps(obj.replace("-", " "), ref, preps),
+            }
+        )
         write_image(root / "controlled_images" / disk_name)
     write_json(root / "controlled_images_dataset.json", recs)
     return recs
@@ -267,8 +321,12 @@ def test_whatsup_b(tmp_path):
     for n, k in names:
         write_image(tmp_path / "controlled_clevr" / n)
         parts = n[:-5].split("_")
-        recs.append({"image_path": f"data/controlled_clevr/{n}",
-                     "caption_options": whatsup_caps(parts[0], parts[-1], preps[k:] + preps[:k])})
+        recs.append(
+            {
+                "image_path": f"data/controlled_clevr/{n}",
+                "caption_options": whatsup_caps(parts[0], parts[-1], preps[k:] + preps[:k]),
+            }
+        )
     write_json(tmp_path / "controlled_clevr_dataset.json", recs)
     ds = load_benchmark("whatsUp_B", str(tmp_path))
     assert [candidates(ds, it) for it in ds.items] == [r["caption_options"] for r in recs]
@@ -280,19 +338,33 @@ def test_whatsup_b(tmp_path):
 # ---------------------------------------------------------------- COCO-spatial and VG-spatial
 
 QA = {
-    ("coco", "one"): [[139, "A photo of a dog on the left", "A photo of a dog on the right"],
-                      [285, "A photo of a bear on the top", "A photo of a bear on the bottom"]],
-    ("coco", "two"): [[632, "A photo of a cup to the left of a plate", "A photo of a cup to the right of a plate"],
-                      [724, "A photo of a lamp above a table", "A photo of a lamp below a table"],
-                      [139, "A photo of a cat below a shelf", "A photo of a cat above a shelf"]],
+    ("coco", "one"): [
+        [139, "A photo of a dog on the left", "A photo of a dog on the right"],
+        [285, "A photo of a bear on the top", "A photo of a bear on the bottom"],
+    ],
+    ("coco", "two"): [
+        [632, "A photo of a cup to the left of a plate", "A photo of a cup to the right of a plate"],
+        [724, "A photo of a lamp above a table", "A photo of a lamp below a table"],
+        [139, "A photo of a cat below a shelf", "A photo of a cat above a shelf"],
+    ],
     ("vg", "one"): [[2375429, "A photo of a car on the right", "A photo of a car on the left"]],
-    ("vg", "two"): [[1, "A photo of a man in front of a bus", "A photo of a man behind a bus"],
-                    [2, "A photo of a hat on top of a head", "A photo of a hat under a head"]],
+    ("vg", "two"): [
+        [1, "A photo of a man in front of a bus", "A photo of a man behind a bus"],
+        [2, "A photo of a hat on top of a head", "A photo of a hat under a head"],
+    ],
 }
-QA_KEYS = {("coco", "one"): "coco_spatial1", ("coco", "two"): "coco_spatial2",
-           ("vg", "one"): "vg_subset1", ("vg", "two"): "vg_subset2"}
-QA_PREPS = {("coco", "one"): ["left", "top"], ("coco", "two"): ["left", "above", "below"],
-            ("vg", "one"): ["right"], ("vg", "two"): ["front", "top"]}
+QA_KEYS = {
+    ("coco", "one"): "coco_spatial1",
+    ("coco", "two"): "coco_spatial2",
+    ("vg", "one"): "vg_subset1",
+    ("vg", "two"): "vg_subset2",
+}
+QA_PREPS = {
+    ("coco", "one"): ["left", "top"],
+    ("coco", "two"): ["left", "above", "below"],
+    ("vg", "one"): ["right"],
+    ("vg", "two"): ["front", "top"],
+}
 
 
 @pytest.mark.parametrize("source,subset", list(QA))
@@ -328,9 +400,18 @@ def test_whatsup_qa_bad_record_is_named(tmp_path):
 
 # ---------------------------------------------------------------- paper table
 
+
 def test_paper_columns_and_caption_rules():
-    assert [c.name for c in paper.COLUMNS] == ["CLEVR-bind", "NCD", "VG-attr", "WhatsUp", "COCO-spatial",
-                                               "VG-spatial", "NegBench-COCO", "NegBench-VOC"]
+    assert [c.name for c in paper.COLUMNS] == [
+        "CLEVR-bind",
+        "NCD",
+        "VG-attr",
+        "WhatsUp",
+        "COCO-spatial",
+        "VG-spatial",
+        "NegBench-COCO",
+        "NegBench-VOC",
+    ]
     assert {c.name: c.chance for c in paper.COLUMNS}["CLEVR-bind"] == pytest.approx(0.2)
     assert paper.caption_prefix("clevr_bind_2obj_gen") == "An image of a "
     assert paper.caption_prefix("whatsUp_B") == paper.caption_prefix("vg_attr") == "An image of "

@@ -5,6 +5,7 @@ given its own colour. The check is independent of the store and of `evaluate`: t
 directly on the image files (cropped where the benchmark crops) and the raw candidate captions, and
 the benchmark's own metric is applied by hand.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,14 +30,24 @@ def _qa(root):
 
 
 def _negbench(root):
-    tn.make_negbench(root, root / "NegBench\\evaluation data\\images", "COCO_val_mcq_llama3.1_rephrased.csv",
-                     "val2017", "/data/coco/val2017")
+    tn.make_negbench(
+        root,
+        root / "NegBench\\evaluation data\\images",
+        "COCO_val_mcq_llama3.1_rephrased.csv",
+        "val2017",
+        "/data/coco/val2017",
+    )
 
 
 BUILDERS = {
-    "clevr_bind_2obj_gen": tb.make_clevr, "ncd_subset1": tb.make_ncd, "vg_attr": tb.make_vg_attr,
-    "whatsUp_A": tb.make_whatsup_a, "coco_spatial2": _qa, "negbench_coco": _negbench,
-    "ccneg": tn.make_ccneg, "sugarcrepe": tn.make_sugarcrepe,
+    "clevr_bind_2obj_gen": tb.make_clevr,
+    "ncd_subset1": tb.make_ncd,
+    "vg_attr": tb.make_vg_attr,
+    "whatsUp_A": tb.make_whatsup_a,
+    "coco_spatial2": _qa,
+    "negbench_coco": _negbench,
+    "ccneg": tn.make_ccneg,
+    "sugarcrepe": tn.make_sugarcrepe,
 }
 
 
@@ -74,7 +85,8 @@ def test_benchmark_end_to_end(key, tmp_path, backbone):
                     im = im.crop((x, y, x + w, y + h))
             img = torch.nn.functional.normalize(backbone.model.encode_image(backbone.preprocess(im)[None]), dim=-1)
             txt = torch.nn.functional.normalize(
-                backbone.model.encode_text(backbone.tokenizer([ds.captions[c] for c in it.candidates])), dim=-1)
+                backbone.model.encode_text(backbone.tokenizer([ds.captions[c] for c in it.candidates])), dim=-1
+            )
             s = (img @ txt.T)[0].numpy()
             others = np.delete(s, it.correct)
             if ds.metric == "strict":

@@ -1,4 +1,5 @@
 """NegBench, CC-Neg and SugarCREPE loaders on tiny folders in their native layouts."""
+
 from __future__ import annotations
 
 import csv
@@ -15,15 +16,46 @@ from test_benchmarks import candidates, image_of, write_image, write_json
 
 # ---------------------------------------------------------------- NegBench
 
-NEG_HEADER = ["correct_answer", "caption_0", "caption_1", "caption_2", "caption_3",
-              "correct_answer_template", "image_path"]
+NEG_HEADER = [
+    "correct_answer",
+    "caption_0",
+    "caption_1",
+    "caption_2",
+    "caption_3",
+    "correct_answer_template",
+    "image_path",
+]
 NEG_ROWS = [  # (captions, template, image file); the third image is never written
-    (["This image features a dog and a frisbee", "This image features a cat, but not a frisbee",
-      "This image features a cat", "This image does not feature a dog"], "positive", "000000000139.jpg"),
-    (["This image does not feature a cat", "This image features a cat, but not a dog",
-      "This image features a cat", "This image does not feature a dog"], "negative", "000000000285.jpg"),
-    (["This image features a car, but not a bus", "This image features a bus, but not a car",
-      "This image features a bus", "This image does not feature a car"], "hybrid", "000000000632.jpg"),
+    (
+        [
+            "This image features a dog and a frisbee",
+            "This image features a cat, but not a frisbee",
+            "This image features a cat",
+            "This image does not feature a dog",
+        ],
+        "positive",
+        "000000000139.jpg",
+    ),
+    (
+        [
+            "This image does not feature a cat",
+            "This image features a cat, but not a dog",
+            "This image features a cat",
+            "This image does not feature a dog",
+        ],
+        "negative",
+        "000000000285.jpg",
+    ),
+    (
+        [
+            "This image features a car, but not a bus",
+            "This image features a bus, but not a car",
+            "This image features a bus",
+            "This image does not feature a car",
+        ],
+        "hybrid",
+        "000000000632.jpg",
+    ),
     (["Ein Café mit Stühlen – keine Tische", "x", "y", "z"], "hybrid", "000000000724.jpg"),
 ]
 MISSING = "000000000632.jpg"
@@ -44,7 +76,9 @@ def make_negbench(root: Path, csv_dir: Path, csv_name: str, image_dir: str, writ
 def test_negbench_coco_literal_backslash_folder_drops_missing_rows(tmp_path, caplog):
     csv_dir = tmp_path / "NegBench\\evaluation data\\images"  # one directory name on Linux
     make_negbench(tmp_path, csv_dir, "COCO_val_mcq_llama3.1_rephrased.csv", "val2017", "/data/coco/val2017")
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("NegBench")] == ["NegBench\\evaluation data\\images"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("NegBench")] == [
+        "NegBench\\evaluation data\\images"
+    ]
     with caplog.at_level(logging.WARNING):
         ds = load_benchmark("negbench_coco", str(tmp_path))
     kept = [r for r in NEG_ROWS if r[2] != MISSING]
@@ -62,8 +96,13 @@ def test_negbench_coco_literal_backslash_folder_drops_missing_rows(tmp_path, cap
 
 def test_negbench_voc_normalised_folder(tmp_path):
     write_image(tmp_path / "VOC2007" / "JPEGImages" / MISSING)  # here every image exists
-    make_negbench(tmp_path, tmp_path / "NegBench" / "evaluation data" / "images",
-                  "VOC2007_mcq_llama3.1_rephrased.csv", "VOC2007/JPEGImages", "C:\\voc\\JPEGImages")
+    make_negbench(
+        tmp_path,
+        tmp_path / "NegBench" / "evaluation data" / "images",
+        "VOC2007_mcq_llama3.1_rephrased.csv",
+        "VOC2007/JPEGImages",
+        "C:\\voc\\JPEGImages",
+    )
     ds = load_benchmark("negbench_voc", str(tmp_path))
     assert len(ds.items) == 4 and all("missing_images_dropped" not in it.tags for it in ds.items)
     assert [image_of(ds, it) for it in ds.items] == [f"VOC2007/JPEGImages/{r[2]}" for r in NEG_ROWS]
@@ -80,11 +119,16 @@ def test_negbench_missing_column_is_named(tmp_path):
 
 # ---------------------------------------------------------------- CC-Neg
 
+
 def ccneg_entries(n: int):
     paths = [f"/workspace/datasets/cc3m/cc3m_subset_images_extracted_final/{1000 + i}.jpg" for i in range(n)]
-    anns = [{"json": {"caption": f"a dog number {i} on the grass", "key": str(1000 + i)},
-             "sop_data": {"negative-prompt": f"a dog number {i}, but no grass, in sight",
-                          "sop_chosen_object": "grass"}} for i in range(n)]
+    anns = [
+        {
+            "json": {"caption": f"a dog number {i} on the grass", "key": str(1000 + i)},
+            "sop_data": {"negative-prompt": f"a dog number {i}, but no grass, in sight", "sop_chosen_object": "grass"},
+        }
+        for i in range(n)
+    ]
     return paths, anns
 
 
@@ -93,7 +137,7 @@ def make_ccneg(root: Path, n: int = 5) -> tuple[list, list]:
     (root / "ccneg_dataset").mkdir(parents=True)
     torch.save({"image_paths": paths, "annotations": anns}, root / "ccneg_dataset" / "ccneg_preprocessed.pt")
     for p in paths:
-        write_image(root / "ccneg_dataset" / "ccneg_images" / p[len("/workspace/datasets/cc3m/"):])
+        write_image(root / "ccneg_dataset" / "ccneg_images" / p[len("/workspace/datasets/cc3m/") :])
     return paths, anns
 
 
@@ -103,8 +147,9 @@ def test_ccneg_last_n_eval_entries(tmp_path):
     assert len(ds.items) == 3
     for item, path, ann in zip(ds.items, paths[-3:], anns[-3:]):
         assert candidates(ds, item) == [ann["json"]["caption"], ann["sop_data"]["negative-prompt"].replace(",", "")]
-        assert image_of(ds, item) == ("ccneg_dataset/ccneg_images/cc3m_subset_images_extracted_final/"
-                                      + path.rsplit("/", 1)[1])
+        assert image_of(ds, item) == (
+            "ccneg_dataset/ccneg_images/cc3m_subset_images_extracted_final/" + path.rsplit("/", 1)[1]
+        )
         assert item.correct == 0 and item.subset == "eval" and ds.image_path(item.image).is_file()
     assert "," not in candidates(ds, ds.items[0])[1]
     assert len(load_benchmark("ccneg", str(tmp_path)).items) == 5  # default 40,000 > 5: all of them
@@ -113,8 +158,11 @@ def test_ccneg_last_n_eval_entries(tmp_path):
 def test_ccneg_images_elsewhere_is_one_line(tmp_path):
     make_ccneg(tmp_path)
     import shutil
+
     shutil.rmtree(tmp_path / "ccneg_dataset" / "ccneg_images")
-    with pytest.raises(InputNotFoundError, match=r"^ccneg: expected image cc3m_subset_images_extracted_final/1000\.jpg"):
+    with pytest.raises(
+        InputNotFoundError, match=r"^ccneg: expected image cc3m_subset_images_extracted_final/1000\.jpg"
+    ):
         load_benchmark("ccneg", str(tmp_path))
 
 
@@ -123,7 +171,7 @@ def test_ccneg_malformed_annotation_is_named(tmp_path):
     del anns[2]["sop_data"]
     torch.save({"image_paths": paths, "annotations": anns}, tmp_path / "ccneg_preprocessed.pt")
     for p in paths:
-        write_image(tmp_path / p[len("/workspace/datasets/cc3m/"):])
+        write_image(tmp_path / p[len("/workspace/datasets/cc3m/") :])
     with pytest.raises(BadInputError, match=r"annotations\[2\] lacks"):
         load_benchmark("ccneg", str(tmp_path))
 
@@ -131,23 +179,34 @@ def test_ccneg_malformed_annotation_is_named(tmp_path):
 # ---------------------------------------------------------------- SugarCREPE
 
 SUGAR = {
-    "add_att": [("000000085329.jpg", "A drawing of a young woman with many facial piercings.",
-                 "A drawing of a tattooed young woman with many facial piercings.")],
-    "add_obj": [("000000000139.jpg", "A room with a tv.", "A room with a tv and a piano."),
-                ("000000000285.jpg", "A bear sitting.", "A bear sitting next to a fish.")],
+    "add_att": [
+        (
+            "000000085329.jpg",
+            "A drawing of a young woman with many facial piercings.",
+            "A drawing of a tattooed young woman with many facial piercings.",
+        )
+    ],
+    "add_obj": [
+        ("000000000139.jpg", "A room with a tv.", "A room with a tv and a piano."),
+        ("000000000285.jpg", "A bear sitting.", "A bear sitting next to a fish."),
+    ],
     "replace_att": [("000000000139.jpg", "A small room.", "A large room.")],
     "replace_obj": [("000000000632.jpg", "A bed in a room.", "A sofa in a room.")],
     "replace_rel": [("000000000724.jpg", "A stop sign on a pole.", "A stop sign under a pole.")],
     "swap_att": [("000000000285.jpg", "A brown bear on green grass.", "A green bear on brown grass.")],
-    "swap_obj": [("000000000632.jpg", "A cat on a bed.", "A bed on a cat."),
-                 ("000000085329.jpg", "A woman holding a cup.", "A cup holding a woman.")],
+    "swap_obj": [
+        ("000000000632.jpg", "A cat on a bed.", "A bed on a cat."),
+        ("000000085329.jpg", "A woman holding a cup.", "A cup holding a woman."),
+    ],
 }
 
 
 def make_sugarcrepe(root: Path) -> None:
     for subset, recs in SUGAR.items():
-        write_json(root / "data" / f"{subset}.json",
-                   {str(i): {"filename": f, "caption": c, "negative_caption": n} for i, (f, c, n) in enumerate(recs)})
+        write_json(
+            root / "data" / f"{subset}.json",
+            {str(i): {"filename": f, "caption": c, "negative_caption": n} for i, (f, c, n) in enumerate(recs)},
+        )
         for f, _, _ in recs:
             write_image(root / "val2017" / f)
 

@@ -1,4 +1,5 @@
 """The command line: every command documented, thin wrappers, one-line errors and exit code 2."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ def test_items_extract_eval_report_by_hand(world, tmp_path):
     assert r.exit_code == 0, r.output
     assert json.loads(m.read_text())["name"] == "shapes_negation"
     s = tmp_path / "s.zarr"
-    r = run("extract", "--items", m, "--backbone", TINY_BACKBONE, "--out", s, "--device", "cpu", "--set", "progress=false")
+    r = run(
+        "extract", "--items", m, "--backbone", TINY_BACKBONE, "--out", s, "--device", "cpu", "--set", "progress=false"
+    )
     assert r.exit_code == 0 and "store complete" in r.output, r.output
     out = tmp_path / "r.json"
     r = run("eval", "--store", s, "--scorer", "cosine", "--out", out, "--device", "cpu")
@@ -40,13 +43,16 @@ def test_items_extract_eval_report_by_hand(world, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "summary.csv").exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["items", "imagenet_xl", "--root", ".", "--out", "x.json"], "unknown benchmark 'imagenet_xl'; valid: "),
-    (["items", "shapes_spatial", "--root", "no/such/world", "--out", "x.json"], "no/such/world"),
-    (["extract", "--items", "m.json", "--backbone", "ViT-Q-99.openai", "--out", "s.zarr"], "unknown backbone"),
-    (["train", "--store", "none.zarr", "--out", "x.pt", "--set", "stepz=3"], "unknown key stepz"),
-    (["eval", "--store", "none.zarr", "--scorer", "cosine", "--out", "r.json"], "no feature store at none.zarr"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["items", "imagenet_xl", "--root", ".", "--out", "x.json"], "unknown benchmark 'imagenet_xl'; valid: "),
+        (["items", "shapes_spatial", "--root", "no/such/world", "--out", "x.json"], "no/such/world"),
+        (["extract", "--items", "m.json", "--backbone", "ViT-Q-99.openai", "--out", "s.zarr"], "unknown backbone"),
+        (["train", "--store", "none.zarr", "--out", "x.pt", "--set", "stepz=3"], "unknown key stepz"),
+        (["eval", "--store", "none.zarr", "--scorer", "cosine", "--out", "r.json"], "no feature store at none.zarr"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, args)
@@ -58,13 +64,28 @@ def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path, monkeypatch):
 def test_store_from_another_backbone_is_one_line(stores, tmp_path):
     import torch
     from dcsm_cache.pipeline.train import TrainConfig, train
-    train(stores["shapes_train"], tmp_path / "s.pt", TrainConfig(steps=1, batch_size=8, device="cpu",
-                                                                  progress=False, text_len=16))
+
+    train(
+        stores["shapes_train"],
+        tmp_path / "s.pt",
+        TrainConfig(steps=1, batch_size=8, device="cpu", progress=False, text_len=16),
+    )
     ckpt = torch.load(tmp_path / "s.pt", weights_only=True)
     ckpt["backbone"], ckpt["backbone_id"] = "ViT-B-32.openai", "0123456789abcdef"  # other weights
     torch.save(ckpt, tmp_path / "other.pt")
-    r = run("eval", "--store", stores["shapes_spatial"], "--scorer", "dcsm", "--checkpoint", tmp_path / "other.pt",
-            "--out", tmp_path / "r.json", "--device", "cpu")
+    r = run(
+        "eval",
+        "--store",
+        stores["shapes_spatial"],
+        "--scorer",
+        "dcsm",
+        "--checkpoint",
+        tmp_path / "other.pt",
+        "--out",
+        tmp_path / "r.json",
+        "--device",
+        "cpu",
+    )
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "ViT-B-32.openai" in r.output
     assert not (tmp_path / "r.json").exists()
 
@@ -73,15 +94,46 @@ def test_train_and_eval_never_import_open_clip(stores, tmp_path):
     """Training and evaluation read the cache alone: open_clip, timm and torchvision stay unloaded."""
     import subprocess
     import sys
-    probe = ("import sys\nfrom dcsm_cache.cli import main\nsys.argv = ['dcsm-cache', *sys.argv[1:]]\n"
-             "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'open_clip', 'timm', 'torchvision'})\n"
-             "print('HEAVY', heavy)\n")
+
+    probe = (
+        "import sys\nfrom dcsm_cache.cli import main\nsys.argv = ['dcsm-cache', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'open_clip', 'timm', 'torchvision'})\n"
+        "print('HEAVY', heavy)\n"
+    )
     ckpt = tmp_path / "s.pt"
-    for args in (["train", "--store", stores["shapes_train"], "--out", ckpt, "--device", "cpu",
-                  "--set", "steps=2", "--set", "batch_size=8", "--set", "text_len=16", "--set", "progress=false"],
-                 ["eval", "--store", stores["shapes_spatial"], "--scorer", "dcsm", "--checkpoint", ckpt,
-                  "--out", tmp_path / "r.json", "--device", "cpu"]):
+    for args in (
+        [
+            "train",
+            "--store",
+            stores["shapes_train"],
+            "--out",
+            ckpt,
+            "--device",
+            "cpu",
+            "--set",
+            "steps=2",
+            "--set",
+            "batch_size=8",
+            "--set",
+            "text_len=16",
+            "--set",
+            "progress=false",
+        ],
+        [
+            "eval",
+            "--store",
+            stores["shapes_spatial"],
+            "--scorer",
+            "dcsm",
+            "--checkpoint",
+            ckpt,
+            "--out",
+            tmp_path / "r.json",
+            "--device",
+            "cpu",
+        ],
+    ):
         done = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert "HEAVY []" in done.stdout, done.stdout

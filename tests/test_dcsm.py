@@ -1,4 +1,5 @@
 """DCSM assembly from the cache against a direct computation, functional columns, standardisation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,7 @@ import torch
 
 from dcsm_cache._openclip import open_clip
 from dcsm_cache.pipeline.cache import CachedDataset
-from dcsm_cache.pipeline.dcsm import (FunctionalWords, apply_functional_rows, column_mask, similarity_maps,
-                                      standardise)
+from dcsm_cache.pipeline.dcsm import FunctionalWords, apply_functional_rows, column_mask, similarity_maps, standardise
 
 
 def test_maps_from_cache_equal_direct_cosines(stores):
@@ -21,7 +21,7 @@ def test_maps_from_cache_equal_direct_cosines(stores):
     for k, c in enumerate(it.candidates):
         t = data.store.text_tokens[c].astype(np.float64)
         direct = np.array([[img[p] @ t[l] for l in range(t.shape[0])] for p in range(img.shape[0])])
-        np.testing.assert_allclose(s[k][:, :t.shape[0]], direct, atol=1e-4)
+        np.testing.assert_allclose(s[k][:, : t.shape[0]], direct, atol=1e-4)
         assert np.abs(direct).max() <= 1.0 + 1e-2  # cosines of unit vectors
 
 

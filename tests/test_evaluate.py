@@ -1,4 +1,5 @@
 """Evaluation from stores: metrics, tie rules, the cosine baseline recomputed by hand, mismatches."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ from conftest import TINY_BACKBONE
 
 
 def test_tie_rules():
-    assert is_correct(np.array([1.0, 1.0]), 0, "argmax")       # reference: first maximum wins
+    assert is_correct(np.array([1.0, 1.0]), 0, "argmax")  # reference: first maximum wins
     assert not is_correct(np.array([1.0, 1.0]), 1, "argmax")
-    assert not is_correct(np.array([1.0, 1.0]), 0, "strict")   # SugarCREPE: a tie is wrong
+    assert not is_correct(np.array([1.0, 1.0]), 0, "strict")  # SugarCREPE: a tie is wrong
     assert is_correct(np.array([0.0, 2.0, 1.0]), 1, "strict")
 
 
@@ -44,8 +45,11 @@ def test_cosine_accuracy_equals_a_direct_recomputation(stores, manifests):
 
 
 def test_dcsm_scorer_and_report(stores, tmp_path):
-    train(stores["shapes_train"], tmp_path / "s.pt",
-          TrainConfig(steps=2, batch_size=8, device="cpu", progress=False, text_len=16))
+    train(
+        stores["shapes_train"],
+        tmp_path / "s.pt",
+        TrainConfig(steps=2, batch_size=8, device="cpu", progress=False, text_len=16),
+    )
     results = []
     for scorer in ("cosine", "dcsm"):
         r = evaluate(stores["shapes_spatial"], scorer, EvalConfig(checkpoint=str(tmp_path / "s.pt"), device="cpu"))
@@ -68,8 +72,12 @@ def test_bad_scorer_and_missing_checkpoint(stores):
 
 def test_scorer_from_another_backbone_is_refused(stores, tmp_path):
     import torch
-    train(stores["shapes_train"], tmp_path / "s.pt",
-          TrainConfig(steps=1, batch_size=8, device="cpu", progress=False, text_len=16))
+
+    train(
+        stores["shapes_train"],
+        tmp_path / "s.pt",
+        TrainConfig(steps=1, batch_size=8, device="cpu", progress=False, text_len=16),
+    )
     ckpt = torch.load(tmp_path / "s.pt", weights_only=True)
     ckpt["backbone"], ckpt["backbone_id"] = "ViT-B-16.openai", "0123456789abcdef"  # other weights
     torch.save(ckpt, tmp_path / "other.pt")
@@ -82,12 +90,17 @@ def test_maxsim_equals_a_direct_recomputation(stores, manifests):
     result = evaluate(stores["shapes_spatial"], "maxsim", EvalConfig(device="cpu"))
     ds = read_manifest(manifests["shapes_spatial"])
     store = FeatureStore.open(stores["shapes_spatial"])
-    img, txt, n = (store.image_tokens[:].astype(np.float64), store.text_tokens[:].astype(np.float64),
-                   store.text_length[:])
+    img, txt, n = (
+        store.image_tokens[:].astype(np.float64),
+        store.text_tokens[:].astype(np.float64),
+        store.text_length[:],
+    )
     flags = []
     for it in ds.items:
-        s = [np.mean([max(img[it.image][p] @ txt[c][l] for p in range(img.shape[1])) for l in range(1, n[c] - 1)])
-             for c in it.candidates]
+        s = [
+            np.mean([max(img[it.image][p] @ txt[c][l] for p in range(img.shape[1])) for l in range(1, n[c] - 1)])
+            for c in it.candidates
+        ]
         flags.append(int(np.argmax(s)) == it.correct)
     assert result["accuracy"] == pytest.approx(np.mean(flags))
 
@@ -113,8 +126,11 @@ def test_backbone_is_known_by_what_was_loaded(manifests, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = ExtractConfig(batch_size=16, device="cpu", progress=False)
     extract(manifests["shapes_train"], f"{TINY_BACKBONE}@w.pt", tmp_path / "train.zarr", cfg)
-    train(tmp_path / "train.zarr", tmp_path / "s.pt", TrainConfig(steps=2, batch_size=8, device="cpu",
-                                                                  progress=False, text_len=16))
+    train(
+        tmp_path / "train.zarr",
+        tmp_path / "s.pt",
+        TrainConfig(steps=2, batch_size=8, device="cpu", progress=False, text_len=16),
+    )
     extract(manifests["shapes_spatial"], f"{TINY_BACKBONE}@{tmp_path / 'w.pt'}", tmp_path / "abs.zarr", cfg)
     r = evaluate(tmp_path / "abs.zarr", "dcsm", EvalConfig(checkpoint=str(tmp_path / "s.pt"), device="cpu"))
     assert r["n_items"] > 0

@@ -1,4 +1,5 @@
 """The Zarr feature store: schema, round trip against a direct model run, dedup, parts, mismatches."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,18 @@ def test_schema_and_attrs(stores, manifests):
     assert store.image_tokens.compressors == ()  # fp16 embeddings do not compress
     assert store.image_tokens.chunks[1:] == (p, d)  # chunks along the first axis only
     a = store.attrs
-    for key in ("schema_version", "backbone", "weights", "open_clip_version", "torch_version",
-                "preprocess", "tokens", "fingerprint", "dataset", "complete"):
+    for key in (
+        "schema_version",
+        "backbone",
+        "weights",
+        "open_clip_version",
+        "torch_version",
+        "preprocess",
+        "tokens",
+        "fingerprint",
+        "dataset",
+        "complete",
+    ):
         assert key in a, key
     assert a["tokens"]["image"]["projected"] is True and a["dataset"] == "shapes_spatial"
     assert a["fingerprint"] == json.loads(manifests["shapes_spatial"].read_text())["fingerprint"]
@@ -50,8 +61,9 @@ def test_round_trip_matches_a_direct_model_run(stores, manifests):
     norms = np.linalg.norm(store.image_tokens[0:3].astype(np.float32), axis=-1)
     np.testing.assert_allclose(norms, 1.0, atol=2e-3)
     ids = bb.tokenizer(list(ds.captions[:4]))
-    np.testing.assert_allclose(store.text_pooled[0:4].astype(np.float32), bb.model.encode_text(ids).numpy(),
-                               atol=2e-3, rtol=1e-2)
+    np.testing.assert_allclose(
+        store.text_pooled[0:4].astype(np.float32), bb.model.encode_text(ids).numpy(), atol=2e-3, rtol=1e-2
+    )
     # the mean of the projected patch tokens is the pooled embedding (average pooling, linear head)
     fmap = bb.model.visual.trunk.forward_features(pixels).flatten(2).transpose(1, 2)
     raw = bb.model.visual.head(fmap)
@@ -60,12 +72,15 @@ def test_round_trip_matches_a_direct_model_run(stores, manifests):
 
 def test_captions_are_stored_once(world, tmp_path):
     from dcsm_cache.pipeline.items import DatasetBuilder, write_manifest
+
     b = DatasetBuilder("dups", root=world)
     b.add("images/test/000000.png", ["a red circle", "a blue square"])
     b.add("images/test/000001.png", ["a blue square", "a red circle", "a green star"])
     b.add("images/test/000000.png", ["a green star", "a red circle"])
     write_manifest(b.build(), tmp_path / "m.json")
-    store = extract(tmp_path / "m.json", TINY_BACKBONE, tmp_path / "d.zarr", ExtractConfig(device="cpu", progress=False))
+    store = extract(
+        tmp_path / "m.json", TINY_BACKBONE, tmp_path / "d.zarr", ExtractConfig(device="cpu", progress=False)
+    )
     assert store.text_tokens.shape[0] == 3 and store.image_tokens.shape[0] == 2
     ds = read_manifest(tmp_path / "m.json")
     assert [ds.captions[c] for c in ds.items[1].candidates] == ["a blue square", "a red circle", "a green star"]
@@ -80,6 +95,7 @@ def test_open_checks_backbone_and_existence(stores, tmp_path):
 
 def test_schema_version_mismatch(stores, tmp_path):
     import shutil
+
     copy = tmp_path / "old.zarr"
     shutil.copytree(stores["shapes_spatial"], copy)
     zarr.open_group(copy, mode="r+").attrs["schema_version"] = 0
@@ -96,6 +112,7 @@ def test_part_ranges_are_chunk_aligned_and_cover():
 def test_parts_resume_after_a_crash(manifests, tmp_path, monkeypatch):
     """Two parts: a crashed part is redone, a finished part is never rewritten."""
     from dcsm_cache.stores import feature_store
+
     monkeypatch.setattr(feature_store, "CHUNK_BYTES", 4096)  # several chunks even for a tiny store
     out = tmp_path / "parts.zarr"
     cfg = ExtractConfig(batch_size=8, device="cpu", progress=False, nparts=2)
@@ -115,11 +132,16 @@ def test_parts_resume_after_a_crash(manifests, tmp_path, monkeypatch):
 
 def test_two_part_store_equals_one_part_store(stores, manifests, tmp_path, monkeypatch):
     from dcsm_cache.stores import feature_store
+
     monkeypatch.setattr(feature_store, "CHUNK_BYTES", 4096)
     out = tmp_path / "two.zarr"
     for part in (0, 1):
-        extract(manifests["shapes_spatial"], TINY_BACKBONE, out,
-                ExtractConfig(batch_size=8, device="cpu", progress=False, nparts=2, part=part))
+        extract(
+            manifests["shapes_spatial"],
+            TINY_BACKBONE,
+            out,
+            ExtractConfig(batch_size=8, device="cpu", progress=False, nparts=2, part=part),
+        )
     a, b = FeatureStore.open(out), FeatureStore.open(stores["shapes_spatial"])
     for name in ("image/tokens", "image/pooled", "text/tokens", "text/ids", "text/length"):
         np.testing.assert_allclose(a[name][:].astype(np.float32), b[name][:].astype(np.float32), atol=1e-3)
@@ -139,13 +161,16 @@ def test_corrupt_image_is_marked_invalid_not_fatal(world, tmp_path, caplog):
     import shutil
     from dcsm_cache.pipeline.benchmarks import load_benchmark
     from dcsm_cache.pipeline.items import write_manifest
+
     root = tmp_path / "w"
     shutil.copytree(world, root)
     ds = load_benchmark("shapes_spatial", str(root))
     bad = ds.image_path(5)
     bad.write_bytes(b"not a png")
     write_manifest(ds, tmp_path / "m.json")
-    store = extract(tmp_path / "m.json", TINY_BACKBONE, tmp_path / "c.zarr", ExtractConfig(device="cpu", progress=False))
+    store = extract(
+        tmp_path / "m.json", TINY_BACKBONE, tmp_path / "c.zarr", ExtractConfig(device="cpu", progress=False)
+    )
     valid = store.image_valid[:]
     assert not valid[5] and valid.sum() == len(valid) - 1
     assert str(bad) in caplog.text

@@ -1,4 +1,5 @@
 """Feeding the model: DataLoader workers decode ahead in order, bad images keep their rows, the writer never drops."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,8 @@ def dataset(tmp_path):
     for i in range(11):
         name = f"{i}.png"
         if i == 4:
-            (tmp_path / name).write_bytes(b"\x89PNG not really")   # corrupt
-        elif i != 7:                                                # 7 is missing
+            (tmp_path / name).write_bytes(b"\x89PNG not really")  # corrupt
+        elif i != 7:  # 7 is missing
             Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(tmp_path / name)
         b.add(name, [f"caption {i}", "other"])
     write_manifest(ds := b.build(), tmp_path / "m.json")
@@ -56,6 +57,7 @@ def test_writer_raises_what_failed_and_writes_the_rest():
             if start == 2:
                 raise OSError("disk full")
             self.rows.append(start)
+
     store = Store()
     with pytest.raises(OSError, match="disk full"):
         with StoreWriter(store, depth=1) as write:
@@ -68,8 +70,12 @@ def test_workers_do_not_change_a_single_byte(dataset, tmp_path):
     stores = {}
     for workers in (0, 2):
         out = tmp_path / f"w{workers}.zarr"
-        extract(tmp_path / "m.json", TINY_BACKBONE, out, ExtractConfig(batch_size=3, workers=workers, device="cpu",
-                                                                        progress=False))
+        extract(
+            tmp_path / "m.json",
+            TINY_BACKBONE,
+            out,
+            ExtractConfig(batch_size=3, workers=workers, device="cpu", progress=False),
+        )
         stores[workers] = FeatureStore.open(out)
     for name in ("image/tokens", "image/pooled", "image/valid", "text/tokens"):
         assert np.array_equal(stores[0][name][:], stores[2][name][:]), name

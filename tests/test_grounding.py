@@ -1,4 +1,5 @@
 """grounding: a word's best-matching patch against where the world put its object."""
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,22 @@ from conftest import TINY_BACKBONE
 
 
 def _scenes(world) -> dict:
-    return {s["file"]: s["objects"] for split in ("test", "heldout")
-            for s in json.loads((world / "scenes" / f"{split}.json").read_text())["scenes"]}
+    return {
+        s["file"]: s["objects"]
+        for split in ("test", "heldout")
+        for s in json.loads((world / "scenes" / f"{split}.json").read_text())["scenes"]
+    }
 
 
 def test_report_shape_and_chance(stores, world):
     report = grounding(stores["shapes_spatial"], world, alone=False)
-    n_items = sum(1 for _ in read_manifest(json.loads((stores["shapes_spatial"] / "zarr.json").read_text())
-                                           ["attributes"]["manifest"]).items)
-    assert report["n_objects"] == 2 * n_items          # every spatial caption names both objects
+    n_items = sum(
+        1
+        for _ in read_manifest(
+            json.loads((stores["shapes_spatial"] / "zarr.json").read_text())["attributes"]["manifest"]
+        ).items
+    )
+    assert report["n_objects"] == 2 * n_items  # every spatial caption names both objects
     assert report["chance"] == pytest.approx(0.5)
     assert set(report["in_context"]) == {"colour", "shape"} and "alone" not in report
     assert all(0 <= v <= 1 for v in report["in_context"].values())
@@ -52,14 +60,16 @@ def test_planted_colours_are_found_alone(stores, world, tmp_path):
                 tokens[row, int(o["y"] // cell) * side + int(o["x"] // cell)] = e.numpy()
     group["image/tokens"][:] = tokens.astype(group["image/tokens"].dtype)
     report = grounding(path, world, alone=True)
-    assert report["alone"]["colour"] >= 0.9            # chance is 0.5
+    assert report["alone"]["colour"] >= 0.9  # chance is 0.5
     assert report["in_context"]["colour"] != report["alone"]["colour"]
 
 
 def test_cli_and_wrong_world(stores, world, tmp_path):
     out = tmp_path / "g.json"
-    res = CliRunner().invoke(main, ["grounding", "--store", str(stores["shapes_spatial"]), "--world", str(world),
-                                    "--no-alone", "--out", str(out)])
+    res = CliRunner().invoke(
+        main,
+        ["grounding", "--store", str(stores["shapes_spatial"]), "--world", str(world), "--no-alone", "--out", str(out)],
+    )
     assert res.exit_code == 0, res.output
     assert "in_context colour" in res.output and json.loads(out.read_text())["n_objects"] > 0
     other = tmp_path / "world"

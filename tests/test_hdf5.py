@@ -1,4 +1,5 @@
 """HDF5 export and import: a bit-identical round trip, attributes and chunks included."""
+
 from __future__ import annotations
 
 import h5py

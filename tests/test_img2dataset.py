@@ -3,6 +3,7 @@
 The layouts are written here the way img2dataset writes them (`{key}.jpg`, `{key}.txt`, `{key}.json`
 per sample); expected items are the samples written, and the shards' store must equal the folders'.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,11 @@ from dcsm_cache.pipeline.items import ImageRef
 
 # shard -> [(key, colour, caption)]; key 000000003 failed to download: img2dataset writes no image for it.
 SAMPLES = {
-    "00000": [("000000000", (200, 20, 20), "a red square"), ("000000001", (20, 200, 20), "a green square"),
-              ("000000002", (20, 20, 200), "a blue square")],
+    "00000": [
+        ("000000000", (200, 20, 20), "a red square"),
+        ("000000001", (20, 200, 20), "a green square"),
+        ("000000002", (20, 20, 200), "a blue square"),
+    ],
     "00001": [("000000004", (200, 200, 20), "a yellow square"), ("000000005", (20, 200, 20), "a green square")],
 }
 
@@ -38,8 +42,14 @@ def jpeg(colour) -> bytes:
 
 
 def sample_files(key: str, colour, caption: str) -> dict[str, bytes]:
-    meta = {"url": f"http://example.com/{key}.jpg", "key": key, "status": "success", "caption": f"JSON {caption}",
-            "width": 48, "height": 40}
+    meta = {
+        "url": f"http://example.com/{key}.jpg",
+        "key": key,
+        "status": "success",
+        "caption": f"JSON {caption}",
+        "width": 48,
+        "height": 40,
+    }
     return {f"{key}.jpg": jpeg(colour), f"{key}.txt": caption.encode(), f"{key}.json": json.dumps(meta).encode()}
 
 
@@ -88,8 +98,9 @@ EXPECTED_CAPTIONS = [c for samples in SAMPLES.values() for _, _, c in samples]
 def test_files_layout(tmp_path):
     ds = load_benchmark("img2dataset", str(write_files_layout(tmp_path / "cc")))
     assert ds.name == "cc" and captions_of(ds) == EXPECTED_CAPTIONS
-    assert [ds.images[it.image] for it in ds.items] == [ImageRef(f"{shard}/{k}.jpg") for shard, samples in
-                                                       SAMPLES.items() for k, _, _ in samples]
+    assert [ds.images[it.image] for it in ds.items] == [
+        ImageRef(f"{shard}/{k}.jpg") for shard, samples in SAMPLES.items() for k, _, _ in samples
+    ]
     assert all(len(it.candidates) == 1 and it.correct == 0 for it in ds.items)
     assert len(ds.captions) == 4  # "a green square" twice: one caption row
     by_json = load_benchmark("img2dataset", str(tmp_path / "cc"), caption_key="caption", name="cc_json")
@@ -100,8 +111,9 @@ def test_webdataset_shards_are_read_as_streams_in_order(tmp_path):
     ds = load_benchmark("webdataset", str(write_shards(tmp_path / "wds")))
     assert ds.name == "wds" and captions_of(ds) == EXPECTED_CAPTIONS
     refs = [ds.images[it.image] for it in ds.items]
-    assert refs == [ImageRef(f"{shard}.tar", member=f"{k}.jpg") for shard, samples in SAMPLES.items()
-                    for k, _, _ in samples]
+    assert refs == [
+        ImageRef(f"{shard}.tar", member=f"{k}.jpg") for shard, samples in SAMPLES.items() for k, _, _ in samples
+    ]
     assert [it.image for it in ds.items] == list(range(5))  # rows of one shard are consecutive
     by_json = load_benchmark("webdataset", str(tmp_path / "wds"), caption_key="caption")
     assert captions_of(by_json) == [f"JSON {c}" for c in EXPECTED_CAPTIONS]
@@ -134,13 +146,29 @@ def run(*args):
 
 def extract_cli(manifest: Path, store: Path):
     """Decoding in this process (--workers 0), so a spy on tarfile.open sees every shard opened."""
-    r = run("extract", "--items", manifest, "--backbone", TINY_BACKBONE, "--out", store, "--device", "cpu",
-            "--set", "batch_size=8", "--set", "progress=false", "--workers", "0")
+    r = run(
+        "extract",
+        "--items",
+        manifest,
+        "--backbone",
+        TINY_BACKBONE,
+        "--out",
+        store,
+        "--device",
+        "cpu",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "progress=false",
+        "--workers",
+        "0",
+    )
     assert r.exit_code == 0 and "store complete" in r.output, r.output
 
 
 def test_cli_shards_extract_like_the_files_each_shard_read_once(tmp_path, monkeypatch):
     import zarr
+
     files, wds = write_files_layout(tmp_path / "files"), write_shards(tmp_path / "wds")
     for bench, root in (("img2dataset", files), ("webdataset", wds)):
         r = run("items", bench, "--root", root, "--out", tmp_path / f"{bench}.json")
@@ -150,6 +178,7 @@ def test_cli_shards_extract_like_the_files_each_shard_read_once(tmp_path, monkey
     def spy(path, mode="r", *a, **kw):
         opened.append((os.path.basename(path), mode))
         return real_open(path, mode, *a, **kw)
+
     monkeypatch.setattr(shards.tarfile, "open", spy)
     monkeypatch.setattr(shards, "_open", type(shards._open)())
     extract_cli(tmp_path / "webdataset.json", tmp_path / "wds.zarr")
@@ -160,7 +189,8 @@ def test_cli_shards_extract_like_the_files_each_shard_read_once(tmp_path, monkey
     for key in ("image/tokens", "image/pooled", "text/tokens", "text/ids"):
         np.testing.assert_array_equal(a[key][:], b[key][:])  # same pixels, same captions, same rows
     assert len({a["image/pooled"][i].tobytes() for i in range(5)}) == 4  # two green squares, the rest differ
-    r = run("eval", "--store", tmp_path / "wds.zarr", "--scorer", "cosine", "--out", tmp_path / "r.json",
-            "--device", "cpu")
+    r = run(
+        "eval", "--store", tmp_path / "wds.zarr", "--scorer", "cosine", "--out", tmp_path / "r.json", "--device", "cpu"
+    )
     result = json.loads((tmp_path / "r.json").read_text())
     assert r.exit_code == 0 and result["n_items"] == 5 and result["dataset"] == "wds", r.output

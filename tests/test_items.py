@@ -1,4 +1,5 @@
 """The item form: dedup, manifest round trip and layouts, fingerprint, images in files and tar shards."""
+
 from __future__ import annotations
 
 import hashlib
@@ -76,12 +77,27 @@ def test_bad_manifest_and_correct_index(tmp_path):
 
 def _reference_fingerprint(ds) -> str:
     """The fingerprint as first defined: sha256 of the whole manifest content dumped with sorted keys, then stats."""
-    content = {"schema": 1, "name": ds.name, "root": ds.root, "metric": ds.metric,
-               "images": [{"path": r.path, **({"box": list(r.box)} if r.box else {}),
-                           **({"member": r.member} if r.member else {})} for r in ds.images],
-               "captions": list(ds.captions),
-               "items": [{"image": it.image, "candidates": list(it.candidates), "correct": it.correct,
-                          "subset": it.subset, **({"tags": dict(it.tags)} if it.tags else {})} for it in ds.items]}
+    content = {
+        "schema": 1,
+        "name": ds.name,
+        "root": ds.root,
+        "metric": ds.metric,
+        "images": [
+            {"path": r.path, **({"box": list(r.box)} if r.box else {}), **({"member": r.member} if r.member else {})}
+            for r in ds.images
+        ],
+        "captions": list(ds.captions),
+        "items": [
+            {
+                "image": it.image,
+                "candidates": list(it.candidates),
+                "correct": it.correct,
+                "subset": it.subset,
+                **({"tags": dict(it.tags)} if it.tags else {}),
+            }
+            for it in ds.items
+        ],
+    }
     h = hashlib.sha256(json.dumps(content, sort_keys=True).encode())
     for row in range(len(ds.images)):
         p = ds.image_path(row)
@@ -113,11 +129,20 @@ def test_fingerprint_is_unchanged_by_streaming_and_members_round_trip(tmp_path):
 def test_manifest_of_the_earlier_layout_still_reads(tmp_path):
     ds = _dataset(tmp_path)
     fp = fingerprint(ds)
-    old = {"schema": 1, "name": "toy", "root": str(tmp_path), "metric": "argmax",
-           "images": [{"path": "a.png"}, {"path": "b.png", "box": [0, 0, 5, 5]}], "captions": ["red", "blue", "green"],
-           "items": [{"image": 0, "candidates": [0, 1], "correct": 0, "subset": "s1", "tags": {"template": "positive"}},
-                     {"image": 1, "candidates": [1, 0], "correct": 0, "subset": "s2"},
-                     {"image": 0, "candidates": [0, 2], "correct": 1, "subset": "s1"}], "fingerprint": fp}
+    old = {
+        "schema": 1,
+        "name": "toy",
+        "root": str(tmp_path),
+        "metric": "argmax",
+        "images": [{"path": "a.png"}, {"path": "b.png", "box": [0, 0, 5, 5]}],
+        "captions": ["red", "blue", "green"],
+        "items": [
+            {"image": 0, "candidates": [0, 1], "correct": 0, "subset": "s1", "tags": {"template": "positive"}},
+            {"image": 1, "candidates": [1, 0], "correct": 0, "subset": "s2"},
+            {"image": 0, "candidates": [0, 2], "correct": 1, "subset": "s1"},
+        ],
+        "fingerprint": fp,
+    }
     (tmp_path / "old.json").write_text(json.dumps(old, indent=1))
     assert read_manifest(tmp_path / "old.json") == ds and manifest_fingerprint(tmp_path / "old.json") == fp
 

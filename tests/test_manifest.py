@@ -1,4 +1,5 @@
 """The `manifest` loader: a hand-written manifest is checked, deduplicated, fingerprinted, then extracts."""
+
 from __future__ import annotations
 
 import io
@@ -18,17 +19,25 @@ from dcsm_cache.pipeline.items import ImageRef, fingerprint, manifest_fingerprin
 
 HAND = {
     "name": "mine",
-    "images": ["a.png", {"path": "b.png", "box": [0, 0, 10, 8]}, "never_used.png",
-               {"path": "s.tar", "member": "k.png"}],
+    "images": [
+        "a.png",
+        {"path": "b.png", "box": [0, 0, 10, 8]},
+        "never_used.png",
+        {"path": "s.tar", "member": "k.png"},
+    ],
     "captions": ["a red square", "a blue square", "a red square", "an unused caption"],
-    "items": [{"image": 0, "candidates": [0, 1]},
-              {"image": 1, "candidates": [2, 1], "correct": 1, "subset": "crops", "tags": {"family": "colour"}},
-              {"image": 3, "candidates": [1, 0], "subset": "tar"}],
+    "items": [
+        {"image": 0, "candidates": [0, 1]},
+        {"image": 1, "candidates": [2, 1], "correct": 1, "subset": "crops", "tags": {"family": "colour"}},
+        {"image": 3, "candidates": [1, 0], "subset": "tar"},
+    ],
 }
 # What the items are, written out: (image, candidate texts, correct, subset, tags).
-EXPECTED = [(ImageRef("a.png"), ["a red square", "a blue square"], 0, "", {}),
-            (ImageRef("b.png", (0, 0, 10, 8)), ["a red square", "a blue square"], 1, "crops", {"family": "colour"}),
-            (ImageRef("s.tar", member="k.png"), ["a blue square", "a red square"], 0, "tar", {})]
+EXPECTED = [
+    (ImageRef("a.png"), ["a red square", "a blue square"], 0, "", {}),
+    (ImageRef("b.png", (0, 0, 10, 8)), ["a red square", "a blue square"], 1, "crops", {"family": "colour"}),
+    (ImageRef("s.tar", member="k.png"), ["a blue square", "a red square"], 0, "tar", {}),
+]
 
 
 @pytest.fixture
@@ -57,8 +66,10 @@ def test_valid_manifest_is_deduplicated(root):
     write(root, HAND)
     ds = load_benchmark("manifest", str(root), file="my.json")
     assert ds.name == "mine" and ds.root == str(root)
-    got = [(ds.images[it.image], [ds.captions[c] for c in it.candidates], it.correct, it.subset, dict(it.tags))
-           for it in ds.items]
+    got = [
+        (ds.images[it.image], [ds.captions[c] for c in it.candidates], it.correct, it.subset, dict(it.tags))
+        for it in ds.items
+    ]
     assert got == EXPECTED
     assert ds.captions == ("a red square", "a blue square") and len(ds.images) == 3  # duplicates and unused dropped
     assert load_benchmark("manifest", str(root), file="my.json", name="other").name == "other"
@@ -72,10 +83,24 @@ def test_hand_written_manifest_gets_its_fingerprint_and_extracts(root, tmp_path)
     r = run("items", "manifest", "--root", root, "--set", "file=my.json", "--out", out)
     assert r.exit_code == 0 and "3 items, 3 images, 2 captions" in r.output, r.output
     assert manifest_fingerprint(out) == fingerprint(read_manifest(out)) and manifest_fingerprint(out) in r.output
-    r = run("extract", "--items", out, "--backbone", TINY_BACKBONE, "--out", tmp_path / "s.zarr", "--device", "cpu",
-            "--set", "batch_size=8", "--set", "progress=false")
+    r = run(
+        "extract",
+        "--items",
+        out,
+        "--backbone",
+        TINY_BACKBONE,
+        "--out",
+        tmp_path / "s.zarr",
+        "--device",
+        "cpu",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "progress=false",
+    )
     assert r.exit_code == 0 and "store complete" in r.output, r.output
     import zarr
+
     g = zarr.open_group(tmp_path / "s.zarr", mode="r")
     assert g["image/valid"][:].tolist() == [True, True, True] and g.attrs["fingerprint"] == manifest_fingerprint(out)
 
@@ -101,20 +126,23 @@ def _with(path, value):
     return doc
 
 
-@pytest.mark.parametrize("doc, error, needle", [
-    (_with(["items", 0, "image"], 4), BadInputError, "item 0: image 4 is out of range (0-3)"),
-    (_with(["items", 1, "correct"], 2), BadInputError, "item 1: correct 2 is out of range (0-1)"),
-    (_with(["items", 1, "correct"], "1"), BadInputError, "item 1: correct should be an integer index, got '1'"),
-    (_with(["items", 0, "candidate"], [0]), BadInputError, "item 0: fields are image, candidates"),
-    (_with(["items", 2, "candidates"], []), BadInputError, "item 2: candidates should be a non-empty list"),
-    (_with(["images", 0], "gone.png"), InputNotFoundError, "item 0: image 0 (gone.png) not found under"),
-    (_with(["images", 3, "member"], "x.png"), InputNotFoundError, "item 2: image 3 (s.tar:x.png) not found"),
-    (_with(["images", 1, "box"], [0, 0]), BadInputError, "image 1: box should be [x, y, w, h]"),
-    (_with(["captions", 1], None), BadInputError, "caption 1 should be text, got None"),
-    (_with(["metric"], "top5"), BadInputError, "metric 'top5' is not one of argmax, strict"),
-    (_with(["root"], "/somewhere/else"), BadInputError, "root '/somewhere/else' is not --root"),
-    (_with(["item"], []), BadInputError, "unknown field(s) item"),
-])
+@pytest.mark.parametrize(
+    "doc, error, needle",
+    [
+        (_with(["items", 0, "image"], 4), BadInputError, "item 0: image 4 is out of range (0-3)"),
+        (_with(["items", 1, "correct"], 2), BadInputError, "item 1: correct 2 is out of range (0-1)"),
+        (_with(["items", 1, "correct"], "1"), BadInputError, "item 1: correct should be an integer index, got '1'"),
+        (_with(["items", 0, "candidate"], [0]), BadInputError, "item 0: fields are image, candidates"),
+        (_with(["items", 2, "candidates"], []), BadInputError, "item 2: candidates should be a non-empty list"),
+        (_with(["images", 0], "gone.png"), InputNotFoundError, "item 0: image 0 (gone.png) not found under"),
+        (_with(["images", 3, "member"], "x.png"), InputNotFoundError, "item 2: image 3 (s.tar:x.png) not found"),
+        (_with(["images", 1, "box"], [0, 0]), BadInputError, "image 1: box should be [x, y, w, h]"),
+        (_with(["captions", 1], None), BadInputError, "caption 1 should be text, got None"),
+        (_with(["metric"], "top5"), BadInputError, "metric 'top5' is not one of argmax, strict"),
+        (_with(["root"], "/somewhere/else"), BadInputError, "root '/somewhere/else' is not --root"),
+        (_with(["item"], []), BadInputError, "unknown field(s) item"),
+    ],
+)
 def test_bad_manifests_name_what_is_wrong(root, doc, error, needle):
     write(root, doc)
     with pytest.raises(error) as err:

@@ -4,6 +4,7 @@ Stores are written directly (P=197, D=8, no backbone run); the reference computa
 written the way the DCSM reference code writes it (run_evals.py `evaluate_patch_model`,
 models_and_dataloaders.py `CrossModalConvNetwork`/`standardize`), independently of pipeline/paper/.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ from torch import nn
 
 from dcsm_cache._openclip import open_clip
 from dcsm_cache.cli import main
-from dcsm_cache.errors import (BadInputError, ConfigError, InputNotFoundError, StoreMismatchError,
-                               UnknownNameError)
+from dcsm_cache.errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError, UnknownNameError
 from dcsm_cache.pipeline import paper
 from dcsm_cache.pipeline.cache import CachedDataset
 from dcsm_cache.pipeline.dcsm import apply_functional_rows, column_mask, standardise
@@ -32,12 +32,26 @@ from dcsm_cache.stores.feature_store import FeatureStore, StoreShape
 TOKENIZER = open_clip.get_tokenizer("ViT-B-16")
 WORDS = ["above", "below", "left", "right", "small", "big", "not", "no", "without", "but", "absent"]
 BEER = "An image of A beer bottle above a armchair"
-LONG = " ".join(["a"] * 31) + " above " + " ".join(["b"] * 3)   # "above" is word 31: past column 29
+LONG = " ".join(["a"] * 31) + " above " + " ".join(["b"] * 3)  # "above" is word 31: past column 29
 ITEMS = [  # (image, candidates): special words early and late, repeated, capitalised, with punctuation
-    (0, [BEER, "An image of A beer bottle below a armchair", "An image of A beer bottle to the left of a armchair",
-         "An image of A beer bottle to the right of a armchair"]),
-    (1, ["This image features a cup, but not a fork", "This image features a fork, but not a cup",
-         "This image features a fork", "This image does not feature a cup"]),
+    (
+        0,
+        [
+            BEER,
+            "An image of A beer bottle below a armchair",
+            "An image of A beer bottle to the left of a armchair",
+            "An image of A beer bottle to the right of a armchair",
+        ],
+    ),
+    (
+        1,
+        [
+            "This image features a cup, but not a fork",
+            "This image features a fork, but not a cup",
+            "This image features a fork",
+            "This image does not feature a cup",
+        ],
+    ),
     (2, ["Not a dog left, of a cat", "no no dog left of a cat not", "a small dog without a big cat", "a red cube"]),
     (3, [LONG, "a b c", "schoolbus left of car", "a dog absent"]),
     (4, ["a red cube and a blue sphere", "a blue cube and a red sphere"]),
@@ -46,6 +60,7 @@ ITEMS = [  # (image, candidates): special words early and late, repeated, capita
 
 
 # ---------------------------------------------------------------- fixtures built in code
+
 
 def unit(rng, *shape) -> np.ndarray:
     x = rng.standard_normal(shape).astype(np.float32)
@@ -64,9 +79,18 @@ def make_store(tmp_path, items=ITEMS, name="whatsUp_A+paper", n_tokens=197, dim=
     lengths = np.minimum((ids != 0).sum(1), width).astype(np.int32)
     n, m = len(ds.images), len(ds.captions)
     path = tmp_path / "store.zarr"
-    store = FeatureStore.create(path, StoreShape(n, n_tokens, m, width, dim),
-                                {"backbone": "ViT-B-16", "manifest": str(manifest), "fingerprint": fp, "dataset": name,
-                                 "backbone_id": "0" * 16, "tokenizer": tokenizer_record("ViT-B-16", TOKENIZER)})
+    store = FeatureStore.create(
+        path,
+        StoreShape(n, n_tokens, m, width, dim),
+        {
+            "backbone": "ViT-B-16",
+            "manifest": str(manifest),
+            "fingerprint": fp,
+            "dataset": name,
+            "backbone_id": "0" * 16,
+            "tokenizer": tokenizer_record("ViT-B-16", TOKENIZER),
+        },
+    )
     store.write("image/tokens", 0, unit(rng, n, n_tokens, dim))
     store.write("image/pooled", 0, unit(rng, n, dim))
     store.write("image/valid", 0, np.ones(n, bool))
@@ -86,19 +110,29 @@ def make_checkpoint(tmp_path, seed=0, words=None, **extra):
     with torch.no_grad():
         emb.weight = nn.Parameter((F.normalize(emb.weight, p=2, dim=1) + 1) / 3)
     path = tmp_path / "ckpt.pt"
-    torch.save({"model_state_dict": net.state_dict(), "external_logic_token_embeddings": emb,
-                "learned_lookup": words, "clip_state_dict": {"logit_scale": torch.tensor(4.6)}, **extra}, path)
+    torch.save(
+        {
+            "model_state_dict": net.state_dict(),
+            "external_logic_token_embeddings": emb,
+            "learned_lookup": words,
+            "clip_state_dict": {"logit_scale": torch.tensor(4.6)},
+            **extra,
+        },
+        path,
+    )
     return path, net.eval(), emb, list(words or WORDS)
 
 
 # ---------------------------------------------------------------- the reference, as its code reads
 
+
 class ReferenceNet(nn.Module):
     def __init__(self, img_seq, text_seq, hidden_dim=128, dropout_prob=0.5):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels=1, out_channels=hidden_dim // 32, kernel_size=(3, 3), padding=1)
-        self.conv2 = nn.Conv2d(in_channels=hidden_dim // 32, out_channels=hidden_dim // 32, kernel_size=(3, 3),
-                               padding=1)
+        self.conv2 = nn.Conv2d(
+            in_channels=hidden_dim // 32, out_channels=hidden_dim // 32, kernel_size=(3, 3), padding=1
+        )
         self.dropout1 = nn.Dropout2d(p=dropout_prob)
         self.dropout2 = nn.Dropout2d(p=dropout_prob)
         self.dropout3 = nn.Dropout(p=dropout_prob)
@@ -133,7 +167,7 @@ def reference_scores(image_tokens, text_tokens, texts, net, emb, words, text_seq
                 idx = sent.index(sp_w)
                 mid = emb(torch.tensor([words.index(sp_w)]))
                 mid = mid.unsqueeze(2).repeat(1, 1, 1)
-                temp_k_cossim = torch.cat([temp_k_cossim[:, :, :idx], mid, temp_k_cossim[:, :, idx + 1:]], dim=-1)
+                temp_k_cossim = torch.cat([temp_k_cossim[:, :, :idx], mid, temp_k_cossim[:, :, idx + 1 :]], dim=-1)
                 temp_k_cossim = temp_k_cossim[:, :, :text_seq]
         new_cossim_mat.append(temp_k_cossim)
     cossim_mat = torch.stack(new_cossim_mat, dim=1)
@@ -143,6 +177,7 @@ def reference_scores(image_tokens, text_tokens, texts, net, emb, words, text_seq
 
 # ---------------------------------------------------------------- (a) compat == the reference formula
 
+
 def test_scores_match_the_reference_formula(tmp_path):
     store, ds = make_store(tmp_path)
     ckpt, net, emb, words = make_checkpoint(tmp_path)
@@ -151,9 +186,14 @@ def test_scores_match_the_reference_formula(tmp_path):
     got = paper.score_items(data, list(ds.items), scorer, "cpu", batch_size=4)
     raw = FeatureStore.open(store)
     for it, scores in zip(ds.items, got):
-        want = reference_scores(torch.from_numpy(raw.image_tokens[it.image]),
-                                torch.from_numpy(raw.text_tokens[list(it.candidates)])[:, :30],
-                                [ds.captions[c] for c in it.candidates], net, emb, words)
+        want = reference_scores(
+            torch.from_numpy(raw.image_tokens[it.image]),
+            torch.from_numpy(raw.text_tokens[list(it.candidates)])[:, :30],
+            [ds.captions[c] for c in it.candidates],
+            net,
+            emb,
+            words,
+        )
         assert scores.shape == (len(it.candidates),)
         assert np.abs(scores - want.numpy()).max() <= 1e-5
     assert np.ptp(np.concatenate(got)) > 1e-3  # the scores are not degenerate
@@ -165,10 +205,20 @@ def test_evaluate_dcsm_paper_end_to_end(tmp_path):
     assert "dcsm-paper" in SCORERS
     result = evaluate(store, "dcsm-paper", EvalConfig(checkpoint=str(ckpt), device="cpu"))
     raw = FeatureStore.open(store)
-    flags = [int(reference_scores(torch.from_numpy(raw.image_tokens[it.image]),
-                                  torch.from_numpy(raw.text_tokens[list(it.candidates)])[:, :30],
-                                  [ds.captions[c] for c in it.candidates], net, emb, words).argmax()) == 0
-             for it in ds.items]
+    flags = [
+        int(
+            reference_scores(
+                torch.from_numpy(raw.image_tokens[it.image]),
+                torch.from_numpy(raw.text_tokens[list(it.candidates)])[:, :30],
+                [ds.captions[c] for c in it.candidates],
+                net,
+                emb,
+                words,
+            ).argmax()
+        )
+        == 0
+        for it in ds.items
+    ]
     assert result["scorer"] == "dcsm-paper" and result["dataset"] == "whatsUp_A+paper"
     assert result["accuracy"] == pytest.approx(np.mean(flags)) and result["n_items"] == len(ITEMS)
     with pytest.raises(ConfigError):
@@ -184,10 +234,11 @@ def test_store_without_197_image_tokens_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- (b) where default and compat differ
 
+
 def test_functional_column_is_the_whitespace_index_not_the_token(tmp_path):
     store, ds = make_store(tmp_path)
     row = ds.captions.index(BEER)
-    data = CachedDataset.open(store)                                  # default mode: real token positions
+    data = CachedDataset.open(store)  # default mode: real token positions
     cols = data.fr_columns[row].numpy()
     assert np.flatnonzero(cols >= 0).tolist() == [7] and data.fr_words[cols[7]] == "above"
     enc = TOKENIZER.encoder
@@ -199,8 +250,9 @@ def test_functional_column_is_the_whitespace_index_not_the_token(tmp_path):
     img, txt = torch.from_numpy(unit(rng, 1, 197, 8)), torch.from_numpy(unit(rng, 1, 1, 30, 8))
     fr = torch.rand(len(WORDS), 197)
     ref = paper.reference_maps(img, txt, torch.tensor(src).view(1, 1, 30), fr)
-    default = apply_functional_rows(torch.einsum("bpd,bkld->bkpl", img.float(), txt.float()),
-                                    data.fr_columns[row, :30].view(1, 1, 30), fr)
+    default = apply_functional_rows(
+        torch.einsum("bpd,bkld->bkpl", img.float(), txt.float()), data.fr_columns[row, :30].view(1, 1, 30), fr
+    )
     assert torch.equal(ref[0, 0, :, 6], fr[0]) and torch.equal(default[0, 0, :, 7], fr[0])
     assert not torch.equal(ref[0, 0, :, 7], fr[0]) and not torch.equal(default[0, 0, :, 6], fr[0])
 
@@ -219,10 +271,10 @@ def test_word_matching_rules_and_variants():
     src = paper.column_sources("This image features a cup, but not a fork", WORDS)
     assert src[5] == -(WORDS.index("but") + 1) and src[6] == -(WORDS.index("not") + 1)
     assert paper.column_sources("Not a dog left, of a cat", WORDS) == list(range(30))  # case and punctuation
-    src = paper.column_sources("no no dog left of a cat not", WORDS)                     # first occurrence
+    src = paper.column_sources("no no dog left of a cat not", WORDS)  # first occurrence
     assert src[0] == -(WORDS.index("no") + 1) and src[1] == 1 and src[3] == -(WORDS.index("left") + 1)
     assert paper.column_sources("schoolbus left of car", WORDS)[1] == -(WORDS.index("left") + 1)
-    assert paper.column_sources(LONG, WORDS) == list(range(30))                          # index >= 30
+    assert paper.column_sources(LONG, WORDS) == list(range(30))  # index >= 30
     assert paper.column_sources(LONG, WORDS, variant="insert") == list(range(30))
     # eval_simple.py inserts: later columns shift right and the last one drops
     assert paper.column_sources("a b above c", WORDS, variant="insert") == [0, 1, -1] + list(range(2, 29))
@@ -249,6 +301,7 @@ def test_standardisation_spans_all_candidates_not_each_map():
 
 # ---------------------------------------------------------------- (c) prefixes and rewrites on manifests
 
+
 def _ds(name, captions):
     b = DatasetBuilder(name, "/nowhere")
     b.add("x.png", captions)
@@ -268,8 +321,9 @@ def test_reference_captions_on_manifests(tmp_path):
     assert paper.apply_reference_captions(raw, "coco_spatial1").captions == ("a pizza aboveping", "a man below a bus")
     base = paper.apply_reference_captions(raw, "coco_spatial1", dcsm=False)
     assert base.captions == raw.captions and base.name == "coco_spatial1+paper-baseline"
-    assert paper.apply_reference_captions(_ds("vg_attr", ["the white plate"]), "vg_attr").captions == \
-        ("An image of the white plate",)
+    assert paper.apply_reference_captions(_ds("vg_attr", ["the white plate"]), "vg_attr").captions == (
+        "An image of the white plate",
+    )
 
 
 def test_captions_that_become_equal_are_stored_once():
@@ -289,14 +343,21 @@ def test_items_command_paper_compat(tmp_path):
     root = tmp_path / "whatsup"
     (root / "controlled_images").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(root / "controlled_images" / "mug_on_table.jpeg", "JPEG")
-    options = ["A mug on a table", "A mug under a table", "A mug to the left of a table",
-               "A mug to the right of a table"]
-    (root / "controlled_images_dataset.json").write_text(json.dumps(
-        [{"image_path": "data/controlled_images/mug_on_table.jpeg", "caption_options": options}]))
+    options = [
+        "A mug on a table",
+        "A mug under a table",
+        "A mug to the left of a table",
+        "A mug to the right of a table",
+    ]
+    (root / "controlled_images_dataset.json").write_text(
+        json.dumps([{"image_path": "data/controlled_images/mug_on_table.jpeg", "caption_options": options}])
+    )
     above = "An image of A mug above a table"
-    for flag, name, first in ((["--paper-compat"], "whatsUp_A+paper", above),
-                              (["--paper-compat", "baseline"], "whatsUp_A+paper-baseline", above),
-                              ([], "whatsUp_A", "A mug on a table")):
+    for flag, name, first in (
+        (["--paper-compat"], "whatsUp_A+paper", above),
+        (["--paper-compat", "baseline"], "whatsUp_A+paper-baseline", above),
+        ([], "whatsUp_A", "A mug on a table"),
+    ):
         out = tmp_path / f"{name}.json"
         res = CliRunner().invoke(main, ["items", "whatsUp_A", "--root", str(root), "--out", str(out), *flag])
         assert res.exit_code == 0, res.output
@@ -305,6 +366,7 @@ def test_items_command_paper_compat(tmp_path):
 
 
 # ---------------------------------------------------------------- (d) the reference's checkpoint
+
 
 def test_loads_a_reference_checkpoint(tmp_path):
     path, net, emb, words = make_checkpoint(tmp_path)
@@ -337,8 +399,9 @@ class Pickled:
 
 
 def test_foreign_objects_in_the_checkpoint_are_inert(tmp_path):
-    path, *_ = make_checkpoint(tmp_path, clip_text_tokenizer=Pickled(), epoch=3,
-                               optimizer_state_dict={"state": {}, "param_groups": []})
+    path, *_ = make_checkpoint(
+        tmp_path, clip_text_tokenizer=Pickled(), epoch=3, optimizer_state_dict={"state": {}, "param_groups": []}
+    )
     paper.load_reference_checkpoint(path)
     assert not _RAN
 
@@ -351,8 +414,13 @@ def test_bad_checkpoints(tmp_path):
     torch.save({"model_state_dict": {}}, tmp_path / "a.pt")
     with pytest.raises(BadInputError, match="external_logic_token_embeddings"):
         paper.load_reference_checkpoint(tmp_path / "a.pt")
-    torch.save({"model_state_dict": {"fc2.weight": torch.zeros(1, 128)},
-                "external_logic_token_embeddings": torch.zeros(11, 197)}, tmp_path / "b.pt")
+    torch.save(
+        {
+            "model_state_dict": {"fc2.weight": torch.zeros(1, 128)},
+            "external_logic_token_embeddings": torch.zeros(11, 197),
+        },
+        tmp_path / "b.pt",
+    )
     with pytest.raises(BadInputError, match="model_state_dict"):
         paper.load_reference_checkpoint(tmp_path / "b.pt")
     (tmp_path / "c.pt").write_text("not a checkpoint")
@@ -362,12 +430,15 @@ def test_bad_checkpoints(tmp_path):
 
 # ---------------------------------------------------------------- reference text tokens (pad columns)
 
+
 def _tiny_clip():
     torch.manual_seed(0)
     return open_clip.model.CLIP(
-        embed_dim=16, quick_gelu=True,
+        embed_dim=16,
+        quick_gelu=True,
         vision_cfg=open_clip.model.CLIPVisionCfg(layers=1, width=32, head_width=16, patch_size=16, image_size=32),
-        text_cfg=open_clip.model.CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=2)).eval()
+        text_cfg=open_clip.model.CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=2),
+    ).eval()
 
 
 @torch.no_grad()
@@ -378,11 +449,17 @@ def test_reference_text_tokens_keep_real_columns_and_mask_pads():
     lengths = (ids != 0).sum(1)
     tokens, pooled = paper.reference_text_tokens(model, ids, lengths)
     # real positions are what open_clip's own causal forward gives; pooled is encode_text
-    x = model.ln_final(model.transformer(model.token_embedding(TOKENIZER(texts)) + model.positional_embedding,
-                                         attn_mask=model.attn_mask)) @ model.text_projection
+    x = (
+        model.ln_final(
+            model.transformer(
+                model.token_embedding(TOKENIZER(texts)) + model.positional_embedding, attn_mask=model.attn_mask
+            )
+        )
+        @ model.text_projection
+    )
     for b, n in enumerate(lengths.tolist()):
         assert torch.allclose(tokens[b, :n], x[b, :n], atol=1e-5)
-        assert not torch.allclose(tokens[b, n:], x[b, n:30], atol=1e-3)   # open_clip's pads are another thing
+        assert not torch.allclose(tokens[b, n:], x[b, n:30], atol=1e-3)  # open_clip's pads are another thing
     assert torch.allclose(pooled, model.encode_text(TOKENIZER(texts)), atol=1e-5)
     # a column depends on neither later positions nor how far the caption is padded
     longer, _ = paper.reference_text_tokens(model, TOKENIZER(texts, context_length=40), lengths)
@@ -396,9 +473,19 @@ def test_reference_text_tokens_equal_hf_clip_with_max_length_padding():
     `padding="max_length"`: same weights, every column (pads included) agrees."""
     transformers = pytest.importorskip("transformers")
     model = _tiny_clip()
-    cfg = transformers.CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=128, num_hidden_layers=2,
-                                      num_attention_heads=2, max_position_embeddings=77, hidden_act="quick_gelu",
-                                      projection_dim=16, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    cfg = transformers.CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=32,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        projection_dim=16,
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+    )
     hf = transformers.CLIPTextModelWithProjection(cfg).eval()
     t = hf.text_model
     model.token_embedding.weight.copy_(t.embeddings.token_embedding.weight)
@@ -415,7 +502,7 @@ def test_reference_text_tokens_equal_hf_clip_with_max_length_padding():
     model.ln_final.load_state_dict(t.final_layer_norm.state_dict())
     model.text_projection.copy_(hf.text_projection.weight.T)
     texts = ["An image of A beer bottle above a armchair", "a red cube", " ".join(["dog"] * 40)]
-    ids = TOKENIZER(texts, context_length=30)          # truncation keeps EOT last, as HF truncation=True does
+    ids = TOKENIZER(texts, context_length=30)  # truncation keeps EOT last, as HF truncation=True does
     lengths = (ids != 0).sum(1)
     mask = torch.arange(30).unsqueeze(0) < lengths.unsqueeze(1)
     want = hf.text_projection(t(input_ids=ids.masked_fill(~mask, 49407), attention_mask=mask.long()).last_hidden_state)

@@ -1,4 +1,5 @@
 """pretrain: open_clip's own model and loss, every tower trained, a checkpoint open_clip loads."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,11 +30,20 @@ def _moved(path) -> dict[str, bool]:
 
 
 @pytest.mark.parametrize("token_loss,token_pool", [(0.0, "maxsim"), (1.0, "maxsim"), (1.0, "filip"), (1.0, "mean")])
-def test_pretrain_trains_both_towers_and_saves_an_open_clip_checkpoint(pretrain_items, tmp_path,
-                                                                       token_loss, token_pool):
+def test_pretrain_trains_both_towers_and_saves_an_open_clip_checkpoint(
+    pretrain_items, tmp_path, token_loss, token_pool
+):
     out = tmp_path / "tiny.pt"
-    cfg = PretrainConfig(arch=TINY_BACKBONE, steps=3, batch_size=8, warmup=1, device="cpu",
-                         progress=False, token_loss=token_loss, token_pool=token_pool)
+    cfg = PretrainConfig(
+        arch=TINY_BACKBONE,
+        steps=3,
+        batch_size=8,
+        warmup=1,
+        device="cpu",
+        progress=False,
+        token_loss=token_loss,
+        token_pool=token_pool,
+    )
     summary = pretrain(pretrain_items, out, cfg)
     assert summary["steps"] == 3 and summary["n_pairs"] == 40
     assert torch.isfinite(torch.tensor(summary["final_loss"]))
@@ -42,7 +52,7 @@ def test_pretrain_trains_both_towers_and_saves_an_open_clip_checkpoint(pretrain_
     image = [k for k in moved if k.startswith("visual.")]
     assert text and image
     assert all(moved[k] for k in text + image), [k for k in text + image if not moved[k]]
-    model = open_clip.create_model(TINY_BACKBONE, pretrained=str(out))   # loads as open_clip does
+    model = open_clip.create_model(TINY_BACKBONE, pretrained=str(out))  # loads as open_clip does
     assert torch.equal(model.text_projection, torch.load(out, weights_only=True)["text_projection"])
 
 
@@ -54,11 +64,11 @@ def test_late_interaction_matches_a_direct_computation(both_ways):
     got = late_interaction(patches, tokens, valid, both_ways)
     for i in range(3):
         for t in range(2):
-            words = tokens[t, :int(valid[t].sum())]
+            words = tokens[t, : int(valid[t].sum())]
             cos = torch.nn.functional.cosine_similarity(patches[i][:, None], words[None], dim=-1)  # [P, L]
-            want = cos.max(0).values.mean()       # each word's best patch
+            want = cos.max(0).values.mean()  # each word's best patch
             if both_ways:
-                want = (want + cos.max(1).values.mean()) / 2   # and each patch's best word
+                want = (want + cos.max(1).values.mean()) / 2  # and each patch's best word
             assert torch.allclose(got[i, t], want, atol=1e-6), (i, t)
 
 

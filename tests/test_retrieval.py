@@ -3,6 +3,7 @@
 Expected recalls are recomputed here with numpy: every (image, sentence) pair of the JSON is one
 text, and ranks come from a brute-force stable sort of the full similarity matrix.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,15 @@ def karpathy_doc(n_test: int = 12) -> dict:
             sentences.append(f"{WORDS[(i + 1) % 8]} in the rain {i}")
         if i in (1, 4):
             sentences.append(SHARED)
-        images.append({"filename": f"COCO_val2014_{i:012d}.jpg", "filepath": "val2014", "imgid": i,
-                       "split": "test" if i < n_test else "train",
-                       "sentences": [{"raw": s, "tokens": s.split()} for s in sentences]})
+        images.append(
+            {
+                "filename": f"COCO_val2014_{i:012d}.jpg",
+                "filepath": "val2014",
+                "imgid": i,
+                "split": "test" if i < n_test else "train",
+                "sentences": [{"raw": s, "tokens": s.split()} for s in sentences],
+            }
+        )
     return {"images": images, "dataset": "coco"}
 
 
@@ -80,8 +87,10 @@ def brute_force(doc: dict, ds, store: Path) -> dict[str, np.ndarray]:
     owner = np.array(owner)
     sim = img[image_rows] @ txt.T  # [images, unique captions], then one column per (image, sentence)
     sim = sim[:, text_rows]
-    i2t = [min(np.where(np.argsort(-sim[i], kind="stable") == j)[0][0] for j in np.where(owner == i)[0])
-           for i in range(len(test))]
+    i2t = [
+        min(np.where(np.argsort(-sim[i], kind="stable") == j)[0][0] for j in np.where(owner == i)[0])
+        for i in range(len(test))
+    ]
     t2i = [np.where(np.argsort(-sim[:, j], kind="stable") == owner[j])[0][0] for j in range(len(owner))]
     return {"image_to_text": np.array(i2t), "text_to_image": np.array(t2i)}
 
@@ -131,8 +140,9 @@ def test_cli(extracted):
     assert doc == json.loads(json.dumps(retrieval(tmp / "coco.zarr")))
     assert doc["scorer"] == "cosine" and doc["metric"] == "recall@k" and doc["n_items"] == 12
     assert "image->text R@1" in res.output
-    res = CliRunner().invoke(main, ["retrieval", "--store", str(tmp / "coco.zarr"), "--out", str(out),
-                                    "--set", "ks=[0]"])
+    res = CliRunner().invoke(
+        main, ["retrieval", "--store", str(tmp / "coco.zarr"), "--out", str(out), "--set", "ks=[0]"]
+    )
     assert res.exit_code == 2 and "must be positive" in res.output
 
 
@@ -144,7 +154,8 @@ def test_report_has_a_retrieval_table(extracted, tmp_path):
     assert "## Retrieval" in md and "Accuracy (%) per benchmark subset" not in md
     line = next(line for line in md.splitlines() if line.startswith(f"| {result['dataset']} |"))
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[2:8] == [f"{100 * result[d][f'R@{k}']:.1f}" for d in ("image_to_text", "text_to_image")
-                          for k in (1, 5, 10)]
+    assert cells[2:8] == [
+        f"{100 * result[d][f'R@{k}']:.1f}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)
+    ]
     assert cells[8:] == [str(result["n_images"]), str(result["n_texts"])]
     assert (tmp_path / "summary.csv").read_text().count("\nretrieval,") == 6

@@ -1,4 +1,5 @@
 """The scorer checkpoint: written and read in one module; an old, foreign or truncated file is one line."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,14 @@ from dcsm_cache.errors import BadInputError, InputNotFoundError
 from dcsm_cache.pipeline.scorer import DCSMScorer, ScorerConfig
 from dcsm_cache.pipeline.scorer_file import FORMAT, load_scorer, save_scorer
 
-META = {"scorer_config": {}, "n_tokens": 16, "text_len": 8, "fr_words": ["above", "not"], "backbone": "b",
-        "backbone_id": "0" * 16}
+META = {
+    "scorer_config": {},
+    "n_tokens": 16,
+    "text_len": 8,
+    "fr_words": ["above", "not"],
+    "backbone": "b",
+    "backbone_id": "0" * 16,
+}
 
 
 def _saved(tmp_path):
@@ -27,15 +34,22 @@ def test_round_trip_and_no_temporary_left(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["dcsm.pt"]
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda p: torch.save({**torch.load(p, weights_only=True), "format": "dcsm-cache/scorer-v1"}, p),
-     "was written by another dcsm-cache version (dcsm-cache/scorer-v1)"),
-    (lambda p: torch.save({"model_state_dict": {}}, p), "is not a dcsm-cache scorer checkpoint"),
-    (lambda p: p.write_bytes(p.read_bytes()[:100]), "cannot be read"),
-    (lambda p: p.write_text("not a checkpoint"), "cannot be read"),
-    (lambda p: torch.save({k: v for k, v in torch.load(p, weights_only=True).items() if k != "fr_words"}, p),
-     "lacks fr_words"),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (
+            lambda p: torch.save({**torch.load(p, weights_only=True), "format": "dcsm-cache/scorer-v1"}, p),
+            "was written by another dcsm-cache version (dcsm-cache/scorer-v1)",
+        ),
+        (lambda p: torch.save({"model_state_dict": {}}, p), "is not a dcsm-cache scorer checkpoint"),
+        (lambda p: p.write_bytes(p.read_bytes()[:100]), "cannot be read"),
+        (lambda p: p.write_text("not a checkpoint"), "cannot be read"),
+        (
+            lambda p: torch.save({k: v for k, v in torch.load(p, weights_only=True).items() if k != "fr_words"}, p),
+            "lacks fr_words",
+        ),
+    ],
+)
 def test_bad_checkpoints_are_one_line(make, words, tmp_path):
     _, path = _saved(tmp_path)
     make(path)

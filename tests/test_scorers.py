@@ -1,4 +1,5 @@
 """The scorer registry is the one list: the CLI's choices, the config schema and the rules all come from it."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Tar shard members: read without unpacking, each shard opened once and read forward, errors name the shard."""
+
 from __future__ import annotations
 
 import io
@@ -43,6 +44,7 @@ def counted_opens(monkeypatch):
         if mode.startswith("r"):  # not the shards the tests write
             opened.append(os.path.basename(path))
         return real_open(path, mode, *a, **kw)
+
     monkeypatch.setattr(shards.tarfile, "open", spy)
     monkeypatch.setattr(shards, "_open", type(shards._open)())  # a fresh cache for this test
     return opened
@@ -75,6 +77,7 @@ def test_threads_read_the_right_bytes(tmp_path, counted_opens):
     def work(i):
         for name in names[i::4]:
             got[name] = shards.read_member(tmp_path / "s.tar", name)
+
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()

@@ -9,6 +9,7 @@ backbones' weights and three benchmark folders (tiny stand-ins in their native l
 checkpoint forms), plans its own jobs, runs exactly those results, lists what is missing and writes
 results/paper/summary.md; with strict=true it stops with the same list.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,21 @@ PAPER = [REPO / "config" / "paper.yaml", REPO / "tests" / "workflow" / "paper.ya
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
 
 
-def snakemake(workdir: Path, configfiles, *args: str, env: dict | None = None,
-              ok: bool = True) -> subprocess.CompletedProcess:
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", *map(str, configfiles), "--cores", "2", *args]
+def snakemake(
+    workdir: Path, configfiles, *args: str, env: dict | None = None, ok: bool = True
+) -> subprocess.CompletedProcess:
+    cmd = [
+        SNAKEMAKE,
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        *map(str, configfiles),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
     proc.output = proc.stdout + proc.stderr
     if ok:
@@ -50,9 +62,13 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 def merged(configfiles) -> dict:
     """The config Snakemake builds from several --configfile files: each merged into the last, key by key."""
+
     def merge(a, b):
-        return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-                        for k, v in b.items()}}
+        return {
+            **a,
+            **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v for k, v in b.items()},
+        }
+
     cfg: dict = {}
     for f in configfiles:
         cfg = merge(cfg, yaml.safe_load(Path(f).read_text()))
@@ -73,9 +89,14 @@ def test_default_runs_every_stage_into_results_of_its_name(default_run):
     for bench in ("shapes_binding", "shapes_spatial", "shapes_negation"):
         assert f"{bench}/heldout" in summary
     assert "## Zero-shot classification" in summary and "| shapes_objects/heldout |" in summary
-    for path in ["models/shapes-clip.pt", "models/shapes-clip/dcsm.pt", "stores/shapes-clip/shapes_train.zarr",
-                 "results/default/shapes-clip/shapes_spatial/dcsm.json", "logs/extract/shapes-clip/shapes_spatial.log",
-                 "results/default/summary.csv"]:
+    for path in [
+        "models/shapes-clip.pt",
+        "models/shapes-clip/dcsm.pt",
+        "stores/shapes-clip/shapes_train.zarr",
+        "results/default/shapes-clip/shapes_spatial/dcsm.json",
+        "logs/extract/shapes-clip/shapes_spatial.log",
+        "results/default/summary.csv",
+    ]:
         assert (default_run / path).exists(), path
     assert not (default_run / "results" / "summary.md").exists()
     result = json.loads((default_run / "results/default/shapes-clip/shapes_spatial/dcsm.json").read_text())
@@ -83,8 +104,11 @@ def test_default_runs_every_stage_into_results_of_its_name(default_run):
     assert result["code"] == code_fingerprint("evaluate")
     zs = json.loads((default_run / "results/default/shapes-clip/shapes_objects/zeroshot.json").read_text())
     world = json.loads((default_run / "data/world/world.json").read_text())
-    objects = sum(len(s["objects"]) for split in ("test", "heldout")
-                  for s in json.loads((default_run / f"data/world/scenes/{split}.json").read_text())["scenes"])
+    objects = sum(
+        len(s["objects"])
+        for split in ("test", "heldout")
+        for s in json.loads((default_run / f"data/world/scenes/{split}.json").read_text())["scenes"]
+    )
     assert zs["n_items"] == objects and zs["n_classes"] == len(world["colours"]) * len(world["shapes"])
     assert set(zs["subsets"]) == {"test", "heldout"} and zs["code"] == code_fingerprint("zeroshot")
     assert planned_jobs(snakemake(default_run, DEFAULT, "-n").output) == {}  # nothing changed, nothing to do
@@ -109,12 +133,15 @@ def test_config_in_another_yaml_style_plans_nothing_and_one_setting_plans_its_jo
 @pytest.mark.slow
 def test_changed_stage_code_reruns_the_jobs_it_feeds(default_run, tmp_path):
     """A copy of the package with one module changed, as an upgrade would change it (PYTHONPATH points at it)."""
-    shutil.copytree(REPO / "src" / "dcsm_cache", tmp_path / "src" / "dcsm_cache",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "src" / "dcsm_cache", tmp_path / "src" / "dcsm_cache", ignore=shutil.ignore_patterns("__pycache__")
+    )
     env = {"PYTHONPATH": str(tmp_path / "src")}
-    expected = {"pipeline/tasks/choice.py": {"evaluate": 9, "report": 1, "all": 1},
-                "pipeline/scorer.py": {"train": 1, "evaluate": 9, "report": 1, "all": 1},
-                "pipeline/tasks/report.py": {"report": 1, "all": 1}}
+    expected = {
+        "pipeline/tasks/choice.py": {"evaluate": 9, "report": 1, "all": 1},
+        "pipeline/scorer.py": {"train": 1, "evaluate": 9, "report": 1, "all": 1},
+        "pipeline/tasks/report.py": {"report": 1, "all": 1},
+    }
     for module, jobs in expected.items():
         path = tmp_path / "src" / "dcsm_cache" / module
         original = path.read_text()
@@ -161,9 +188,16 @@ HERE = ("negclip-vit-b-32", "conclip-vit-b-32")
 
 
 def paper_results() -> set[str]:
-    return {f"results/paper/{b}/{d}/{t}.json" for b in HERE for d, t in
-            [("vg_attr+paper-baseline", "cosine"), ("vg_attr+paper-baseline", "dcsm"), ("cifar10", "zeroshot"),
-             ("karpathy_coco", "retrieval")]}
+    return {
+        f"results/paper/{b}/{d}/{t}.json"
+        for b in HERE
+        for d, t in [
+            ("vg_attr+paper-baseline", "cosine"),
+            ("vg_attr+paper-baseline", "dcsm"),
+            ("cifar10", "zeroshot"),
+            ("karpathy_coco", "retrieval"),
+        ]
+    }
 
 
 def missing_lines(output: str) -> set[str]:
@@ -171,7 +205,7 @@ def missing_lines(output: str) -> set[str]:
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("dcsm-cache: config"))
     block = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith("  "):
             break
         block.append(line.strip())
@@ -183,8 +217,16 @@ def test_paper_config_after_the_default_plans_its_own_jobs(default_run, tmp_path
     folder, env = paper_folder(default_run, tmp_path)
     dry = snakemake(folder, PAPER, "-n", env=env).output
     assert "Nothing to be done" not in dry
-    assert planned_jobs(dry) == {"items": 3, "extract": 8, "train": 2, "evaluate": 4, "zeroshot": 2, "retrieval": 2,
-                                 "report": 1, "all": 1}, dry  # the world and its shapes_train manifest are reused
+    assert planned_jobs(dry) == {
+        "items": 3,
+        "extract": 8,
+        "train": 2,
+        "evaluate": 4,
+        "zeroshot": 2,
+        "retrieval": 2,
+        "report": 1,
+        "all": 1,
+    }, dry  # the world and its shapes_train manifest are reused
     assert set(re.findall(r"output: (results/\S+\.json)", dry)) == paper_results()
 
 
@@ -197,12 +239,25 @@ def test_paper_config_runs_what_is_there_and_lists_the_rest(default_run, tmp_pat
     assert made == paper_results()
     listed = missing_lines(run)
     paths = {line.split()[0] for line in listed}
-    assert {"weights/conclip/conclip_vit_b16.pt", "weights/conclip/conclip_vit_l14.pt",
-            "weights/dcsm/dcsm_obja_ckpt.pt", "data/controlled_images_dataset.json",
-            "data/clevr_bind/two_object/gen.csv", "data/zeroshot/imagenet1k",
-            "data/flickr30k/dataset_flickr30k.json"} <= paths, run[-4000:]
-    assert not {"weights/negclip.pth", "weights/conclip/conclip_vit_b32.pt", "data/visual_genome_attribution.json",
-                "data/zeroshot/cifar10", "data/coco/dataset_coco.json"} & paths
+    assert {
+        "weights/conclip/conclip_vit_b16.pt",
+        "weights/conclip/conclip_vit_l14.pt",
+        "weights/dcsm/dcsm_obja_ckpt.pt",
+        "data/controlled_images_dataset.json",
+        "data/clevr_bind/two_object/gen.csv",
+        "data/zeroshot/imagenet1k",
+        "data/flickr30k/dataset_flickr30k.json",
+    } <= paths, run[-4000:]
+    assert (
+        not {
+            "weights/negclip.pth",
+            "weights/conclip/conclip_vit_b32.pt",
+            "data/visual_genome_attribution.json",
+            "data/zeroshot/cifar10",
+            "data/coco/dataset_coco.json",
+        }
+        & paths
+    )
     hub = next(line for line in listed if line.startswith("the Hugging Face cache"))
     for key in ("vit-b-16-openai", "siglip-vit-b-16", "coca-vit-b-32", "clips-vit-l-14"):
         assert key in hub  # registry and hub names, with HF_HUB_OFFLINE set and an empty cache
@@ -228,17 +283,29 @@ def test_config_is_validated(tmp_path):
 
 # Each benchmark's first file in its native layout (docs/benchmarks.md), as a downloaded copy has it.
 PAPER_FILES = [
-    "clevr_bind/two_object/train.csv", "clevr_bind/two_object/val.csv", "clevr_bind/two_object/gen.csv",
-    "NCD_colorful_composite_squares/yellow_banana_red_apple.png", "visual_genome_attribution.json",
-    "controlled_images_dataset.json", "controlled_clevr_dataset.json", "coco_qa_one_obj.json", "coco_qa_two_obj.json",
-    "vg_qa_one_obj.json", "vg_qa_two_obj.json", "NegBench\\evaluation data\\images/COCO_val_mcq_llama3.1_rephrased.csv",
-    "NegBench\\evaluation data\\images/VOC2007_mcq_llama3.1_rephrased.csv", "ccneg_dataset/ccneg_preprocessed.pt",
-    "data/add_att.json", "coco/dataset_coco.json", "flickr30k/dataset_flickr30k.json",
+    "clevr_bind/two_object/train.csv",
+    "clevr_bind/two_object/val.csv",
+    "clevr_bind/two_object/gen.csv",
+    "NCD_colorful_composite_squares/yellow_banana_red_apple.png",
+    "visual_genome_attribution.json",
+    "controlled_images_dataset.json",
+    "controlled_clevr_dataset.json",
+    "coco_qa_one_obj.json",
+    "coco_qa_two_obj.json",
+    "vg_qa_one_obj.json",
+    "vg_qa_two_obj.json",
+    "NegBench\\evaluation data\\images/COCO_val_mcq_llama3.1_rephrased.csv",
+    "NegBench\\evaluation data\\images/VOC2007_mcq_llama3.1_rephrased.csv",
+    "ccneg_dataset/ccneg_preprocessed.pt",
+    "data/add_att.json",
+    "coco/dataset_coco.json",
+    "flickr30k/dataset_flickr30k.json",
 ]
 
 
 def test_paper_config_names_every_benchmark_and_plans_what_is_there(tmp_path):
     from dcsm_cache.pipeline import paper
+
     cfg = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     keys = {k.split("+")[0] for k in cfg["evaluate"]["benchmarks"]}
     assert {k for c in paper.COLUMNS for k in c.keys} | {"ccneg", "sugarcrepe"} <= keys
@@ -246,9 +313,11 @@ def test_paper_config_names_every_benchmark_and_plans_what_is_there(tmp_path):
     assert empty.returncode != 0 and "nothing can run here" in empty.output
     assert "data/visual_genome_attribution.json" in empty.output and "weights/negclip.pth" in empty.output
 
-    for rel in [*(f"data/{f}" for f in PAPER_FILES), *(v[k] for v in cfg["backbones"].values() for k in v
-                                                        if k != "model"),
-                *(m.split("@", 1)[1] for m in (v["model"] for v in cfg["backbones"].values()) if "@" in m)]:
+    for rel in [
+        *(f"data/{f}" for f in PAPER_FILES),
+        *(v[k] for v in cfg["backbones"].values() for k in v if k != "model"),
+        *(m.split("@", 1)[1] for m in (v["model"] for v in cfg["backbones"].values()) if "@" in m),
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).touch()
     for name in cfg["zeroshot"]["datasets"]:
@@ -263,24 +332,32 @@ def test_paper_config_names_every_benchmark_and_plans_what_is_there(tmp_path):
     assert jobs["retrieval"] == n_backbones * len(cfg["retrieval"]["datasets"])
 
 
-
 @pytest.mark.slow
 @pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
 def test_a_table_of_ones_own_runs_through_items_extract_eval(tmp_path):
     from PIL import Image
+
     data = tmp_path / "data" / "mine"
     data.mkdir(parents=True)
-    rows = [("red.png", (220, 20, 20), "a red square", "a blue square", 0),
-            ("blue.png", (20, 20, 220), "a red square", "a blue square", 1)]
+    rows = [
+        ("red.png", (220, 20, 20), "a red square", "a blue square", 0),
+        ("blue.png", (20, 20, 220), "a red square", "a blue square", 1),
+    ]
     for file, rgb, *_ in rows:
         Image.new("RGB", (32, 32), rgb).save(data / file)
-    (data / "data.csv").write_text("image,caption_0,caption_1,correct\n"
-                                   + "".join(f"{f},{a},{b},{k}\n" for f, _, a, b, k in rows))
+    (data / "data.csv").write_text(
+        "image,caption_0,caption_1,correct\n" + "".join(f"{f},{a},{b},{k}\n" for f, _, a, b, k in rows)
+    )
     mine = tmp_path / "mine.yaml"
-    mine.write_text(yaml.safe_dump({
-        "backbones": {"tiny": {"model": "shapes-clip-tiny"}},
-        "datasets": {"my_set": {"benchmark": "table", "root": "data/mine", "options": {"file": "data.csv"}}},
-        "evaluate": {"backbones": ["tiny"], "benchmarks": {"my_set": {"scorers": ["cosine"]}}}}))
+    mine.write_text(
+        yaml.safe_dump(
+            {
+                "backbones": {"tiny": {"model": "shapes-clip-tiny"}},
+                "datasets": {"my_set": {"benchmark": "table", "root": "data/mine", "options": {"file": "data.csv"}}},
+                "evaluate": {"backbones": ["tiny"], "benchmarks": {"my_set": {"scorers": ["cosine"]}}},
+            }
+        )
+    )
     target = "results/default/tiny/my_set/cosine.json"
     out = snakemake(tmp_path, [*DEFAULT, mine], target).output
     assert "rule world" not in out and "rule pretrain" not in out  # nothing of the shapes world is needed

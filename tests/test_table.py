@@ -2,6 +2,7 @@
 
 Expected items are the rows written here, not what the loader computes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,12 +23,16 @@ from dcsm_cache.pipeline.items import read_manifest
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "grey": (128, 128, 128)}
 
 # (image, candidates, correct, subset, family): a numbered choice set; row 2 leaves caption_2 empty.
-NUMBERED = [("img/red.png", ["a red square", "a blue square", "a green square"], 0, "colour", "binding"),
-            ("img/blue.png", ["a red square", "a blue square"], 1, "colour", "binding"),
-            ("img/green.png", ["a grey square", "a red square", "a green square"], 2, "shade", "binding")]
+NUMBERED = [
+    ("img/red.png", ["a red square", "a blue square", "a green square"], 0, "colour", "binding"),
+    ("img/blue.png", ["a red square", "a blue square"], 1, "colour", "binding"),
+    ("img/green.png", ["a grey square", "a red square", "a green square"], 2, "shade", "binding"),
+]
 # (image, pos, negs): a choice set scored like the paper's (pos is candidate 0, correct 0).
-POS_NEG = [("img/red.png", "a red square", ["a blue square"]),
-           ("img/grey.png", "a grey square, not red", ["a red square, not grey", "a blue square", "nothing"])]
+POS_NEG = [
+    ("img/red.png", "a red square", ["a blue square"]),
+    ("img/grey.png", "a grey square, not red", ["a red square, not grey", "a blue square", "nothing"]),
+]
 CAPTIONED = [("img/red.png", "a red square"), ("img/blue.png", "a blue square"), ("img/red.png", "crimson, in a box")]
 
 
@@ -54,8 +59,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def numbered_csv(root: Path) -> Path:
     header = ["image", "caption_0", "caption_1", "caption_2", "correct", "subset", "family"]
-    return write_csv(root / "choice.csv", header, [[img, *caps, *[""] * (3 - len(caps)), str(k), sub, fam]
-                                                   for img, caps, k, sub, fam in NUMBERED])
+    return write_csv(
+        root / "choice.csv",
+        header,
+        [[img, *caps, *[""] * (3 - len(caps)), str(k), sub, fam] for img, caps, k, sub, fam in NUMBERED],
+    )
 
 
 def items_of(ds) -> list[tuple]:
@@ -73,16 +81,24 @@ def test_csv_with_numbered_candidates_and_correct(root):
 
 
 def test_jsonl_with_pos_and_negatives(root):
-    write_jsonl(root / "mine.jsonl", [{"image": img, "pos": pos, **{f"neg_{i}": n for i, n in enumerate(negs)},
-                                       "subset": "s"} for img, pos, negs in POS_NEG])
+    write_jsonl(
+        root / "mine.jsonl",
+        [
+            {"image": img, "pos": pos, **{f"neg_{i}": n for i, n in enumerate(negs)}, "subset": "s"}
+            for img, pos, negs in POS_NEG
+        ],
+    )
     ds = load_benchmark("table", str(root), file="mine.jsonl", name="my_set")
     assert ds.name == "my_set" and load_benchmark("table", str(root), file="mine.jsonl", name=2024).name == "2024"
     assert items_of(ds) == [(img, [pos, *negs], 0) for img, pos, negs in POS_NEG]
 
 
 def test_csv_pos_neg_with_a_short_row(root):
-    write_csv(root / "pn.csv", ["image", "pos", "neg_0", "neg_1", "neg_2"],
-              [[img, pos, *negs, *[""] * (3 - len(negs))] for img, pos, negs in POS_NEG])
+    write_csv(
+        root / "pn.csv",
+        ["image", "pos", "neg_0", "neg_1", "neg_2"],
+        [[img, pos, *negs, *[""] * (3 - len(negs))] for img, pos, negs in POS_NEG],
+    )
     ds = load_benchmark("table", str(root), file="pn.csv")
     assert items_of(ds) == [(img, [pos, *negs], 0) for img, pos, negs in POS_NEG]
 
@@ -97,27 +113,38 @@ def test_captioned_csv_and_jsonl_give_one_candidate_each(root):
 
 
 def test_tsv_with_renamed_columns_and_absolute_paths(root):
-    rows = [[str(root / "img" / "blue.png"), "blue, like the sea", "a red square", "0"],  # commas stay in the text
-            ["img/grey.png", "a red square", "grey, mostly", "1"]]
+    rows = [
+        [str(root / "img" / "blue.png"), "blue, like the sea", "a red square", "0"],  # commas stay in the text
+        ["img/grey.png", "a red square", "grey, mostly", "1"],
+    ]
     write_csv(root / "t.tsv", ["file", "option_0", "option_1", "answer"], rows, delimiter="\t")
     ds = load_benchmark("table", str(root), file="t.tsv", image="file", captions="option_", correct="answer")
     assert items_of(ds) == [(rows[0][0], rows[0][1:3], 0), ("img/grey.png", rows[1][1:3], 1)]
 
 
-@pytest.mark.parametrize("file, text, needle", [
-    ("a.csv", "image,caption\nimg/red.png,ok\n,no image here\n", "a.csv:3: no value for 'image'"),
-    ("b.csv", "image,caption\nimg/red.png\n", "b.csv:2: 1 fields, the header has 2"),
-    ("c.csv", "image,caption_0,caption_1,correct\nimg/red.png,x,y,0\nimg/red.png,x,y,one\n",
-     "c.csv:3: correct should be an integer index, got 'one'"),
-    ("d.csv", "image,caption_0,caption_1,correct\nimg/red.png,x,y,2\n", "d.csv:2: correct 2 is not one of"),
-    ("e.jsonl", '{"image": "img/red.png", "caption": "x"}\n{"image": "img/red.png", "capt',
-     "e.jsonl:2: not a complete JSON"),
-    ("f.csv", "picture,caption\nimg/red.png,x\n", "f.csv:1: no column 'image'"),
-    ("g.csv", "image,caption_0,caption_1,caption_2,correct\nimg/red.png,x,,z,0\n", "g.csv:2: caption_1 is empty"),
-    ("h.csv", "image,pos,neg_0\nimg/red.png,x,\n", "h.csv:2: a choice row needs at least two candidates"),
-    ("i.csv", "image,caption\nimg/red.png,x\nimg/purple.png,y\n", "i.csv:3: image img/purple.png not found"),
-    ("j.jsonl", '{"image": "img/red.png", "caption": 7}\n', "j.jsonl:1: caption should be text, got 7"),
-])
+@pytest.mark.parametrize(
+    "file, text, needle",
+    [
+        ("a.csv", "image,caption\nimg/red.png,ok\n,no image here\n", "a.csv:3: no value for 'image'"),
+        ("b.csv", "image,caption\nimg/red.png\n", "b.csv:2: 1 fields, the header has 2"),
+        (
+            "c.csv",
+            "image,caption_0,caption_1,correct\nimg/red.png,x,y,0\nimg/red.png,x,y,one\n",
+            "c.csv:3: correct should be an integer index, got 'one'",
+        ),
+        ("d.csv", "image,caption_0,caption_1,correct\nimg/red.png,x,y,2\n", "d.csv:2: correct 2 is not one of"),
+        (
+            "e.jsonl",
+            '{"image": "img/red.png", "caption": "x"}\n{"image": "img/red.png", "capt',
+            "e.jsonl:2: not a complete JSON",
+        ),
+        ("f.csv", "picture,caption\nimg/red.png,x\n", "f.csv:1: no column 'image'"),
+        ("g.csv", "image,caption_0,caption_1,caption_2,correct\nimg/red.png,x,,z,0\n", "g.csv:2: caption_1 is empty"),
+        ("h.csv", "image,pos,neg_0\nimg/red.png,x,\n", "h.csv:2: a choice row needs at least two candidates"),
+        ("i.csv", "image,caption\nimg/red.png,x\nimg/purple.png,y\n", "i.csv:3: image img/purple.png not found"),
+        ("j.jsonl", '{"image": "img/red.png", "caption": 7}\n', "j.jsonl:1: caption should be text, got 7"),
+    ],
+)
 def test_bad_rows_are_one_line_errors_with_file_and_line(root, file, text, needle):
     (root / file).write_text(text)
     with pytest.raises((BadInputError, InputNotFoundError)) as err:
@@ -147,8 +174,21 @@ def test_cli_items_extract_eval_with_cosine(root, tmp_path):
     m, store, out = tmp_path / "m" / "choice.json", tmp_path / "s.zarr", tmp_path / "r.json"
     r = run("items", "table", "--root", root, "--set", "file=choice.csv", "--set", 'tags=["family"]', "--out", m)
     assert r.exit_code == 0 and "3 items" in r.output, r.output
-    r = run("extract", "--items", m, "--backbone", TINY_BACKBONE, "--out", store, "--device", "cpu",
-            "--set", "batch_size=8", "--set", "progress=false")
+    r = run(
+        "extract",
+        "--items",
+        m,
+        "--backbone",
+        TINY_BACKBONE,
+        "--out",
+        store,
+        "--device",
+        "cpu",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "progress=false",
+    )
     assert r.exit_code == 0 and "store complete" in r.output, r.output
     r = run("eval", "--store", store, "--scorer", "cosine", "--out", out, "--device", "cpu")
     assert r.exit_code == 0, r.output
@@ -158,6 +198,7 @@ def test_cli_items_extract_eval_with_cosine(root, tmp_path):
     assert set(result["subsets"]) == {"colour", "shade", "family=binding"}
     # The accuracy, recomputed from the store's pooled embeddings and the rows written above.
     import zarr
+
     g, ds = zarr.open_group(store, mode="r"), read_manifest(m)
     img, txt = g["image/pooled"][:].astype(np.float32), g["text/pooled"][:].astype(np.float32)
     row = {c: i for i, c in enumerate(ds.captions)}

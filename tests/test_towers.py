@@ -1,4 +1,5 @@
 """Token adapters: one conformance test per tower family, on tiny random-weight models of each family."""
+
 from __future__ import annotations
 
 import copy
@@ -32,6 +33,7 @@ def models(has_hf):
         if fam.name not in cache:
             cache[fam.name] = tiny.build(fam.name)
         return cache[fam.name]
+
     return get
 
 
@@ -80,8 +82,11 @@ def test_family_conformance(fam, models):
     _close(tpooled, model.encode_text(ids, normalize=False))
     assert ttokens.shape == (B, ids.shape[1], dim)
     rows = torch.arange(B)
-    expect = {"argmax": lambda: ttokens[rows, ids.argmax(1)], "last": lambda: ttokens[:, -1],
-              "first": lambda: ttokens[:, 0]}.get(fam.text_pool)
+    expect = {
+        "argmax": lambda: ttokens[rows, ids.argmax(1)],
+        "last": lambda: ttokens[:, -1],
+        "first": lambda: ttokens[:, 0],
+    }.get(fam.text_pool)
     if expect is not None:
         _close(tpooled, expect())
 
@@ -142,16 +147,32 @@ def test_unsupported_tower_says_which(models):
         token_encoder(model)
 
 
-_SIZE = (("bigG", 9), ("E-14", 9), ("g-14", 8), ("gopt", 8), ("H-", 7), ("xxlarge", 7), ("XL", 6),
-         ("SO400M", 6), ("xlarge", 6), ("S1", 6), ("L-", 5), ("large", 5), ("x64", 5), ("x16", 4), ("x4", 3))
+_SIZE = (
+    ("bigG", 9),
+    ("E-14", 9),
+    ("g-14", 8),
+    ("gopt", 8),
+    ("H-", 7),
+    ("xxlarge", 7),
+    ("XL", 6),
+    ("SO400M", 6),
+    ("xlarge", 6),
+    ("S1", 6),
+    ("L-", 5),
+    ("large", 5),
+    ("x64", 5),
+    ("x16", 4),
+    ("x4", 3),
+)
 
 
 def _signature(cfg: dict) -> str:
     """What decides which adapter a config gets (sizes stripped), to build one model per kind."""
     v, t = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
     sig = {k: v.get(k) for k in ("timm_pool", "timm_proj", "attentional_pool", "pool_type", "final_ln_after_pool")}
-    sig["timm"] = re.sub(r"\d+|tiny|small|base|medium|x*large|huge|giant|gopt|so400m|_w\b|_d\b", "",
-                         v.get("timm_model_name") or "")
+    sig["timm"] = re.sub(
+        r"\d+|tiny|small|base|medium|x*large|huge|giant|gopt|so400m|_w\b|_d\b", "", v.get("timm_model_name") or ""
+    )
     sig["resnet"] = isinstance(v.get("layers"), (list, tuple))
     sig.update({f"text_{k}": t.get(k) for k in ("embed_cls", "pool_type", "proj_type", "proj_bias", "no_causal_mask")})
     return json.dumps([sig, "multimodal_cfg" in cfg, cfg.get("custom_text", False)], sort_keys=True, default=str)
@@ -186,8 +207,9 @@ def test_every_open_clip_architecture_has_an_adapter():
         name = min(names, key=lambda n: (_size(n), len(n)))
         try:
             with torch.device("meta"):
-                model = open_clip.create_model(name, pretrained_text=False, device="meta",
-                                               **_one_layer(open_clip.get_model_config(name)))
+                model = open_clip.create_model(
+                    name, pretrained_text=False, device="meta", **_one_layer(open_clip.get_model_config(name))
+                )
         except Exception:  # a timm trunk this timm version lacks: not ours to test
             continue
         built += 1

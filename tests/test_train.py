@@ -1,4 +1,5 @@
 """DCSM training from the cache: loss, masking, checkpoint contents, learning on a separable task."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The shapes world: determinism, truthful captions, held-out combos, and its loader."""
+
 from __future__ import annotations
 
 import json
@@ -119,7 +120,9 @@ def test_caption_checker_by_hand():
     assert caption_is_true([a], "a red circle without a blue square")
     assert not caption_is_true([b], "a red circle without a green square")
     assert parse_caption("an orange star to the right of a green cross") == (
-        "to the right of", [("orange", "star"), ("green", "cross")])
+        "to the right of",
+        [("orange", "star"), ("green", "cross")],
+    )
     with pytest.raises(ValueError):
         parse_caption("a red blob")
 
@@ -131,13 +134,16 @@ def test_bad_config():
         WorldConfig(max_size=40)
 
 
-@pytest.mark.parametrize("family, subsets", [
-    ("pretrain", {"pretrain": (30, 1)}),
-    ("train", {"train": (24, 4), "val": (6, 4)}),
-    ("binding", {"test": (8, 2), "heldout": (6, 2)}),
-    ("spatial", {"test": (8, 2), "heldout": (6, 2)}),
-    ("negation", {"test": (8, 2), "heldout": (6, 2)}),
-])
+@pytest.mark.parametrize(
+    "family, subsets",
+    [
+        ("pretrain", {"pretrain": (30, 1)}),
+        ("train", {"train": (24, 4), "val": (6, 4)}),
+        ("binding", {"test": (8, 2), "heldout": (6, 2)}),
+        ("spatial", {"test": (8, 2), "heldout": (6, 2)}),
+        ("negation", {"test": (8, 2), "heldout": (6, 2)}),
+    ],
+)
 def test_loader(tiny, family, subsets):
     ds = load_benchmark(f"shapes_{family}", root=str(tiny))
     assert ds.name == f"shapes_{family}" and ds.root == str(tiny) and ds.subsets == sorted(subsets)
@@ -169,6 +175,7 @@ def test_crash_leaves_no_complete_marker(tmp_path, monkeypatch):
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
+
     monkeypatch.setattr(W, "render", broken)
     with pytest.raises(OSError, match="disk full"):
         generate_world(small, root)

@@ -1,4 +1,5 @@
 """The shapes world's probe sets exported as What'sUp, CLEVR-bind and SugarCREPE, read back by their loaders."""
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,16 @@ from dcsm_cache.pipeline.world.export import export_world
 from dcsm_cache.stores.feature_store import FeatureStore
 
 TINY = WorldConfig(seed=5, n_pretrain=0, n_train=0, n_val=0, n_test=4, n_heldout=3)
-KEYS = {"test": ("whatsUp_A", "clevr_bind_2obj_valid", "sugarcrepe"),
-        "heldout": ("whatsUp_A", "clevr_bind_2obj_gen", "sugarcrepe")}
-SUGARCREPE = {("binding", "swap"): "swap_att", ("spatial", "flip"): "replace_rel", ("spatial", "swap"): "swap_obj",
-              ("negation", "flip"): "replace_rel"}
+KEYS = {
+    "test": ("whatsUp_A", "clevr_bind_2obj_valid", "sugarcrepe"),
+    "heldout": ("whatsUp_A", "clevr_bind_2obj_gen", "sugarcrepe"),
+}
+SUGARCREPE = {
+    ("binding", "swap"): "swap_att",
+    ("spatial", "flip"): "replace_rel",
+    ("spatial", "swap"): "swap_obj",
+    ("negation", "flip"): "replace_rel",
+}
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +94,12 @@ def test_cosine_eval_end_to_end(exported):
     tmp, _, _ = exported
     ds = load_benchmark("whatsUp_A", str(tmp / "export" / "test"))
     write_manifest(ds, tmp / "whatsup.json")
-    extract(tmp / "whatsup.json", "shapes-clip-tiny", tmp / "whatsup.zarr",
-            ExtractConfig(device="cpu", progress=False, workers=1))
+    extract(
+        tmp / "whatsup.json",
+        "shapes-clip-tiny",
+        tmp / "whatsup.zarr",
+        ExtractConfig(device="cpu", progress=False, workers=1),
+    )
     result = evaluate(tmp / "whatsup.zarr", "cosine")
     fs = FeatureStore.open(tmp / "whatsup.zarr")
     img, txt = (a[:].astype(np.float32) for a in (fs.image_pooled, fs.text_pooled))
@@ -101,11 +112,17 @@ def test_cosine_eval_end_to_end(exported):
 
 def test_cli_is_deterministic_and_errors(exported, tmp_path):
     tmp, world, _ = exported
-    res = CliRunner().invoke(main, ["export-world", "--world", str(world), "--out", str(tmp_path / "again"),
-                                    "--formats", "clevr_bind,sugarcrepe"])
+    res = CliRunner().invoke(
+        main,
+        ["export-world", "--world", str(world), "--out", str(tmp_path / "again"), "--formats", "clevr_bind,sugarcrepe"],
+    )
     assert res.exit_code == 0, res.output
-    for rel in ("test/clevr_bind/two_object/val.csv", "heldout/clevr_bind/two_object/gen.csv",
-                "test/data/swap_att.json", "heldout/data/replace_rel.json"):
+    for rel in (
+        "test/clevr_bind/two_object/val.csv",
+        "heldout/clevr_bind/two_object/gen.csv",
+        "test/data/swap_att.json",
+        "heldout/data/replace_rel.json",
+    ):
         assert (tmp_path / "again" / rel).read_bytes() == (tmp / "export" / rel).read_bytes()
     assert not (tmp_path / "again" / "test" / "controlled_images_dataset.json").exists()
     with pytest.raises(UnknownNameError, match="unknown export format or split coco"):

@@ -3,6 +3,7 @@
 Expected numbers are recomputed here with numpy from the store's arrays, finding each prompt's row
 by its text and ranking classes by a brute-force stable sort.
 """
+
 from __future__ import annotations
 
 import json
@@ -95,8 +96,9 @@ def test_domainnet_layout_split_and_classnames(tmp_path):
     (tmp_path / "real_test.txt").write_text("real/red/0.jpg 5\nreal/pink/1.jpg 4\n")
     (tmp_path / "sketch_test.txt").write_text("sketch/green/0.jpg 2\n")
     (tmp_path / "names.txt").write_text("\n".join(f"thing {i}" for i in range(len(CLASSES))) + "\n")
-    ds = load_benchmark("domainnet", str(tmp_path), split="test", templates="simple",
-                        classnames=str(tmp_path / "names.txt"))
+    ds = load_benchmark(
+        "domainnet", str(tmp_path), split="test", templates="simple", classnames=str(tmp_path / "names.txt")
+    )
     got = [(ds.images[it.image].path, it.correct, it.tags["domain"]) for it in ds.items]
     assert got == [("real/pink/1.jpg", 4, "real"), ("real/red/0.jpg", 5, "real"), ("sketch/green/0.jpg", 2, "sketch")]
     assert ds.captions[0] == templates_of("simple")[0]("thing 0")
@@ -120,8 +122,9 @@ def test_zeroshot_matches_numpy(extracted):
         assert sub["n_items"] == len(CLASSES) * 2
         assert sub["top1"] == pytest.approx((exp["rank"][exp["domain"] == d] < 1).mean())
         assert sub["top5"] == pytest.approx((exp["rank"][exp["domain"] == d] < 5).mean())
-    assert zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(2,), block_rows=3))["top2"] == \
-        pytest.approx((exp["rank"] < 2).mean())
+    assert zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(2,), block_rows=3))["top2"] == pytest.approx(
+        (exp["rank"] < 2).mean()
+    )
     # the items alone are single-prompt zero-shot: evaluate's cosine argmax over the first template
     single = expected(ds, tmp / "dn.zarr", first_template_only=True)
     assert evaluate(tmp / "dn.zarr", "cosine")["accuracy"] == pytest.approx((single["rank"] < 1).mean())
@@ -138,8 +141,9 @@ def test_not_a_prompt_table(tmp_path):
 def test_cli(extracted):
     tmp, _ = extracted
     out = tmp / "results" / "zs.json"
-    res = CliRunner().invoke(main, ["zeroshot", "--store", str(tmp / "dn.zarr"), "--out", str(out),
-                                    "--set", "top_k=[1,3]"])
+    res = CliRunner().invoke(
+        main, ["zeroshot", "--store", str(tmp / "dn.zarr"), "--out", str(out), "--set", "top_k=[1,3]"]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     assert doc == json.loads(json.dumps(zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(1, 3)))))
@@ -171,9 +175,9 @@ def test_report_adds_a_zeroshot_table_below_the_choice_table(extracted, tmp_path
     write_result(result, tmp_path / "zs.json")
     alone = report([tmp_path / "choice.json"], tmp_path / "choice.md")
     both = report([tmp_path / "choice.json", tmp_path / "zs.json"], tmp_path / "summary.md")
-    assert both.startswith(alone) and "## Zero-shot classification" in both[len(alone):]
+    assert both.startswith(alone) and "## Zero-shot classification" in both[len(alone) :]
     name = result["dataset"]
-    assert _row(both[len(alone):], name)[2:5] == [f"{100 * result[k]:.1f}" for k in ("top1", "top5", "chance")]
+    assert _row(both[len(alone) :], name)[2:5] == [f"{100 * result[k]:.1f}" for k in ("top1", "top5", "chance")]
     for d, sub in result["subsets"].items():
         assert _row(both, f"{name}/{d}")[2:4] == [f"{100 * sub['top1']:.1f}", f"{100 * sub['top5']:.1f}"]
     rows = (tmp_path / "summary.csv").read_text().splitlines()
@@ -184,6 +188,7 @@ def test_report_adds_a_zeroshot_table_below_the_choice_table(extracted, tmp_path
 def test_shapes_objects_are_each_object_cut_out_clear_of_the_others(world):
     from dcsm_cache.pipeline.world.files import read_world
     from dcsm_cache.pipeline.world.scenes import phrase
+
     ds = load_benchmark("shapes_zeroshot", str(world))
     info, scenes = read_world(world)
     cfg, held = info["config"], {tuple(c) for c in info["heldout"]}
@@ -206,7 +211,8 @@ def test_shapes_objects_are_each_object_cut_out_clear_of_the_others(world):
         assert it.tags["domain"] == ("heldout" if (obj["colour"], obj["shape"]) in held else "test")
     shapes = load_benchmark("shapes_zeroshot", str(world), label="shape", templates=["a photo of {}"])
     assert shapes.captions == tuple(f"a photo of a {s}" for s in cfg["shapes"])
-    assert [shapes.captions[it.correct] for it in shapes.items] == \
-        [f"a photo of a {s['objects'][i]['shape']}" for s, i in objects]
+    assert [shapes.captions[it.correct] for it in shapes.items] == [
+        f"a photo of a {s['objects'][i]['shape']}" for s, i in objects
+    ]
     with pytest.raises(ConfigError, match="label='size'"):
         load_benchmark("shapes_zeroshot", str(world), label="size")

@@ -7,6 +7,7 @@ extension points (timm's model registry, `add_model_config`). Nothing is downloa
 FAMILIES lists each tiny model with what its token encoder must report; tests loop over it, so a new
 entry is tested for free.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,6 +32,7 @@ def _timm_vit(**defaults):
         model = TimmViT(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, **kwargs)
         model.default_cfg = model.pretrained_cfg = {"pool_size": None}
         return model
+
     return build
 
 
@@ -57,35 +59,85 @@ def _configs(hf_dir: Path) -> dict[str, dict]:
     return {
         "dcsmtest-vit": {"embed_dim": 24, "vision_cfg": VIT, "text_cfg": TEXT},
         "dcsmtest-vit-quickgelu": {"embed_dim": 24, "quick_gelu": True, "vision_cfg": VIT, "text_cfg": TEXT},
-        "dcsmtest-vit-avg": {"embed_dim": 24, "vision_cfg": {**VIT, "pool_type": "avg"},
-                             "text_cfg": {**TEXT, "proj_bias": True}},
-        "dcsmtest-vit-lnafter": {"embed_dim": 24, "vision_cfg": {**VIT, "pool_type": "avg", "final_ln_after_pool": True},
-                                 "text_cfg": TEXT},
-        "dcsmtest-rn": {"embed_dim": 24, "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8,
-                                                        "head_width": 32, "patch_size": None}, "text_cfg": TEXT},
-        "dcsmtest-coca": {"embed_dim": 32, "custom_text": True,
-                          "vision_cfg": {**VIT, "width": 48, "attentional_pool": True, "attn_pooler_queries": 8,
-                                         "attn_pooler_heads": 2, "output_tokens": True},
-                          "text_cfg": {**TEXT, "embed_cls": True, "output_tokens": True},
-                          "multimodal_cfg": {**TEXT, "attn_pooler_heads": 2}},
-        "dcsmtest-siglip": {"embed_dim": 32, "init_logit_bias": -10, "custom_text": True,
-                            "vision_cfg": {"image_size": 32, "timm_model_name": "dcsmtest_siglip_vit",
-                                           "timm_model_pretrained": False, "timm_pool": "map", "timm_proj": "none"},
-                            "text_cfg": {**TEXT, "no_causal_mask": True, "proj_bias": True, "pool_type": "last",
-                                         "norm_kwargs": {"eps": 1e-6}}},
-        "dcsmtest-timm-reg": {"embed_dim": 24, "custom_text": True,
-                              "vision_cfg": {"image_size": 32, "timm_model_name": "dcsmtest_reg_vit",
-                                             "timm_pool": "token", "timm_proj": "linear"},
-                              "text_cfg": {**TEXT, "pool_type": "argmax"}},
-        "dcsmtest-timm-gap": {"embed_dim": 24,
-                              "vision_cfg": {"image_size": 32, "timm_model_name": "dcsmtest_gap_vit",
-                                             "timm_pool": "avg", "timm_proj": "mlp"},
-                              "text_cfg": TEXT},
-        "dcsmtest-hf-mean": {"embed_dim": 24, "vision_cfg": VIT,
-                             "text_cfg": {**hf_text, "hf_proj_type": "mlp", "hf_pooler_type": "mean_pooler"}},
-        "dcsmtest-hf-cls": {"embed_dim": 24, "vision_cfg": VIT,
-                            "text_cfg": {**hf_text, "hf_proj_type": "linear",
-                                         "hf_pooler_type": "cls_last_hidden_state_pooler"}},
+        "dcsmtest-vit-avg": {
+            "embed_dim": 24,
+            "vision_cfg": {**VIT, "pool_type": "avg"},
+            "text_cfg": {**TEXT, "proj_bias": True},
+        },
+        "dcsmtest-vit-lnafter": {
+            "embed_dim": 24,
+            "vision_cfg": {**VIT, "pool_type": "avg", "final_ln_after_pool": True},
+            "text_cfg": TEXT,
+        },
+        "dcsmtest-rn": {
+            "embed_dim": 24,
+            "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 8, "head_width": 32, "patch_size": None},
+            "text_cfg": TEXT,
+        },
+        "dcsmtest-coca": {
+            "embed_dim": 32,
+            "custom_text": True,
+            "vision_cfg": {
+                **VIT,
+                "width": 48,
+                "attentional_pool": True,
+                "attn_pooler_queries": 8,
+                "attn_pooler_heads": 2,
+                "output_tokens": True,
+            },
+            "text_cfg": {**TEXT, "embed_cls": True, "output_tokens": True},
+            "multimodal_cfg": {**TEXT, "attn_pooler_heads": 2},
+        },
+        "dcsmtest-siglip": {
+            "embed_dim": 32,
+            "init_logit_bias": -10,
+            "custom_text": True,
+            "vision_cfg": {
+                "image_size": 32,
+                "timm_model_name": "dcsmtest_siglip_vit",
+                "timm_model_pretrained": False,
+                "timm_pool": "map",
+                "timm_proj": "none",
+            },
+            "text_cfg": {
+                **TEXT,
+                "no_causal_mask": True,
+                "proj_bias": True,
+                "pool_type": "last",
+                "norm_kwargs": {"eps": 1e-6},
+            },
+        },
+        "dcsmtest-timm-reg": {
+            "embed_dim": 24,
+            "custom_text": True,
+            "vision_cfg": {
+                "image_size": 32,
+                "timm_model_name": "dcsmtest_reg_vit",
+                "timm_pool": "token",
+                "timm_proj": "linear",
+            },
+            "text_cfg": {**TEXT, "pool_type": "argmax"},
+        },
+        "dcsmtest-timm-gap": {
+            "embed_dim": 24,
+            "vision_cfg": {
+                "image_size": 32,
+                "timm_model_name": "dcsmtest_gap_vit",
+                "timm_pool": "avg",
+                "timm_proj": "mlp",
+            },
+            "text_cfg": TEXT,
+        },
+        "dcsmtest-hf-mean": {
+            "embed_dim": 24,
+            "vision_cfg": VIT,
+            "text_cfg": {**hf_text, "hf_proj_type": "mlp", "hf_pooler_type": "mean_pooler"},
+        },
+        "dcsmtest-hf-cls": {
+            "embed_dim": 24,
+            "vision_cfg": VIT,
+            "text_cfg": {**hf_text, "hf_proj_type": "linear", "hf_pooler_type": "cls_last_hidden_state_pooler"},
+        },
     }
 
 
@@ -95,8 +147,15 @@ def _write_tiny_roberta(folder: Path) -> bool:
         from transformers import RobertaConfig
     except ImportError:
         return False
-    RobertaConfig(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                  intermediate_size=64, max_position_embeddings=40, pad_token_id=1).save_pretrained(folder)
+    RobertaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        pad_token_id=1,
+    ).save_pretrained(folder)
     return True
 
 
@@ -112,6 +171,7 @@ def register(folder: Path) -> bool:
 
 
 # -- what each family must report -----------------------------------------------------------------
+
 
 def _zero(*tensors):
     for t in tensors:
@@ -147,12 +207,12 @@ def uniform_map(model):
 @dataclass(frozen=True)
 class Family:
     name: str
-    image: str                  # adapter family of the image tower
-    text: str                   # adapter family of the text tower
-    n_image: int                # image tokens per image
-    image_pool: str | None      # "first" | "mean": how pooled follows from tokens (None: not simply)
-    text_pool: str | None       # "argmax" | "last" | "first" | "masked-mean" | None
-    uniform: Callable | None = None   # value-path towers: makes the pool a plain mean of the tokens
+    image: str  # adapter family of the image tower
+    text: str  # adapter family of the text tower
+    n_image: int  # image tokens per image
+    image_pool: str | None  # "first" | "mean": how pooled follows from tokens (None: not simply)
+    text_pool: str | None  # "argmax" | "last" | "first" | "masked-mean" | None
+    uniform: Callable | None = None  # value-path towers: makes the pool a plain mean of the tokens
     hf: bool = False
 
 

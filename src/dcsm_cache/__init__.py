@@ -1,8 +1,9 @@
 """dcsm-cache: extract per-token CLIP features once, then train and evaluate DCSM scorers from the cache.
 
-    import dcsm_cache
-    print(dcsm_cache.__version__)
+import dcsm_cache
+print(dcsm_cache.__version__)
 """
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

@@ -9,6 +9,7 @@ open_clip only needs torchvision's pure-Python transforms, so when (and only whe
 failure happens we declare the two operator schemas with `torch.library` and import again.
 Nothing here runs on a machine whose torchvision matches its torch.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,6 +27,7 @@ def _import_torchvision():
     global _library
     try:
         import torchvision  # noqa: F401
+
         return
     except RuntimeError as err:
         if "torchvision::" not in str(err):

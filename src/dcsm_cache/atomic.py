@@ -6,6 +6,7 @@ A reader, or a rerun after a crash, sees the old file or the new one, never half
 write leaves no temporary file behind. Manifests, store markers, checkpoints, results and reports
 all go through here.
 """
+
 from __future__ import annotations
 
 import contextlib

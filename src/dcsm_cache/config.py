@@ -5,6 +5,7 @@
 An unknown key is a ConfigError that names it and lists the known ones; values are coerced to
 the field's declared scalar type so that strings from the command line work.
 """
+
 from __future__ import annotations
 
 import dataclasses

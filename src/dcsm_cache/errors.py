@@ -4,6 +4,7 @@
 
 Only the CLI turns these into exit codes and one-line messages.
 """
+
 from __future__ import annotations
 
 

@@ -9,6 +9,7 @@
 Each is a thin wrapper over one library call (`pipeline/tasks/zeroshot.py`, `pipeline/tasks/retrieval.py`,
 `pipeline/world/export.py`, `pipeline/tasks/grounding.py`) and registers itself on the `main` group.
 """
+
 from __future__ import annotations
 
 import click
@@ -26,11 +27,14 @@ def zeroshot(store: str, out: str, items_path: str | None, sets: tuple[str, ...]
     """Zero-shot top-k classification from a store's pooled embeddings (prompt ensemble)."""
     from ..pipeline.tasks.results import write_result
     from ..pipeline.tasks.zeroshot import ZeroShotConfig, zeroshot as run
+
     result = run(store, from_mapping(ZeroShotConfig, _settings(sets), "zeroshot"), items=items_path)
     write_result(result, out)
     tops = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.items() if k.startswith("top"))
-    click.echo(f"{result['dataset']} zero-shot: {tops} of {result['n_items']} images, {result['n_classes']} classes "
-               f"x {result['n_templates']} templates -> {out}")
+    click.echo(
+        f"{result['dataset']} zero-shot: {tops} of {result['n_items']} images, {result['n_classes']} classes "
+        f"x {result['n_templates']} templates -> {out}"
+    )
 
 
 @main.command()
@@ -42,25 +46,39 @@ def retrieval(store: str, out: str, items_path: str | None, sets: tuple[str, ...
     """Image-text retrieval recall@k, both directions, from a store's pooled embeddings."""
     from ..pipeline.tasks.results import write_result
     from ..pipeline.tasks.retrieval import RetrievalConfig, retrieval as run
+
     result = run(store, from_mapping(RetrievalConfig, _settings(sets), "retrieval"), items=items_path)
     write_result(result, out)
-    def line(d): return " ".join(f"{k} {100 * v:.1f}" for k, v in result[d].items() if k.startswith("R@"))
-    click.echo(f"{result['dataset']}: image->text {line('image_to_text')}; text->image {line('text_to_image')} "
-               f"({result['n_images']} images, {result['n_texts']} texts) -> {out}")
+
+    def line(d):
+        return " ".join(f"{k} {100 * v:.1f}" for k, v in result[d].items() if k.startswith("R@"))
+
+    click.echo(
+        f"{result['dataset']}: image->text {line('image_to_text')}; text->image {line('text_to_image')} "
+        f"({result['n_images']} images, {result['n_texts']} texts) -> {out}"
+    )
 
 
 @main.command(name="export-world")
 @click.option("--world", required=True, type=click.Path(), help="Shapes world written by `dcsm-cache world`.")
 @click.option("--out", required=True, type=click.Path(), help="Folder to write one data root per probe split into.")
-@click.option("--formats", default="whatsup,clevr_bind,sugarcrepe", show_default=True,
-              help="Comma list of benchmark formats to write.")
+@click.option(
+    "--formats",
+    default="whatsup,clevr_bind,sugarcrepe",
+    show_default=True,
+    help="Comma list of benchmark formats to write.",
+)
 def export_world(world: str, out: str, formats: str) -> None:
     """Export the world's probe sets in What'sUp, CLEVR-bind and SugarCREPE layouts."""
     from ..pipeline.world.export import export_world as run
+
     doc = run(world, out, formats)
     for split, info in doc["splits"].items():
-        click.echo(f"{out}/{split}: " + ", ".join(f"{k} {n}" for k, n in info["benchmarks"].items())
-                   + (f" ({info['dropped']} dropped)" if info["dropped"] else ""))
+        click.echo(
+            f"{out}/{split}: "
+            + ", ".join(f"{k} {n}" for k, n in info["benchmarks"].items())
+            + (f" ({info['dropped']} dropped)" if info["dropped"] else "")
+        )
     click.echo(f"wrote {out}/export.json")
 
 
@@ -68,13 +86,18 @@ def export_world(world: str, out: str, formats: str) -> None:
 @click.option("--store", required=True, type=click.Path(), help="Store of a shapes-world probe manifest.")
 @click.option("--world", required=True, type=click.Path(), help="The shapes world the manifest was made from.")
 @click.option("--out", type=click.Path(), help="Also write the report as JSON here.")
-@click.option("--alone/--no-alone", default=True, show_default=True,
-              help="Also encode each word and phrase on its own (loads the backbone).")
+@click.option(
+    "--alone/--no-alone",
+    default=True,
+    show_default=True,
+    help="Also encode each word and phrase on its own (loads the backbone).",
+)
 @click.option("--device", default="cpu", show_default=True, help="Where to encode the words alone.")
 def grounding(store: str, world: str, out: str | None, alone: bool, device: str) -> None:
     """How often a word's best-matching image token lies on the object it names."""
     from ..pipeline.tasks.results import write_result
     from ..pipeline.tasks.grounding import grounding as run
+
     report = run(store, world, alone=alone, device=device)
     if out:
         write_result(report, out)
@@ -93,6 +116,7 @@ def export_(store: str, out: str) -> None:
     Example: dcsm-cache export stores/shapes-clip/shapes_spatial.zarr shapes_spatial.h5
     """
     from ..stores.hdf5 import export_hdf5
+
     click.echo(f"wrote {export_hdf5(store, out)}")
 
 
@@ -106,5 +130,6 @@ def import_(h5: str, store: str, overwrite: bool) -> None:
     Example: dcsm-cache import shapes_spatial.h5 stores/shapes-clip/shapes_spatial.zarr
     """
     from ..stores.hdf5 import import_hdf5
+
     import_hdf5(h5, store, overwrite=overwrite)
     click.echo(f"wrote {store}")

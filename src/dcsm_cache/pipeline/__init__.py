@@ -4,9 +4,10 @@
     from dcsm_cache.pipeline.train import train               # store -> DCSM scorer checkpoint
     from dcsm_cache.pipeline.tasks import evaluate            # store (+ scorer) -> result JSON
 
-The DCSM core sits here: items.py (the item form), extract.py and feeding.py (images into the model in
-flat memory), cache.py (reading stores without the backbone), dcsm.py (maps and functional words), scorer.py (the CNN), scorer_file.py (its checkpoint),
-scorers.py (the registry of scorers), train.py, device.py (device and precision).
+The DCSM core sits here: items.py (the item form), extract.py and feeding.py (images into the
+model in flat memory), cache.py (reading stores without the backbone), dcsm.py (maps and functional
+words), scorer.py (the CNN), scorer_file.py (its checkpoint), scorers.py (the registry of scorers),
+train.py, device.py (device and precision).
 
     tokens/       backbone names, loading, checkpoints, one token adapter per tower family
     benchmarks/   one loader per benchmark, each reading its native on-disk layout

@@ -9,6 +9,7 @@ at a time, in random chunk order, and shuffled within a buffer of chunks, so tra
 a large store at once and never reads a chunk twice per epoch. Nothing here imports open_clip:
 functional words come from the token ids extraction recorded (store attr `tokenizer`).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,25 +41,34 @@ def fit_width(x: np.ndarray, width: int, axis: int = 1) -> np.ndarray:
 class CachedDataset:
     store: FeatureStore
     dataset: Dataset
-    text_tokens: torch.Tensor   # [M, text_len, D] float16
-    text_pooled: torch.Tensor   # [M, D] float16
-    lengths: torch.Tensor       # [M] long, clipped to text_len
-    fr_columns: torch.Tensor    # [M, text_len] long, -1 = ordinary token
+    text_tokens: torch.Tensor  # [M, text_len, D] float16
+    text_pooled: torch.Tensor  # [M, D] float16
+    lengths: torch.Tensor  # [M] long, clipped to text_len
+    fr_columns: torch.Tensor  # [M, text_len] long, -1 = ordinary token
     fr_words: tuple[str, ...]
 
     @classmethod
-    def open(cls, store_path: str | os.PathLike, text_len: int | None = None, items: str | None = None,
-             backbone_id: str | None = None, fr_words: tuple[str, ...] = FUNCTIONAL_WORDS) -> "CachedDataset":
+    def open(
+        cls,
+        store_path: str | os.PathLike,
+        text_len: int | None = None,
+        items: str | None = None,
+        backbone_id: str | None = None,
+        fr_words: tuple[str, ...] = FUNCTIONAL_WORDS,
+    ) -> "CachedDataset":
         store, ds = open_with_manifest(store_path, items, backbone_id)
         width = text_len or store.text_tokens.shape[1]
         ids = fit_width(store.text_ids[:], width)
         fw = FunctionalWords.from_table(store.attrs["tokenizer"]["words"], fr_words)
-        return cls(store, ds,
-                   text_tokens=torch.from_numpy(fit_width(store.text_tokens[:], width)),
-                   text_pooled=torch.from_numpy(store.text_pooled[:]),
-                   lengths=torch.from_numpy(np.minimum(store.text_length[:], width).astype(np.int64)),
-                   fr_columns=torch.from_numpy(fw.columns(ids)),
-                   fr_words=fw.words)
+        return cls(
+            store,
+            ds,
+            text_tokens=torch.from_numpy(fit_width(store.text_tokens[:], width)),
+            text_pooled=torch.from_numpy(store.text_pooled[:]),
+            lengths=torch.from_numpy(np.minimum(store.text_length[:], width).astype(np.int64)),
+            fr_columns=torch.from_numpy(fw.columns(ids)),
+            fr_words=fw.words,
+        )
 
     @property
     def n_tokens(self) -> int:
@@ -78,7 +88,9 @@ class CachedDataset:
         back[order] = np.arange(len(order))
         return torch.from_numpy(tok[back]), torch.from_numpy(pooled[back])
 
-    def item_batches(self, items: list, batch_size: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def item_batches(
+        self, items: list, batch_size: int
+    ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(positions in `items`, image tokens, image pooled, caption rows [b, K]) per batch.
 
         Items are grouped by their number of candidates and read in image-row order, so each batch
@@ -90,17 +102,19 @@ class CachedDataset:
         for idx in by_k.values():
             idx.sort(key=lambda i: items[i].image)
             for s in range(0, len(idx), batch_size):
-                pos = idx[s:s + batch_size]
+                pos = idx[s : s + batch_size]
                 tok, pooled = self.image_rows(np.array([items[i].image for i in pos]))
                 yield pos, tok, pooled, torch.tensor([list(items[i].candidates) for i in pos])
 
-    def chunk_buffers(self, rng: np.random.Generator, buffer_chunks: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    def chunk_buffers(
+        self, rng: np.random.Generator, buffer_chunks: int
+    ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
         """One epoch: (image rows, tokens, pooled) for random groups of whole chunks."""
         arr = self.store.image_tokens
         chunk, n = arr.chunks[0], arr.shape[0]
         order = rng.permutation(-(-n // chunk))
         for i in range(0, len(order), buffer_chunks):
-            spans = [(c * chunk, min(n, (c + 1) * chunk)) for c in sorted(order[i:i + buffer_chunks])]
+            spans = [(c * chunk, min(n, (c + 1) * chunk)) for c in sorted(order[i : i + buffer_chunks])]
             rows = np.concatenate([np.arange(a, b) for a, b in spans])
             tok = np.concatenate([arr[a:b] for a, b in spans])
             pooled = np.concatenate([self.store.image_pooled[a:b] for a, b in spans])
@@ -113,9 +127,9 @@ class Pooled:
 
     store: FeatureStore
     dataset: Dataset
-    image_pooled: zarr.Array      # [N, D] float16, read in blocks
-    valid: np.ndarray             # [N] bool
-    text: np.ndarray              # [M, D] float32, L2-normalised
+    image_pooled: zarr.Array  # [N, D] float16, read in blocks
+    valid: np.ndarray  # [N] bool
+    text: np.ndarray  # [M, D] float32, L2-normalised
 
     def images(self, a: int, b: int) -> np.ndarray:
         """Rows [a, b) of the image embeddings, float32, L2-normalised."""
@@ -133,8 +147,9 @@ def read_pooled(store: str | os.PathLike, items: str | os.PathLike | None = None
     return Pooled(fs, ds, fs.image_pooled, fs.image_valid[:], normalise(fs.text_pooled[:]))
 
 
-def open_with_manifest(store_path: str | os.PathLike, items: str | os.PathLike | None = None,
-                       backbone_id: str | None = None) -> tuple[FeatureStore, Dataset]:
+def open_with_manifest(
+    store_path: str | os.PathLike, items: str | os.PathLike | None = None, backbone_id: str | None = None
+) -> tuple[FeatureStore, Dataset]:
     """A complete store and the manifest it was extracted from (`items`, or the one it records),
     checked to be that version of the dataset: a changed dataset is never scored against a stale cache."""
     store = FeatureStore.open(store_path, backbone_id=backbone_id)

@@ -11,6 +11,7 @@ length P (a "functional row" in the paper's words). Default mode finds the word'
 position from the stored token ids; `paper_compat` reproduces the reference's whitespace word
 index (one column early) in `paper/scorer.py`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,8 +76,8 @@ def apply_functional_rows(maps: torch.Tensor, columns: torch.Tensor, vectors: to
 
     maps [B, K, P, L], columns [B, K, L] (long, -1 = keep), vectors [F, P] -> [B, K, P, L]
     """
-    is_fr = (columns >= 0).unsqueeze(2)                                   # [B, K, 1, L]
-    fr = vectors[columns.clamp(min=0)].permute(0, 1, 3, 2)                # [B, K, P, L]
+    is_fr = (columns >= 0).unsqueeze(2)  # [B, K, 1, L]
+    fr = vectors[columns.clamp(min=0)].permute(0, 1, 3, 2)  # [B, K, P, L]
     return torch.where(is_fr, fr.to(maps.dtype), maps)
 
 

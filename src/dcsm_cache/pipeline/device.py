@@ -5,6 +5,7 @@
 
 Only torch is imported here, so training and evaluation from the cache never load open_clip.
 """
+
 from __future__ import annotations
 
 import contextlib

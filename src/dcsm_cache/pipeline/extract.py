@@ -11,6 +11,7 @@ missing. A corrupt image does not stop the run: its row is marked invalid and na
 Images are decoded ahead of the model by DataLoader workers and written behind it by a thread
 (`feeding.py`), so memory stays flat however large the dataset; text runs while the workers decode.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,23 +44,31 @@ TEXT_PADDINGS = ("longest", "reference")
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    batch_size: int = 0         # images per forward pass; 0: 256 on CUDA, 32 on CPU
+    batch_size: int = 0  # images per forward pass; 0: 256 on CUDA, 32 on CPU
     text_batch_size: int = 256
     device: str = "auto"
-    workers: int = -1           # processes decoding images ahead of the model; -1: auto (feeding.auto_workers)
+    workers: int = -1  # processes decoding images ahead of the model; -1: auto (feeding.auto_workers)
     part: int = 0
     nparts: int = 1
     progress: bool = True
-    precision: str = "auto"     # fp32, bf16 or fp16; auto: bf16 on CUDA, fp32 on CPU
-    overwrite: bool = False     # replace a store made with other settings
+    precision: str = "auto"  # fp32, bf16 or fp16; auto: bf16 on CUDA, fp32 on CPU
+    overwrite: bool = False  # replace a store made with other settings
     text_padding: str = "longest"  # "reference": 30 columns padded as the reference DCSM code does (paper/padding.py)
-    cache_dir: str | None = None   # the Hugging Face cache of registry weights; default: HF_HOME's
+    cache_dir: str | None = None  # the Hugging Face cache of registry weights; default: HF_HOME's
 
     def __post_init__(self):
-        at_least("extract", batch_size=(self.batch_size, 0), text_batch_size=(self.text_batch_size, 1),
-                 workers=(self.workers, -1), nparts=(self.nparts, 1))
-        require(0 <= self.part < self.nparts, "extract", f"part={self.part} is outside 0..{self.nparts - 1} "
-                                                         f"(--part counts from 0 to --nparts - 1)")
+        at_least(
+            "extract",
+            batch_size=(self.batch_size, 0),
+            text_batch_size=(self.text_batch_size, 1),
+            workers=(self.workers, -1),
+            nparts=(self.nparts, 1),
+        )
+        require(
+            0 <= self.part < self.nparts,
+            "extract",
+            f"part={self.part} is outside 0..{self.nparts - 1} (--part counts from 0 to --nparts - 1)",
+        )
         one_of("extract", "precision", self.precision, ("auto", *PRECISIONS))
         one_of("extract", "text_padding", self.text_padding, TEXT_PADDINGS)
 
@@ -80,8 +89,9 @@ def _auto_batch(device: torch.device) -> int:
     return 256 if device.type == "cuda" else 32
 
 
-def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
-            cfg: ExtractConfig = ExtractConfig()) -> FeatureStore:
+def extract(
+    items: str | os.PathLike, backbone: str, out: str | os.PathLike, cfg: ExtractConfig = ExtractConfig()
+) -> FeatureStore:
     """Extract part `cfg.part` of `cfg.nparts` of the manifest `items` into the store at `out`."""
     parse_backbone(backbone)  # an unknown name fails before any work
     manifest = Path(items)
@@ -93,10 +103,11 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
     reference = cfg.text_padding == "reference"
     context = getattr(bb.model, "context_length", TEXT_SEQ)
     if reference and context < TEXT_SEQ:
-        raise ConfigError(f"extract: text_padding=reference needs {TEXT_SEQ} text positions, "
-                          f"{bb.spec.arch} has context length {context}")
-    ids = bb.tokenizer(list(ds.captions), context_length=TEXT_SEQ) if reference \
-        else bb.tokenizer(list(ds.captions))
+        raise ConfigError(
+            f"extract: text_padding=reference needs {TEXT_SEQ} text positions, "
+            f"{bb.spec.arch} has context length {context}"
+        )
+    ids = bb.tokenizer(list(ds.captions), context_length=TEXT_SEQ) if reference else bb.tokenizer(list(ds.captions))
     lengths = _lengths(ids, _pad_id(bb.tokenizer))
     text_len = ids.shape[1] if reference else int(lengths.max())
     row = _first_readable(ds)
@@ -107,12 +118,22 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
         tok, pooled = enc.image(probe)
     shape = StoreShape(len(ds.images), tok.shape[1], len(ds.captions), text_len, pooled.shape[-1])
     attrs = {
-        "backbone": bb.spec.spec, "backbone_id": bb.identity_key, "identity": bb.identity,
-        "arch": bb.spec.arch, "weights": bb.spec.weights, "weights_sha256": bb.weights_sha256,
-        "activation": bb.info["activation"], "open_clip_version": open_clip.__version__,
-        "torch_version": torch.__version__, "dcsm_cache_version": __version__,
-        "preprocess": repr(bb.preprocess), "tokens": enc.describe(), "dataset": ds.name,
-        "fingerprint": fingerprint, "manifest": str(manifest.resolve()), "context_length": int(ids.shape[1]),
+        "backbone": bb.spec.spec,
+        "backbone_id": bb.identity_key,
+        "identity": bb.identity,
+        "arch": bb.spec.arch,
+        "weights": bb.spec.weights,
+        "weights_sha256": bb.weights_sha256,
+        "activation": bb.info["activation"],
+        "open_clip_version": open_clip.__version__,
+        "torch_version": torch.__version__,
+        "dcsm_cache_version": __version__,
+        "preprocess": repr(bb.preprocess),
+        "tokens": enc.describe(),
+        "dataset": ds.name,
+        "fingerprint": fingerprint,
+        "manifest": str(manifest.resolve()),
+        "context_length": int(ids.shape[1]),
         "text_padding": cfg.text_padding,
         "tokenizer": tokenizer_record(bb.spec.hub or bb.spec.arch, bb.tokenizer),
     }
@@ -122,8 +143,15 @@ def extract(items: str | os.PathLike, backbone: str, out: str | os.PathLike,
         return store
     ranges = store.part_rows(cfg.part)
     workers = auto_workers(bb.device) if cfg.workers < 0 else cfg.workers
-    batches = image_batches(ds, bb.preprocess, ranges["image"], cfg.batch_size or _auto_batch(bb.device), workers,
-                            tuple(probe.shape[1:]), pin_memory=bb.device.type == "cuda")  # decoding starts now...
+    batches = image_batches(
+        ds,
+        bb.preprocess,
+        ranges["image"],
+        cfg.batch_size or _auto_batch(bb.device),
+        workers,
+        tuple(probe.shape[1:]),
+        pin_memory=bb.device.type == "cuda",
+    )  # decoding starts now...
     text_fn = (lambda x, n: reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
     _extract_text(store, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)  # ...while text runs
     _extract_images(store, enc, batches, cfg)

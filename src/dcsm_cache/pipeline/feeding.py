@@ -8,6 +8,7 @@ Peak memory does not grow with the dataset: at most `workers × prefetch` decode
 model, and at most `depth` computed batches wait for the disk. Unreadable images (missing, corrupt)
 come back as zero pixels with `valid` false and their error message, so a row is never lost or shifted.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,17 +58,31 @@ def _one_thread(_worker_id: int) -> None:
     torch.set_num_threads(1)  # workers decode; the model's threads keep the cores
 
 
-def image_batches(ds: Dataset, preprocess: Callable, span: tuple[int, int], batch_size: int, workers: int,
-                  pixel_shape: tuple[int, ...], pin_memory: bool = False,
-                  prefetch: int = 2) -> Iterator[tuple[int, torch.Tensor, np.ndarray, list[str]]]:
+def image_batches(
+    ds: Dataset,
+    preprocess: Callable,
+    span: tuple[int, int],
+    batch_size: int,
+    workers: int,
+    pixel_shape: tuple[int, ...],
+    pin_memory: bool = False,
+    prefetch: int = 2,
+) -> Iterator[tuple[int, torch.Tensor, np.ndarray, list[str]]]:
     """(first row, pixels [B, C, H, W], valid [B] bool, error messages) for consecutive batches of `span`.
 
     Workers start decoding when iteration starts, so creating the iterator before other work (the
     text side) overlaps the two.
     """
-    loader = DataLoader(_Rows(ds, preprocess, span, pixel_shape), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=_collate, pin_memory=pin_memory,
-                        prefetch_factor=prefetch if workers else None, worker_init_fn=_one_thread if workers else None)
+    loader = DataLoader(
+        _Rows(ds, preprocess, span, pixel_shape),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=pin_memory,
+        prefetch_factor=prefetch if workers else None,
+        worker_init_fn=_one_thread if workers else None,
+    )
     return _numbered(iter(loader), span[0])  # iter() starts the workers now
 
 

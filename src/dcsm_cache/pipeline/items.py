@@ -11,6 +11,7 @@ records so that a changed dataset is never scored against a stale cache. It is w
 line in one streaming pass and read back a chunk of lines at a time, so a million-item manifest
 takes seconds. An image may be a member of a tar shard (`ImageRef.member`, read by `formats/shards.py`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,8 +81,9 @@ class DatasetBuilder:
         self._captions: dict[str, int] = {}
         self._items: list[Item] = []
 
-    def add(self, image: str | ImageRef, captions: Sequence[str], correct: int = 0,
-            subset: str = "", **tags: str) -> None:
+    def add(
+        self, image: str | ImageRef, captions: Sequence[str], correct: int = 0, subset: str = "", **tags: str
+    ) -> None:
         ref = image if isinstance(image, ImageRef) else ImageRef(str(image))
         if not 0 <= correct < len(captions):
             raise BadInputError(f"{self.name}: correct index {correct} outside {len(captions)} candidates")
@@ -92,8 +94,9 @@ class DatasetBuilder:
     def build(self) -> Dataset:
         if not self._items:
             raise BadInputError(f"{self.name}: no items found under {self.root}")
-        return Dataset(self.name, self.root, tuple(self._images), tuple(self._captions),
-                       tuple(self._items), self.metric)
+        return Dataset(
+            self.name, self.root, tuple(self._images), tuple(self._captions), tuple(self._items), self.metric
+        )
 
 
 def _content(ds: Dataset) -> dict:
@@ -103,12 +106,21 @@ def _content(ds: Dataset) -> dict:
         "name": ds.name,
         "root": ds.root,
         "metric": ds.metric,
-        "images": [{"path": r.path, **({"box": list(r.box)} if r.box else {}),
-                    **({"member": r.member} if r.member else {})} for r in ds.images],
+        "images": [
+            {"path": r.path, **({"box": list(r.box)} if r.box else {}), **({"member": r.member} if r.member else {})}
+            for r in ds.images
+        ],
         "captions": list(ds.captions),
-        "items": [{"image": it.image, "candidates": list(it.candidates), "correct": it.correct,
-                   "subset": it.subset, **({"tags": dict(it.tags)} if it.tags else {})}
-                  for it in ds.items],
+        "items": [
+            {
+                "image": it.image,
+                "candidates": list(it.candidates),
+                "correct": it.correct,
+                "subset": it.subset,
+                **({"tags": dict(it.tags)} if it.tags else {}),
+            }
+            for it in ds.items
+        ],
     }
 
 
@@ -118,28 +130,35 @@ _esc = json.encoder.encode_basestring_ascii
 _encode = json.JSONEncoder(sort_keys=True).encode
 _CHUNK = 8192
 _HEAD = f'{{"schema": {MANIFEST_SCHEMA}, "fingerprint": "'  # the fingerprint is patched in last
-_REWRITE = ("rewrite it with `dcsm-cache items` "
-            "(one written by hand: `dcsm-cache items manifest --root DIR --set file=FILE`)")
+_REWRITE = (
+    "rewrite it with `dcsm-cache items` (one written by hand: `dcsm-cache items manifest --root DIR --set file=FILE`)"
+)
 
 
 def _image_json(r: ImageRef) -> str:
     if r.box is None and r.member is None:
         return '{"path": ' + _esc(r.path) + "}"
-    return _encode({"path": r.path, **({"box": list(r.box)} if r.box else {}),
-                    **({"member": r.member} if r.member else {})})
+    return _encode(
+        {"path": r.path, **({"box": list(r.box)} if r.box else {}), **({"member": r.member} if r.member else {})}
+    )
 
 
 def _item_json(it: Item) -> str:
     tags = ', "tags": ' + _encode(dict(it.tags)) if it.tags else ""
-    return (f'{{"candidates": [{", ".join(map(str, it.candidates))}], "correct": {it.correct}, '
-            f'"image": {it.image}, "subset": {_esc(it.subset)}{tags}}}')
+    return (
+        f'{{"candidates": [{", ".join(map(str, it.candidates))}], "correct": {it.correct}, '
+        f'"image": {it.image}, "subset": {_esc(it.subset)}{tags}}}'
+    )
 
 
 def _digest(ds: Dataset, out=None) -> str:
     """The fingerprint; with `out`, also write the sections one record per line to that binary file."""
     h = hashlib.sha256()
-    sections = (("captions", map(_esc, ds.captions)), ("images", map(_image_json, ds.images)),
-                ("items", map(_item_json, ds.items)))
+    sections = (
+        ("captions", map(_esc, ds.captions)),
+        ("images", map(_image_json, ds.images)),
+        ("items", map(_item_json, ds.items)),
+    )
     for n, (key, records) in enumerate(sections):
         h.update(f'{", " if n else "{"}"{key}": ['.encode())
         if out:
@@ -153,12 +172,14 @@ def _digest(ds: Dataset, out=None) -> str:
         h.update(b"]")
         if out:
             out.write((("\n" if not first else "") + ("],\n" if key != "items" else "]}\n")).encode())
-    h.update(f', "metric": {_esc(ds.metric)}, "name": {_esc(ds.name)}, "root": {_esc(ds.root)}, '
-             f'"schema": {MANIFEST_SCHEMA}}}'.encode())
+    h.update(
+        f', "metric": {_esc(ds.metric)}, "name": {_esc(ds.name)}, "root": {_esc(ds.root)}, '
+        f'"schema": {MANIFEST_SCHEMA}}}'.encode()
+    )
     last, stamp = None, ""
     for start in range(0, len(ds.images), _CHUNK):
         parts = []
-        for row, ref in enumerate(ds.images[start:start + _CHUNK], start):
+        for row, ref in enumerate(ds.images[start : start + _CHUNK], start):
             path = os.path.join(ds.root, ref.path)
             if path != last:  # rows of one tar shard share a file: stat it once
                 try:
@@ -180,8 +201,12 @@ def fingerprint(ds: Dataset) -> str:
 def write_manifest(ds: Dataset, path: str | os.PathLike) -> str:
     """Write the manifest atomically, one record per line, in one streaming pass; returns its fingerprint."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write((_HEAD + "0" * 16 + f'", "name": {_esc(ds.name)}, "root": {_esc(ds.root)}, '
-                 f'"metric": {_esc(ds.metric)},\n').encode())
+        f.write(
+            (
+                _HEAD + "0" * 16 + f'", "name": {_esc(ds.name)}, "root": {_esc(ds.root)}, '
+                f'"metric": {_esc(ds.metric)},\n'
+            ).encode()
+        )
         fp = _digest(ds, f)
         f.seek(len(_HEAD))
         f.write(fp.encode())
@@ -256,8 +281,11 @@ def read_manifest(path: str | os.PathLike) -> Dataset:
             if sections is None:  # another layout (an older manifest): decode it whole
                 f.seek(0)
                 doc = json.load(f)
-                sections = {"captions": tuple(doc["captions"]), "images": tuple(map(_image_ref, doc["images"])),
-                            "items": tuple(map(_item, doc["items"]))}
+                sections = {
+                    "captions": tuple(doc["captions"]),
+                    "images": tuple(map(_image_ref, doc["images"])),
+                    "items": tuple(map(_item, doc["items"])),
+                }
         return Dataset(name=doc["name"], root=doc["root"], metric=doc.get("metric", "argmax"), **sections)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
         raise BadInputError(f"{path} is not a dcsm-cache manifest ({err}): {_REWRITE}") from err
@@ -273,6 +301,7 @@ def open_image(ds: Dataset, row: int):
     source = path
     if ref.member:  # its own errors name the shard and the member
         from .formats.shards import read_member
+
         source, path = io.BytesIO(read_member(path, ref.member)), f"{path}:{ref.member}"
     try:
         with Image.open(source) as im:

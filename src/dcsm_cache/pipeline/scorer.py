@@ -20,10 +20,12 @@ additions, each a switch in `ScorerConfig` and all off under `paper_compat`:
   token, so the word tokens carry little of what binds an attribute to its object (on the shapes
   world pretrained with CLIP's loss alone, training-free MaxSim over the tokens scores binding
   probes at chance while the pooled cosine scores ~80%); a scorer that starts from the maps alone
-  has to relearn that from few examples and loses to the cosine it could have kept. A backbone whose word tokens are grounded
-  (the default shapes-clip, pretrained with a token-level loss) does better with both switches
-  off: its maps hold the binding signal, and starting from the cosine only slows learning it.
+  has to relearn that from few examples and loses to the cosine it could have kept. A backbone
+  whose word tokens are grounded (the default shapes-clip, pretrained with a token-level loss) does
+  better with both switches off: its maps hold the binding signal, and starting from the cosine
+  only slows learning it.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,17 +49,17 @@ class ScorerConfig:
     maxsim: bool = True
     locate: bool = True
     global_cosine: bool = True
-    cosine_scale: float = 100.0    # initial weight of the backbone's cosine
-    residual: bool = True          # zero-init the last fc: the untrained scorer ranks as the cosine does
+    cosine_scale: float = 100.0  # initial weight of the backbone's cosine
+    residual: bool = True  # zero-init the last fc: the untrained scorer ranks as the cosine does
     functional_rows: bool = True
-    standardise: str = "map"       # or "image": one mean/std over all of an image's candidates
+    standardise: str = "map"  # or "image": one mean/std over all of an image's candidates
     train_functional_rows: bool = True
-
 
     def __post_init__(self):
         one_of("scorer", "standardise", self.standardise, STANDARDISE)
         at_least("scorer", channels=(self.channels, 1), hidden=(self.hidden, 1))
         require(0 <= self.dropout < 1, "scorer", f"dropout={self.dropout} must be in [0, 1)")
+
 
 def patch_grid(n_tokens: int) -> tuple[int, int, int] | None:
     """(leading non-patch tokens, grid height, grid width) for a square patch grid, CLS first or absent."""
@@ -74,13 +76,20 @@ class DCSMScorer(nn.Module):
         self.cfg, self.n_tokens, self.text_len = cfg, n_tokens, text_len
         rows = n_tokens + int(cfg.pooled_row)
         c = cfg.channels
-        self.convs = nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.Dropout2d(cfg.dropout),
-                                   nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Dropout2d(cfg.dropout))
+        self.convs = nn.Sequential(
+            nn.Conv2d(1, c, 3, padding=1),
+            nn.ReLU(),
+            nn.Dropout2d(cfg.dropout),
+            nn.Conv2d(c, c, 3, padding=1),
+            nn.ReLU(),
+            nn.Dropout2d(cfg.dropout),
+        )
         flat = c * (rows // 2) * (text_len // 2) if cfg.pool else c * rows * text_len
         self.grid = patch_grid(n_tokens) if cfg.locate else None
         extra = (c * text_len if cfg.maxsim else 0) + (2 * text_len if self.grid else 0)
-        self.fc = nn.Sequential(nn.Linear(flat + extra, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
-                                nn.Linear(cfg.hidden, 1))
+        self.fc = nn.Sequential(
+            nn.Linear(flat + extra, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, 1)
+        )
         # The reference's initialisation: (normalize(randn) + 1) / 3, entries ~0.33 (benchmarks.md §1).
         init = (F.normalize(torch.randn(n_functional, rows), dim=1) + 1) / 3
         self.fr_vectors = nn.Parameter(init, requires_grad=cfg.train_functional_rows)
@@ -107,17 +116,18 @@ class DCSMScorer(nn.Module):
     def forward(self, image_tokens, image_pooled, text_tokens, text_pooled, lengths, fr_columns) -> torch.Tensor:
         b, k = text_tokens.shape[:2]
         s = self.maps(image_tokens, image_pooled, text_tokens, lengths, fr_columns)
-        h = self.convs(s.flatten(0, 1).unsqueeze(1))                      # [BK, c, rows, L]
+        h = self.convs(s.flatten(0, 1).unsqueeze(1))  # [BK, c, rows, L]
         feats = [(F.max_pool2d(h, 2) if self.cfg.pool else h).flatten(1)]
         if self.cfg.maxsim:
-            feats.append(h.amax(dim=2).flatten(1))                         # [BK, c*L]
+            feats.append(h.amax(dim=2).flatten(1))  # [BK, c*L]
         if self.grid:
             skip, gh, gw = self.grid
-            w = torch.softmax(s[:, :, skip:skip + gh * gw] * self.locate_sharpness, dim=2)  # [B, K, hw, L]
+            w = torch.softmax(s[:, :, skip : skip + gh * gw] * self.locate_sharpness, dim=2)  # [B, K, hw, L]
             feats.append(torch.einsum("cp,bkpl->bkcl", self.coords, w).flatten(0, 1).flatten(1))  # [BK, 2L]
         score = self.fc(torch.cat(feats, dim=1)).view(b, k)
         if self.cos_weight is not None:
-            cos = torch.einsum("bd,bkd->bk", F.normalize(image_pooled.float(), dim=-1),
-                               F.normalize(text_pooled.float(), dim=-1))
+            cos = torch.einsum(
+                "bd,bkd->bk", F.normalize(image_pooled.float(), dim=-1), F.normalize(text_pooled.float(), dim=-1)
+            )
             score = score + self.cos_weight * cos
         return score

@@ -8,6 +8,7 @@ tagged with FORMAT. An old, foreign or truncated file is one line naming it and 
 `meta` holds what the scorer was trained on: the store's backbone (its display name and
 `backbone_id`), functional words, token counts, configs, and the training summary.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,14 +45,21 @@ def read_meta(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, a pickle with code, not a torch file at all
-        raise BadInputError(f"scorer checkpoint {path} cannot be read ({type(err).__name__}; truncated or not a "
-                            f"checkpoint): retrain it with `dcsm-cache train`") from err
+        raise BadInputError(
+            f"scorer checkpoint {path} cannot be read ({type(err).__name__}; truncated or not a "
+            f"checkpoint): retrain it with `dcsm-cache train`"
+        ) from err
     fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
     if fmt != FORMAT:
-        what = (f"was written by another dcsm-cache version ({fmt})" if isinstance(fmt, str)
-                and fmt.startswith("dcsm-cache/") else "is not a dcsm-cache scorer checkpoint")
-        raise BadInputError(f"scorer checkpoint {path} {what}, this one reads {FORMAT}: retrain it with "
-                            f"`dcsm-cache train` (the reference's .pt goes with --scorer dcsm-paper)")
+        what = (
+            f"was written by another dcsm-cache version ({fmt})"
+            if isinstance(fmt, str) and fmt.startswith("dcsm-cache/")
+            else "is not a dcsm-cache scorer checkpoint"
+        )
+        raise BadInputError(
+            f"scorer checkpoint {path} {what}, this one reads {FORMAT}: retrain it with "
+            f"`dcsm-cache train` (the reference's .pt goes with --scorer dcsm-paper)"
+        )
     missing = [k for k in _NEEDS if k not in ckpt]
     if missing:
         raise BadInputError(f"scorer checkpoint {path} lacks {', '.join(missing)}: retrain it with `dcsm-cache train`")
@@ -62,10 +70,13 @@ def load_scorer(path: str | os.PathLike, device: torch.device | str = "cpu") -> 
     """The scorer in eval mode on `device`, and the checkpoint's meta."""
     ckpt = read_meta(path)
     try:
-        scorer = DCSMScorer(ScorerConfig(**ckpt["scorer_config"]), ckpt["n_tokens"], ckpt["text_len"],
-                            len(ckpt["fr_words"]))
+        scorer = DCSMScorer(
+            ScorerConfig(**ckpt["scorer_config"]), ckpt["n_tokens"], ckpt["text_len"], len(ckpt["fr_words"])
+        )
         scorer.load_state_dict(ckpt["state_dict"])
     except (TypeError, RuntimeError) as err:
-        raise BadInputError(f"scorer checkpoint {path} does not fit this dcsm-cache's scorer "
-                            f"({type(err).__name__}: {str(err).splitlines()[0][:160]}): retrain it") from err
+        raise BadInputError(
+            f"scorer checkpoint {path} does not fit this dcsm-cache's scorer "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:160]}): retrain it"
+        ) from err
     return scorer.to(device).eval(), {k: v for k, v in ckpt.items() if k != "state_dict"}

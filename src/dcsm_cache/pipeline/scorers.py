@@ -7,6 +7,7 @@ Only the standard library is imported here, so the Snakefile reads it at no cost
 scores (`tasks/choice.py`, `paper/scorer.py`) is imported by evaluation when it is used. A new
 scorer is one entry here and one implementation there (`tasks/choice.py`: IMPLEMENTATIONS).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,21 +29,26 @@ class Scorer:
 
     def __post_init__(self):
         if self.checkpoint not in CHECKPOINT_SOURCES:
-            raise ValueError(f"scorer {self.name}: checkpoint source {self.checkpoint!r} is not one of "
-                             f"{CHECKPOINT_SOURCES}")
+            raise ValueError(
+                f"scorer {self.name}: checkpoint source {self.checkpoint!r} is not one of {CHECKPOINT_SOURCES}"
+            )
 
     @property
     def needs_checkpoint(self) -> bool:
         return self.checkpoint is not None
 
 
-SCORERS: dict[str, Scorer] = {s.name: s for s in (
-    Scorer("cosine", "CLIP's own score: the cosine of the pooled embeddings"),
-    Scorer("maxsim", "training-free token matching: each caption word's best image-token cosine, averaged"),
-    Scorer("dcsm", "the DCSM scorer `dcsm-cache train` wrote (--checkpoint)", "trained"),
-    Scorer("dcsm-paper", "the DCSM reference's scorer and checkpoint, its quirks included (--checkpoint)",
-           "dcsm_paper"),
-)}
+SCORERS: dict[str, Scorer] = {
+    s.name: s
+    for s in (
+        Scorer("cosine", "CLIP's own score: the cosine of the pooled embeddings"),
+        Scorer("maxsim", "training-free token matching: each caption word's best image-token cosine, averaged"),
+        Scorer("dcsm", "the DCSM scorer `dcsm-cache train` wrote (--checkpoint)", "trained"),
+        Scorer(
+            "dcsm-paper", "the DCSM reference's scorer and checkpoint, its quirks included (--checkpoint)", "dcsm_paper"
+        ),
+    )
+}
 
 
 def get_scorer(name: str) -> Scorer:

@@ -9,6 +9,7 @@ caption→image over the B positives (both directions). Identical positives of t
 masked, as they are not negatives. Items with subset "val" are held out and scored every
 `eval_every` steps. The checkpoint holds the scorer's weights, its config and what it was trained on.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,13 +47,19 @@ class TrainConfig:
     progress: bool = True
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
 
-
     def __post_init__(self):
-        at_least("train", steps=(self.steps, 1), batch_size=(self.batch_size, 2), text_len=(self.text_len, 1),
-                 buffer_chunks=(self.buffer_chunks, 1), eval_every=(self.eval_every, 1),
-                 hard_negative_weight=(self.hard_negative_weight, 0.0))
+        at_least(
+            "train",
+            steps=(self.steps, 1),
+            batch_size=(self.batch_size, 2),
+            text_len=(self.text_len, 1),
+            buffer_chunks=(self.buffer_chunks, 1),
+            eval_every=(self.eval_every, 1),
+            hard_negative_weight=(self.hard_negative_weight, 0.0),
+        )
         require(self.lr > 0, "train", f"lr={self.lr} must be positive")
         require(0 <= self.weight_decay, "train", f"weight_decay={self.weight_decay} must not be negative")
+
 
 def _group_items(data: CachedDataset, subset_is_val: bool) -> dict[int, list[int]]:
     """image row -> item indices (items of valid images, in or out of the val subset)."""
@@ -74,9 +81,15 @@ def _batch_inputs(data: CachedDataset, items: list, tok: torch.Tensor, pooled: t
 def batch_scores(scorer: DCSMScorer, data: CachedDataset, img_tok, img_pooled, pos, negs, device) -> torch.Tensor:
     """[B, B + K-1] scores: image b against every positive, then against its own hard negatives."""
     b = len(pos)
-    rows = torch.cat([pos.unsqueeze(0).expand(b, b), negs], dim=1)       # [B, B+K-1] caption rows
-    return scorer(img_tok, img_pooled, data.text_tokens[rows].to(device), data.text_pooled[rows].to(device),
-                  data.lengths[rows].to(device), data.fr_columns[rows].to(device))
+    rows = torch.cat([pos.unsqueeze(0).expand(b, b), negs], dim=1)  # [B, B+K-1] caption rows
+    return scorer(
+        img_tok,
+        img_pooled,
+        data.text_tokens[rows].to(device),
+        data.text_pooled[rows].to(device),
+        data.lengths[rows].to(device),
+        data.fr_columns[rows].to(device),
+    )
 
 
 def contrastive_loss(scores: torch.Tensor, pos: torch.Tensor, hard_weight: float = 0.0) -> torch.Tensor:
@@ -90,13 +103,14 @@ def contrastive_loss(scores: torch.Tensor, pos: torch.Tensor, hard_weight: float
     target = torch.arange(b, device=scores.device)
     loss = (F.cross_entropy(scores, target) + F.cross_entropy(scores[:, :b].T, target)) / 2
     if hard_weight:
-        own = torch.cat([scores.diagonal()[:, None], scores[:, b:]], dim=1)       # [B, K]: positive first
+        own = torch.cat([scores.diagonal()[:, None], scores[:, b:]], dim=1)  # [B, K]: positive first
         loss = loss + hard_weight * F.cross_entropy(own, torch.zeros(b, dtype=torch.long, device=scores.device))
     return loss
 
 
-def train(store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = TrainConfig(),
-          items: str | None = None) -> dict:
+def train(
+    store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = TrainConfig(), items: str | None = None
+) -> dict:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     device = resolve_device(cfg.device)
@@ -106,10 +120,13 @@ def train(store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = T
         raise BadInputError(f"{store}: no training items with readable images")
     ks = {len(data.dataset.items[i].candidates) for v in train_items.values() for i in v}
     if len(ks) != 1 or ks == {1}:
-        raise BadInputError(f"{store}: training needs items with the same number (>1) of candidates, found {sorted(ks)}")
+        raise BadInputError(
+            f"{store}: training needs items with the same number (>1) of candidates, found {sorted(ks)}"
+        )
     scorer = DCSMScorer(cfg.scorer, data.n_tokens, cfg.text_len, len(data.fr_words)).to(device)
-    opt = torch.optim.AdamW([p for p in scorer.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        [p for p in scorer.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     bar = tqdm(total=cfg.steps, desc="train", disable=not cfg.progress)
     step, losses, history = 0, [], []
@@ -120,12 +137,13 @@ def train(store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = T
             local = {int(r): j for j, r in enumerate(rows)}
             pool = rng.permutation([i for r in rows if int(r) in train_items for i in train_items[int(r)]])
             for s in range(0, len(pool) - batch + 1, batch):
-                chosen = [data.dataset.items[i] for i in pool[s:s + batch]]
+                chosen = [data.dataset.items[i] for i in pool[s : s + batch]]
                 idx = torch.tensor([local[it.image] for it in chosen])
                 img_tok, img_pooled, pos, negs = _batch_inputs(data, chosen, tok[idx], pooled[idx], device)
                 scorer.train()
-                loss = contrastive_loss(batch_scores(scorer, data, img_tok, img_pooled, pos, negs, device), pos,
-                                        cfg.hard_negative_weight)
+                loss = contrastive_loss(
+                    batch_scores(scorer, data, img_tok, img_pooled, pos, negs, device), pos, cfg.hard_negative_weight
+                )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -142,8 +160,9 @@ def train(store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = T
             if step >= cfg.steps:
                 break
         if step == epoch_start:
-            raise BadInputError(f"{store}: no buffer of {cfg.buffer_chunks} chunks holds a batch of {batch} items; "
-                                f"raise buffer_chunks")
+            raise BadInputError(
+                f"{store}: no buffer of {cfg.buffer_chunks} chunks holds a batch of {batch} items; raise buffer_chunks"
+            )
     bar.close()
     summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history}
     save_scorer(scorer, checkpoint_meta(data, cfg, summary), out)
@@ -157,9 +176,14 @@ def validate(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[
     items = [data.dataset.items[i] for v in val_items.values() for i in v]
     correct = 0
     for pos, tok, pooled, rows in data.item_batches(items, 256):
-        scores = scorer(tok.to(device), pooled.to(device), data.text_tokens[rows].to(device),
-                        data.text_pooled[rows].to(device), data.lengths[rows].to(device),
-                        data.fr_columns[rows].to(device))
+        scores = scorer(
+            tok.to(device),
+            pooled.to(device),
+            data.text_tokens[rows].to(device),
+            data.text_pooled[rows].to(device),
+            data.lengths[rows].to(device),
+            data.fr_columns[rows].to(device),
+        )
         correct += sum(int(scores[j].argmax()) == items[i].correct for j, i in enumerate(pos))
     return correct / max(1, len(items))
 
@@ -171,7 +195,12 @@ def checkpoint_meta(data: CachedDataset, cfg: TrainConfig, summary: dict) -> dic
         "scorer_config": dataclasses.asdict(cfg.scorer),
         "train_config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "scorer"},
         "config_hash": config_hash(cfg),
-        "n_tokens": data.n_tokens, "text_len": cfg.text_len, "fr_words": list(data.fr_words),
-        "backbone": a["backbone"], "backbone_id": a["backbone_id"], "identity": a["identity"],
-        "store_fingerprint": a["fingerprint"], "summary": summary,
+        "n_tokens": data.n_tokens,
+        "text_len": cfg.text_len,
+        "fr_words": list(data.fr_words),
+        "backbone": a["backbone"],
+        "backbone_id": a["backbone_id"],
+        "identity": a["identity"],
+        "store_fingerprint": a["fingerprint"],
+        "summary": summary,
     }

@@ -8,6 +8,7 @@ created at full size up front; extraction fills them in chunk-aligned parts, eac
 marker file, so a crashed part is redone and a finished part is never written twice. Reading a
 store checks its schema, backbone, dataset fingerprint and that every part is finished.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -37,7 +38,7 @@ class StoreShape:
     n_tokens: int  # P: image tokens per image
     n_captions: int
     text_len: int  # L: longest caption in tokens
-    dim: int       # D: joint-space width
+    dim: int  # D: joint-space width
 
 
 def _rows_per_chunk(row_bytes: int) -> int:
@@ -82,8 +83,9 @@ class FeatureStore:
 
     # -- creating and filling -------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, shape: StoreShape, attrs: dict, nparts: int = 1,
-               overwrite: bool = False) -> "FeatureStore":
+    def create(
+        cls, path: str | os.PathLike, shape: StoreShape, attrs: dict, nparts: int = 1, overwrite: bool = False
+    ) -> "FeatureStore":
         """Create the store with every array at full size; reuse it if it was made with the same attrs.
 
         A store made with other attrs (another backbone, dataset version or part count) is replaced
@@ -108,14 +110,21 @@ class FeatureStore:
             if not overwrite and (path / PARTS_DIR).exists() and any((path / PARTS_DIR).iterdir()):
                 raise StoreMismatchError(
                     f"{path} holds finished parts made with other settings ({', '.join(changed)}): "
-                    f"pass --overwrite to re-extract, or extract into another path")
+                    f"pass --overwrite to re-extract, or extract into another path"
+                )
             shutil.rmtree(path)
         group = zarr.open_group(path, mode="w", zarr_format=3)
         for gname, arrays in _layout(shape).items():
             rows = _chunk_rows(arrays)
             for name, (shp, dtype) in arrays.items():
-                group.create_array(f"{gname}/{name}", shape=shp, dtype=dtype, compressors=None,
-                                   chunks=(rows, *shp[1:]) if shp[0] else shp, fill_value=0)
+                group.create_array(
+                    f"{gname}/{name}",
+                    shape=shp,
+                    dtype=dtype,
+                    compressors=None,
+                    chunks=(rows, *shp[1:]) if shp[0] else shp,
+                    fill_value=0,
+                )
         group.attrs.update(attrs)
         (path / PARTS_DIR).mkdir()
         return cls(path, group)
@@ -125,8 +134,10 @@ class FeatureStore:
         nparts = self.attrs["nparts"]
         if not 0 <= part < nparts:
             raise ValueError(f"part {part} outside 0..{nparts - 1}")
-        return {g: part_ranges(self.group[f"{g}/tokens"].shape[0], self.group[f"{g}/tokens"].chunks[0], nparts)[part]
-                for g in ("image", "text")}
+        return {
+            g: part_ranges(self.group[f"{g}/tokens"].shape[0], self.group[f"{g}/tokens"].chunks[0], nparts)[part]
+            for g in ("image", "text")
+        }
 
     def _marker(self, part: int) -> Path:
         return self.path / PARTS_DIR / f"{part}-of-{self.attrs['nparts']}.done"
@@ -140,39 +151,48 @@ class FeatureStore:
             self.group.attrs["complete"] = True
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
-        self.group[name][start:start + len(values)] = values
+        self.group[name][start : start + len(values)] = values
 
     # -- opening and reading --------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, backbone_id: str | None = None,
-             fingerprint: str | None = None) -> "FeatureStore":
+    def open(
+        cls, path: str | os.PathLike, backbone_id: str | None = None, fingerprint: str | None = None
+    ) -> "FeatureStore":
         path = Path(path)
         if not (path / "zarr.json").exists():
             raise StoreNotFoundError(f"no feature store at {path}: run `dcsm-cache extract --out {path}` first")
         store = cls(path, zarr.open_group(path, mode="r"))
         a = store.attrs
         if a.get("schema_version") != SCHEMA_VERSION:
-            raise StoreMismatchError(f"{path} has store schema {a.get('schema_version')}, this dcsm-cache reads "
-                                     f"{SCHEMA_VERSION}: re-extract it")
+            raise StoreMismatchError(
+                f"{path} has store schema {a.get('schema_version')}, this dcsm-cache reads "
+                f"{SCHEMA_VERSION}: re-extract it"
+            )
         if backbone_id is not None and a.get("backbone_id") != backbone_id:
-            raise StoreMismatchError(f"{path} was extracted with another backbone ({a.get('backbone')!r}, "
-                                     f"id {a.get('backbone_id')}, not {backbone_id}): use the store of that "
-                                     f"backbone or re-extract")
+            raise StoreMismatchError(
+                f"{path} was extracted with another backbone ({a.get('backbone')!r}, "
+                f"id {a.get('backbone_id')}, not {backbone_id}): use the store of that "
+                f"backbone or re-extract"
+            )
         if fingerprint is not None:
             store.check_fingerprint(fingerprint)
         if not a.get("complete"):
             missing = [i for i in range(a["nparts"]) if not store.part_done(i)]
-            raise IncompleteStoreError(f"{path} is missing extraction part(s) {missing} of {a['nparts']}: "
-                                       f"rerun `dcsm-cache extract` with those --part values")
+            raise IncompleteStoreError(
+                f"{path} is missing extraction part(s) {missing} of {a['nparts']}: "
+                f"rerun `dcsm-cache extract` with those --part values"
+            )
         return store
 
     def check_fingerprint(self, fingerprint: str) -> None:
         """A store extracted from another version of its dataset is an error, never a stale score."""
         found = self.group.attrs.get("fingerprint")
         if found != fingerprint:
-            raise StoreMismatchError(f"{self.path} was extracted from another version of dataset "
-                                     f"{self.group.attrs.get('dataset')!r} (fingerprint {found} != {fingerprint}): "
-                                     f"re-extract it")
+            raise StoreMismatchError(
+                f"{self.path} was extracted from another version of dataset "
+                f"{self.group.attrs.get('dataset')!r} (fingerprint {found} != {fingerprint}): "
+                f"re-extract it"
+            )
 
     @property
     def attrs(self) -> dict:

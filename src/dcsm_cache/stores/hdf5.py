@@ -8,6 +8,7 @@ attributes travel as one JSON string (`dcsm_cache_attrs`), so nested values surv
 each is also written as a plain HDF5 attribute where it is a scalar, for readers that browse them.
 Copies go chunk by chunk, so neither side is ever held in memory whole.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,13 @@ def _arrays(store: FeatureStore) -> list[str]:
 
 def _copy(src, dst, rows: int) -> None:
     for a in range(0, src.shape[0], rows):
-        dst[a:a + rows] = src[a:a + rows]
+        dst[a : a + rows] = src[a : a + rows]
 
 
 def export_hdf5(store_path: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write the complete store at `store_path` as one HDF5 file at `out` (atomically)."""
     import h5py
+
     store = FeatureStore.open(store_path)
     attrs = store.attrs
     with atomic_path(out) as tmp:
@@ -55,6 +57,7 @@ def export_hdf5(store_path: str | os.PathLike, out: str | os.PathLike) -> Path:
 def import_hdf5(h5: str | os.PathLike, store_path: str | os.PathLike, overwrite: bool = False) -> FeatureStore:
     """Rebuild the store an `export_hdf5` file holds, at `store_path`, with its parts marked done."""
     import h5py
+
     h5 = Path(h5)
     if not h5.is_file():
         raise InputNotFoundError(f"HDF5 file {h5} does not exist")
@@ -67,17 +70,19 @@ def import_hdf5(h5: str | os.PathLike, store_path: str | os.PathLike, overwrite:
             raise BadInputError(f"{h5} has no {ATTRS_KEY} attribute: it was not written by `dcsm-cache export`")
         attrs = json.loads(f.attrs[ATTRS_KEY])
         if attrs.get("schema_version") != SCHEMA_VERSION:
-            raise StoreMismatchError(f"{h5} holds store schema {attrs.get('schema_version')}, this dcsm-cache "
-                                     f"writes {SCHEMA_VERSION}: re-extract it")
+            raise StoreMismatchError(
+                f"{h5} holds store schema {attrs.get('schema_version')}, this dcsm-cache "
+                f"writes {SCHEMA_VERSION}: re-extract it"
+            )
         nparts = attrs["nparts"]
         given = {k: v for k, v in attrs.items() if k not in ("complete",)}
-        store = FeatureStore.create(store_path, StoreShape(**attrs["shape"]), given, nparts=nparts,
-                                    overwrite=overwrite)
+        store = FeatureStore.create(store_path, StoreShape(**attrs["shape"]), given, nparts=nparts, overwrite=overwrite)
         for name in _arrays(store):
             src, dst = f[name], store.group[name]
             if src.shape != dst.shape or np.dtype(src.dtype) != dst.dtype:
-                raise BadInputError(f"{h5}: {name} is {src.shape} {src.dtype}, the store's layout wants "
-                                    f"{dst.shape} {dst.dtype}")
+                raise BadInputError(
+                    f"{h5}: {name} is {src.shape} {src.dtype}, the store's layout wants {dst.shape} {dst.dtype}"
+                )
             _copy(src, dst, dst.chunks[0])
     for part in range(nparts):
         store.mark_done(part)

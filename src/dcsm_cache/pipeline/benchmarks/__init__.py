@@ -9,6 +9,7 @@ workflow can leave out benchmarks that are not on this machine before it plans t
 
     expected_files("whatsUp_A")             # ('controlled_images_dataset.json',)
 """
+
 from __future__ import annotations
 
 import inspect
@@ -19,8 +20,20 @@ from typing import Callable, Mapping
 from ...errors import ConfigError, InputNotFoundError, UnknownNameError
 from ..items import Dataset
 from ..formats import img2dataset, manifest, table
-from . import (ccneg, clevr_bind, imagefolder, karpathy, ncd, negbench, shapes, shapes_zeroshot, sugarcrepe,
-               vg_attribution, whatsup, whatsup_qa)
+from . import (
+    ccneg,
+    clevr_bind,
+    imagefolder,
+    karpathy,
+    ncd,
+    negbench,
+    shapes,
+    shapes_zeroshot,
+    sugarcrepe,
+    vg_attribution,
+    whatsup,
+    whatsup_qa,
+)
 
 
 @dataclass(frozen=True)
@@ -32,35 +45,80 @@ class Benchmark:
 
 
 BENCHMARKS: dict[str, Benchmark] = {
-    "shapes_pretrain": Benchmark(shapes.load, {"family": "pretrain"}, "shapes world: web-style captions for backbone pretraining"),
-    "shapes_train": Benchmark(shapes.load, {"family": "train"}, "shapes world: DCSM training items with hard negatives"),
+    "shapes_pretrain": Benchmark(
+        shapes.load, {"family": "pretrain"}, "shapes world: web-style captions for backbone pretraining"
+    ),
+    "shapes_train": Benchmark(
+        shapes.load, {"family": "train"}, "shapes world: DCSM training items with hard negatives"
+    ),
     "shapes_binding": Benchmark(shapes.load, {"family": "binding"}, "shapes world: attribute binding (test, heldout)"),
     "shapes_spatial": Benchmark(shapes.load, {"family": "spatial"}, "shapes world: spatial relations (test, heldout)"),
     "shapes_negation": Benchmark(shapes.load, {"family": "negation"}, "shapes world: negation (test, heldout)"),
     # The paper's benchmarks, under the DCSM reference code's key names (run_evals.py).
-    "clevr_bind_2obj_train": Benchmark(clevr_bind.load, {"split": "train"}, "CLEVR-bind two-object, train split: [pos, 4 negs], chance 20%"),
-    "clevr_bind_2obj_valid": Benchmark(clevr_bind.load, {"split": "val"}, "CLEVR-bind two-object, val split: [pos, 4 negs], chance 20%"),
-    "clevr_bind_2obj_gen": Benchmark(clevr_bind.load, {"split": "gen"}, "CLEVR-bind two-object, gen split: [pos, 4 negs], chance 20%"),
-    "ncd_subset1": Benchmark(ncd.load, {"settype": 0}, "NCD colour composites, caption order 0: 2 captions, chance 50%"),
-    "ncd_subset2": Benchmark(ncd.load, {"settype": 1}, "NCD colour composites, caption order 1: 2 captions, chance 50%"),
+    "clevr_bind_2obj_train": Benchmark(
+        clevr_bind.load, {"split": "train"}, "CLEVR-bind two-object, train split: [pos, 4 negs], chance 20%"
+    ),
+    "clevr_bind_2obj_valid": Benchmark(
+        clevr_bind.load, {"split": "val"}, "CLEVR-bind two-object, val split: [pos, 4 negs], chance 20%"
+    ),
+    "clevr_bind_2obj_gen": Benchmark(
+        clevr_bind.load, {"split": "gen"}, "CLEVR-bind two-object, gen split: [pos, 4 negs], chance 20%"
+    ),
+    "ncd_subset1": Benchmark(
+        ncd.load, {"settype": 0}, "NCD colour composites, caption order 0: 2 captions, chance 50%"
+    ),
+    "ncd_subset2": Benchmark(
+        ncd.load, {"settype": 1}, "NCD colour composites, caption order 1: 2 captions, chance 50%"
+    ),
     "vg_attr": Benchmark(vg_attribution.load, {}, "ARO VG-Attribution: box crop, [true, false], chance 50%"),
     "whatsUp_A": Benchmark(whatsup.load, {"subset": "A"}, "What'sUp Controlled_Images A: 4 captions, chance 25%"),
-    "whatsUp_B": Benchmark(whatsup.load, {"subset": "B"}, "What'sUp Controlled_Images B (controlled_clevr): 4 captions, chance 25%"),
-    "coco_spatial1": Benchmark(whatsup_qa.load, {"source": "coco", "subset": "one"}, "What'sUp COCO-spatial, one object: 2 captions, chance 50%"),
-    "coco_spatial2": Benchmark(whatsup_qa.load, {"source": "coco", "subset": "two"}, "What'sUp COCO-spatial, two objects: 2 captions, chance 50%"),
-    "vg_subset1": Benchmark(whatsup_qa.load, {"source": "vg", "subset": "one"}, "What'sUp VG-spatial (GQA), one object: 2 captions, chance 50%"),
-    "vg_subset2": Benchmark(whatsup_qa.load, {"source": "vg", "subset": "two"}, "What'sUp VG-spatial (GQA), two objects: 2 captions, chance 50%"),
-    "negbench_coco": Benchmark(negbench.load, {"source": "coco"}, "NegBench MCQ on COCO val2017: 4 captions, chance 25%"),
+    "whatsUp_B": Benchmark(
+        whatsup.load, {"subset": "B"}, "What'sUp Controlled_Images B (controlled_clevr): 4 captions, chance 25%"
+    ),
+    "coco_spatial1": Benchmark(
+        whatsup_qa.load,
+        {"source": "coco", "subset": "one"},
+        "What'sUp COCO-spatial, one object: 2 captions, chance 50%",
+    ),
+    "coco_spatial2": Benchmark(
+        whatsup_qa.load,
+        {"source": "coco", "subset": "two"},
+        "What'sUp COCO-spatial, two objects: 2 captions, chance 50%",
+    ),
+    "vg_subset1": Benchmark(
+        whatsup_qa.load,
+        {"source": "vg", "subset": "one"},
+        "What'sUp VG-spatial (GQA), one object: 2 captions, chance 50%",
+    ),
+    "vg_subset2": Benchmark(
+        whatsup_qa.load,
+        {"source": "vg", "subset": "two"},
+        "What'sUp VG-spatial (GQA), two objects: 2 captions, chance 50%",
+    ),
+    "negbench_coco": Benchmark(
+        negbench.load, {"source": "coco"}, "NegBench MCQ on COCO val2017: 4 captions, chance 25%"
+    ),
     "negbench_voc": Benchmark(negbench.load, {"source": "voc"}, "NegBench MCQ on VOC2007: 4 captions, chance 25%"),
     "ccneg": Benchmark(ccneg.load, {}, "CoN-CLIP CC-Neg, last 40,000 entries: [caption, negated], chance 50%"),
-    "sugarcrepe": Benchmark(sugarcrepe.load, {}, "SugarCREPE, 7 subsets: [caption, hard negative], strict metric, chance 50%"),
+    "sugarcrepe": Benchmark(
+        sugarcrepe.load, {}, "SugarCREPE, 7 subsets: [caption, hard negative], strict metric, chance 50%"
+    ),
     # Zero-shot classification and retrieval, scored by `dcsm-cache zeroshot` / `dcsm-cache retrieval`.
-    "imagefolder": Benchmark(imagefolder.load, {}, "image folder per class (or DomainNet's domain/class): zero-shot classification"),
-    "domainnet": Benchmark(imagefolder.load, {"domains": True}, "DomainNet, root/<domain>/<class>/: zero-shot classification per domain"),
-    "shapes_zeroshot": Benchmark(shapes_zeroshot.load, {},
-                                 "shapes world: each probe object cut out, zero-shot by colour-shape or shape"),
-    "karpathy_coco": Benchmark(karpathy.load, {"source": "coco"}, "COCO Karpathy split (test: 5k images): image-text retrieval"),
-    "karpathy_flickr": Benchmark(karpathy.load, {"source": "flickr30k"}, "Flickr30k Karpathy split (test: 1k images): image-text retrieval"),
+    "imagefolder": Benchmark(
+        imagefolder.load, {}, "image folder per class (or DomainNet's domain/class): zero-shot classification"
+    ),
+    "domainnet": Benchmark(
+        imagefolder.load, {"domains": True}, "DomainNet, root/<domain>/<class>/: zero-shot classification per domain"
+    ),
+    "shapes_zeroshot": Benchmark(
+        shapes_zeroshot.load, {}, "shapes world: each probe object cut out, zero-shot by colour-shape or shape"
+    ),
+    "karpathy_coco": Benchmark(
+        karpathy.load, {"source": "coco"}, "COCO Karpathy split (test: 5k images): image-text retrieval"
+    ),
+    "karpathy_flickr": Benchmark(
+        karpathy.load, {"source": "flickr30k"}, "Flickr30k Karpathy split (test: 1k images): image-text retrieval"
+    ),
     # Datasets of the user's own (docs/benchmarks.md, "Your own data"); option `name` names them.
     "table": Benchmark(table.load, {}, "your CSV, TSV or JSONL (file=...): captioned or choice items", named=True),
     "img2dataset": Benchmark(img2dataset.load_files, {}, "img2dataset's files (00000/*.jpg, .txt)", named=True),
@@ -92,8 +150,11 @@ def load_benchmark(name: str, /, root: str, **options) -> Dataset:
         valid = sorted(k for k in params if k not in (*fixed, *bench.options))
         raise ConfigError(f"benchmark {name}: unknown option {', '.join(bad)} (valid: {', '.join(valid) or 'none'})")
     import os
+
     if not os.path.isdir(root):
-        raise InputNotFoundError(f"benchmark {name}: folder {root} does not exist; point --root at the downloaded benchmark")
+        raise InputNotFoundError(
+            f"benchmark {name}: folder {root} does not exist; point --root at the downloaded benchmark"
+        )
     if bench.named and options.get("name") is not None:
         options["name"] = str(options["name"])  # `--set name=2024` arrives as a number
     return bench.loader(root, **({} if bench.named else {"name": name}), **{**bench.options, **options})

@@ -6,6 +6,7 @@
 A folder without the expected file is an `InputNotFoundError` that says which file was expected where;
 an annotation that cannot be parsed is a `BadInputError` that names the file and the row.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,7 @@ def read_json(path: Path, name: str):
         raise BadInputError(f"{name}: {path} is not valid JSON ({err})") from None
 
 
-def read_csv(path: Path, name: str, required: Iterable[str], encoding: str = "utf-8-sig"
-             ) -> Iterator[tuple[int, dict]]:
+def read_csv(path: Path, name: str, required: Iterable[str], encoding: str = "utf-8-sig") -> Iterator[tuple[int, dict]]:
     """Yield (line number, row) for each data row; a missing column or a short row is a BadInputError."""
     required = tuple(required)
     try:
@@ -53,13 +53,16 @@ def read_csv(path: Path, name: str, required: Iterable[str], encoding: str = "ut
             reader = csv.DictReader(f)
             missing = [c for c in required if c not in (reader.fieldnames or ())]
             if missing:
-                raise BadInputError(f"{name}: {path} lacks column(s) {', '.join(missing)} "
-                                    f"(header: {', '.join(reader.fieldnames or ()) or 'empty file'})")
+                raise BadInputError(
+                    f"{name}: {path} lacks column(s) {', '.join(missing)} "
+                    f"(header: {', '.join(reader.fieldnames or ()) or 'empty file'})"
+                )
             for row in reader:
                 short = [c for c in required if row.get(c) is None]
                 if short:
-                    raise BadInputError(f"{name}: {path} line {reader.line_num}: row has no value for "
-                                        f"{', '.join(short)}")
+                    raise BadInputError(
+                        f"{name}: {path} line {reader.line_num}: row has no value for {', '.join(short)}"
+                    )
                 yield reader.line_num, row
     except (UnicodeDecodeError, csv.Error) as err:
         raise BadInputError(f"{name}: {path} cannot be read as CSV ({err})") from None

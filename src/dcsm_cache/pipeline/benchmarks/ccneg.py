@@ -16,6 +16,7 @@ rest is its fine-tuning split). One item per entry, in file order: the image and
 `[ann["json"]["caption"], ann["sop_data"]["negative-prompt"] with commas removed]`, as CoN-CLIP's
 `CCNegEvalDataset` builds them; correct 0, subset "eval", no prefix. Chance is 50%.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,10 @@ def _read(path: Path, name: str) -> tuple[list, list]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
-        raise BadInputError(f"{name}: {path} cannot be read with torch.load(weights_only=True) "
-                            f"({err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        raise BadInputError(
+            f"{name}: {path} cannot be read with torch.load(weights_only=True) "
+            f"({err.__class__.__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
     if not isinstance(data, dict) or not all(k in data for k in ("image_paths", "annotations")):
         raise BadInputError(f"{name}: {path} should be a dict with image_paths and annotations")
     paths, anns = data["image_paths"], data["annotations"]
@@ -51,8 +54,7 @@ def _captions(ann, i: int, path: Path, name: str) -> list[str]:
     try:
         caption, negated = ann["json"]["caption"], ann["sop_data"]["negative-prompt"]
     except (KeyError, TypeError):
-        raise BadInputError(f"{name}: {path} annotations[{i}] lacks json.caption or "
-                            f"sop_data.negative-prompt") from None
+        raise BadInputError(f"{name}: {path} annotations[{i}] lacks json.caption or sop_data.negative-prompt") from None
     if not isinstance(caption, str) or not isinstance(negated, str):
         raise BadInputError(f"{name}: {path} annotations[{i}]: captions should be strings")
     return [caption, negated.replace(",", "")]
@@ -76,12 +78,13 @@ def load(root: str | os.PathLike, name: str = "ccneg", n_eval: int = 40000) -> D
     for i in range(start, len(paths)):
         if not isinstance(paths[i], str):
             raise BadInputError(f"{name}: {ann} image_paths[{i}] should be a string")
-        rel.append(paths[i][len(PREFIX):] if paths[i].startswith(PREFIX) else paths[i])
+        rel.append(paths[i][len(PREFIX) :] if paths[i].startswith(PREFIX) else paths[i])
     bases = list(dict.fromkeys([ann.parent, ann.parent / "ccneg_images", Path(root), Path(root, "ccneg_images")]))
     base = next((b for b in bases if (b / rel[0]).is_file()), None)
     if base is None:
-        raise InputNotFoundError(f"{name}: expected image {rel[0]} in {ann.parent} or "
-                                 f"{ann.parent / 'ccneg_images'} ({LAYOUT})")
+        raise InputNotFoundError(
+            f"{name}: expected image {rel[0]} in {ann.parent} or {ann.parent / 'ccneg_images'} ({LAYOUT})"
+        )
     builder = DatasetBuilder(name, root)
     for i, r in zip(range(start, len(paths)), rel):
         image = os.path.relpath(base / r, root) if not os.path.isabs(r) else r

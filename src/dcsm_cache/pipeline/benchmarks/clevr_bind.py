@@ -12,6 +12,7 @@ One item per row: the image and `[pos, neg_0, neg_1, neg_2, neg_3]`, correct 0, 
 file order. Captions are stored raw ("red cube"); the reference's "An image of a " prefix is a
 scoring-time option (see `paper.py`).
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,9 @@ def expected(split: str = "gen", **_) -> tuple[str, ...]:
     return (f"clevr_bind/two_object/{split}.csv", f"clevr_bind/two_object/{split}.json")
 
 
-def load(root: str | os.PathLike, name: str = "clevr_bind", split: str = "gen",
-         annotation_format: str = "auto") -> Dataset:
+def load(
+    root: str | os.PathLike, name: str = "clevr_bind", split: str = "gen", annotation_format: str = "auto"
+) -> Dataset:
     """The items of one CLEVR-bind two-object split (see the module docstring)."""
     if split not in SPLITS:
         raise ConfigError(f"{name}: split {split!r} is not one of {', '.join(SPLITS)}")
@@ -60,8 +62,7 @@ def load(root: str | os.PathLike, name: str = "clevr_bind", split: str = "gen",
         raise ConfigError(f"{name}: annotation_format {annotation_format!r} is not one of {', '.join(FORMATS)}")
     base = Path(root, "clevr_bind", "two_object")
     csv_path, json_path = base / f"{split}.csv", base / f"{split}.json"
-    if annotation_format == "json" or (annotation_format == "auto" and not csv_path.is_file()
-                                       and json_path.is_file()):
+    if annotation_format == "json" or (annotation_format == "auto" and not csv_path.is_file() and json_path.is_file()):
         rows = _rows_json(require_file(json_path, name, LAYOUT), name)
     else:
         if annotation_format == "auto" and not csv_path.is_file():
@@ -72,4 +73,3 @@ def load(root: str | os.PathLike, name: str = "clevr_bind", split: str = "gen",
     for file_name, captions in rows:
         builder.add(f"clevr_bind/two_object/images/{split}/{file_name}", captions, 0, split)
     return builder.build()
-

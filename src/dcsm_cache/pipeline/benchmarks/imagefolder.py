@@ -22,6 +22,7 @@ template's rows (`0 .. n_classes-1`), `correct` = the class index, tag `{"domain
 layout. `evaluate()` on it is single-prompt zero-shot; `pipeline/tasks/zeroshot.py` ensembles every
 template (see `prompt_table`).
 """
+
 from __future__ import annotations
 
 import os
@@ -45,6 +46,7 @@ def templates_of(kind: str | Sequence[str]) -> list:
             raise ConfigError(f"templates {kind!r}: give {' or '.join(TEMPLATES)}, or strings with one '{{}}' each")
         return [t.format for t in own]
     from ..._openclip import open_clip
+
     if kind not in TEMPLATES:
         raise ConfigError(f"templates {kind!r} is not one of {', '.join(TEMPLATES)} (or a list of strings with '{{}}')")
     meta = open_clip.zero_shot_metadata
@@ -56,8 +58,9 @@ def _subdirs(path: Path) -> list[Path]:
 
 
 def _images(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in EXTENSIONS)
+    return sorted(
+        p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in EXTENSIONS
+    )
 
 
 def _class_names(folders: list[str], classnames: str | None, name: str) -> list[str]:
@@ -65,6 +68,7 @@ def _class_names(folders: list[str], classnames: str | None, name: str) -> list[
         return [f.replace("_", " ").replace("-", " ") for f in folders]
     if classnames == "imagenet":
         from ..._openclip import open_clip
+
         names = list(open_clip.zero_shot_metadata.IMAGENET_CLASSNAMES)
     else:
         path = Path(classnames)
@@ -72,8 +76,10 @@ def _class_names(folders: list[str], classnames: str | None, name: str) -> list[
             raise InputNotFoundError(f"{name}: classnames file {path} does not exist (one class name a line)")
         names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if len(names) != len(folders):
-        raise BadInputError(f"{name}: {len(names)} class names for {len(folders)} class folders; "
-                            f"give one name per folder, in sorted folder order")
+        raise BadInputError(
+            f"{name}: {len(names)} class names for {len(folders)} class folders; "
+            f"give one name per folder, in sorted folder order"
+        )
     return names
 
 
@@ -89,8 +95,14 @@ def expected(**_) -> tuple[str, ...]:
     return ("",)
 
 
-def load(root: str | os.PathLike, name: str = "imagefolder", domains: bool | str = "auto",
-         templates: str | Sequence[str] = "openai", classnames: str | None = None, split: str | None = None) -> Dataset:
+def load(
+    root: str | os.PathLike,
+    name: str = "imagefolder",
+    domains: bool | str = "auto",
+    templates: str | Sequence[str] = "openai",
+    classnames: str | None = None,
+    split: str | None = None,
+) -> Dataset:
     """Zero-shot items of an image-folder dataset (see the module docstring)."""
     base = Path(root)
     if domains not in (True, False, "auto"):
@@ -114,14 +126,22 @@ def load(root: str | os.PathLike, name: str = "imagefolder", domains: bool | str
         keep = _split_list(base, domain, split, name) if split else None
         for cdir in classes:
             if not domains and any(_subdirs(cdir)) and not _images(cdir):
-                raise BadInputError(f"{name}: {cdir} holds folders, not images; pass domains=true for "
-                                    f"root/<domain>/<class>/ ({LAYOUT})")
+                raise BadInputError(
+                    f"{name}: {cdir} holds folders, not images; pass domains=true for root/<domain>/<class>/ ({LAYOUT})"
+                )
             for img in _images(cdir):
                 rel = img.relative_to(base).as_posix()
                 if keep is not None and rel not in keep:
                     continue
-                items.append(Item(len(images), tuple(range(len(folders))), index[cdir.name], "",
-                                  {"domain": domain} if domains else {}))
+                items.append(
+                    Item(
+                        len(images),
+                        tuple(range(len(folders))),
+                        index[cdir.name],
+                        "",
+                        {"domain": domain} if domains else {},
+                    )
+                )
                 images.append(ImageRef(rel))
     if not items:
         raise InputNotFoundError(f"{name}: no images under {base} ({LAYOUT})")

@@ -16,6 +16,7 @@ so a sentence two images share is one caption row; `pipeline/tasks/retrieval.py`
 (image, sentence) pair, which is the standard 5k/1k protocol (COCO test: 5,000 images, 25,010
 sentences; Flickr30k test: 1,000 and 5,000).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,14 @@ def expected(source: str = "coco", annotation: str | None = None, **_) -> tuple[
     return (annotation or SOURCES.get(source, ("",))[0],)
 
 
-def load(root: str | os.PathLike, name: str = "karpathy", source: str = "coco", split: str = "test",
-         annotation: str | None = None, image_dir: str | None = None) -> Dataset:
+def load(
+    root: str | os.PathLike,
+    name: str = "karpathy",
+    source: str = "coco",
+    split: str = "test",
+    annotation: str | None = None,
+    image_dir: str | None = None,
+) -> Dataset:
     """The retrieval items of one Karpathy split (see the module docstring)."""
     if source not in SOURCES:
         raise ConfigError(f"{name}: source {source!r} is not one of {', '.join(SOURCES)}")
@@ -49,7 +56,7 @@ def load(root: str | os.PathLike, name: str = "karpathy", source: str = "coco", 
     doc = read_json(ann, name)
     records = doc.get("images") if isinstance(doc, dict) else None
     if not isinstance(records, list):
-        raise BadInputError(f"{name}: {ann} should be {{\"images\": [...]}} as in Karpathy's split files")
+        raise BadInputError(f'{name}: {ann} should be {{"images": [...]}} as in Karpathy\'s split files')
     folder = default_dir if image_dir is None else image_dir
     builder, missing, found = DatasetBuilder(name, root), [], 0
     for i, rec in enumerate(records):
@@ -69,8 +76,10 @@ def load(root: str | os.PathLike, name: str = "karpathy", source: str = "coco", 
         builder.add(rel, captions, 0, rec_split)
         found += 1
     if missing:
-        raise InputNotFoundError(f"{name}: {len(missing)} images of split {split} missing, e.g. {missing[0]} "
-                                 f"in {root} (set image_dir if they live elsewhere)")
+        raise InputNotFoundError(
+            f"{name}: {len(missing)} images of split {split} missing, e.g. {missing[0]} "
+            f"in {root} (set image_dir if they live elsewhere)"
+        )
     if not found:
         raise BadInputError(f"{name}: {ann} has no images in split {split}")
     return builder.build()

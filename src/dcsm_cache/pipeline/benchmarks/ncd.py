@@ -14,6 +14,7 @@ Item order: the reference uses `os.listdir` order, which is filesystem-dependent
 sorts the names (`sorted()`) so that the order, and so the manifest, is deterministic. Accuracy
 does not depend on the order. Subset is "settype0" or "settype1"; no prefix.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,15 +46,18 @@ def load(root: str | os.PathLike, name: str = "ncd", settype: int = 0) -> Datase
     if settype not in (0, 1):
         raise ConfigError(f"{name}: settype {settype!r} is not 0 or 1")
     folder = require_dir(Path(root, FOLDER), name, LAYOUT)
-    files = sorted(f for f in os.listdir(folder)
-                   if "MIRROR" not in f and f.endswith(EXTENSIONS) and (folder / f).is_file())
+    files = sorted(
+        f for f in os.listdir(folder) if "MIRROR" not in f and f.endswith(EXTENSIONS) and (folder / f).is_file()
+    )
     if not files:
         raise InputNotFoundError(f"{name}: expected c1_A_c2_B.png images in {folder} ({LAYOUT})")
     builder = DatasetBuilder(name, root)
     for f in files:
         parts = os.path.splitext(f)[0].split("_")
         if len(parts) != 4 or not all(parts):
-            raise BadInputError(f"{name}: {folder / f}: the name should be c1_A_c2_B "
-                                f"(four parts separated by '_'), found {len(parts)} parts")
+            raise BadInputError(
+                f"{name}: {folder / f}: the name should be c1_A_c2_B "
+                f"(four parts separated by '_'), found {len(parts)} parts"
+            )
         builder.add(f"{FOLDER}/{f}", captions(*parts, settype), 0, f"settype{settype}")
     return builder.build()

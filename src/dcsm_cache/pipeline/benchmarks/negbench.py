@@ -18,6 +18,7 @@ tag `template`. Rows whose image file is missing are dropped, as the reference d
 silently: the count is logged as a warning and every item then carries the tag
 `missing_images_dropped` = "n/total". No prefix.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,10 @@ from ._common import read_csv, require_dir, require_file
 log = logging.getLogger(__name__)
 
 CSV_DIRS = ("NegBench\\evaluation data\\images", os.path.join("NegBench", "evaluation data", "images"))
-SOURCES = {"coco": ("COCO_val_mcq_llama3.1_rephrased.csv", "val2017"),
-           "voc": ("VOC2007_mcq_llama3.1_rephrased.csv", "VOC2007/JPEGImages")}
+SOURCES = {
+    "coco": ("COCO_val_mcq_llama3.1_rephrased.csv", "val2017"),
+    "voc": ("VOC2007_mcq_llama3.1_rephrased.csv", "VOC2007/JPEGImages"),
+}
 COLUMNS = ("caption_0", "caption_1", "caption_2", "caption_3", "correct_answer_template", "image_path")
 LAYOUT = "the DCSM NegBench layout"
 
@@ -65,13 +68,21 @@ def load(root: str | os.PathLike, name: str = "negbench", source: str = "coco") 
         captions = [row[f"caption_{k}"] for k in range(4)]
         rows.append((f"{image_dir}/{file_name}", captions, int(correct), template))
     if dropped and not rows:
-        raise InputNotFoundError(f"{name}: none of the {len(dropped)} images named in {ann.name} "
-                                 f"is in {images} ({LAYOUT})")
+        raise InputNotFoundError(
+            f"{name}: none of the {len(dropped)} images named in {ann.name} is in {images} ({LAYOUT})"
+        )
     tags = {}
     if dropped:
         total = len(rows) + len(dropped)
-        log.warning("%s: dropped %d of %d rows of %s whose image is missing from %s (e.g. %s), "
-                    "as the reference does", name, len(dropped), total, ann.name, images, dropped[0])
+        log.warning(
+            "%s: dropped %d of %d rows of %s whose image is missing from %s (e.g. %s), as the reference does",
+            name,
+            len(dropped),
+            total,
+            ann.name,
+            images,
+            dropped[0],
+        )
         tags["missing_images_dropped"] = f"{len(dropped)}/{total}"
     builder = DatasetBuilder(name, root)
     for image, captions, correct, template in rows:

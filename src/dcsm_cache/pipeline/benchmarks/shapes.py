@@ -9,6 +9,7 @@ subset "pretrain"); `train` (DCSM items, [positive, 3 hard negatives], subsets "
 tags `family` and `kind` (the relation, "with"/"without", ...) and, for probes, `negative` (which
 edit made the hard negative: "swap", "flip", ...).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,11 @@ from ..items import Dataset, DatasetBuilder
 from ..world.files import read_world_file
 from ..world.scenes import FAMILIES
 
-SPLITS_OF = {"pretrain": ("pretrain",), "train": ("train", "val"),
-             **{family: ("test", "heldout") for family in FAMILIES}}
+SPLITS_OF = {
+    "pretrain": ("pretrain",),
+    "train": ("train", "val"),
+    **{family: ("test", "heldout") for family in FAMILIES},
+}
 
 
 def expected(**_) -> tuple[str, ...]:
@@ -46,6 +50,8 @@ def load(root: str | os.PathLike, name: str = "shapes", family: str = "binding")
                     tags["negative"] = scene["negative_kinds"][0]
                 builder.add(scene["file"], [scene["positive"], *scene["negatives"]], 0, split, **tags)
         except (KeyError, TypeError, IndexError) as err:
-            raise BadInputError(f"{base / 'scenes' / f'{split}.json'} lacks {err} in a scene: "
-                                f"regenerate the world with `dcsm-cache world --out {base}`") from None
+            raise BadInputError(
+                f"{base / 'scenes' / f'{split}.json'} lacks {err} in a scene: "
+                f"regenerate the world with `dcsm-cache world --out {base}`"
+            ) from None
     return builder.build()

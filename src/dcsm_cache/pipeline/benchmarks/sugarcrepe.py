@@ -13,6 +13,7 @@ per subset). Metric "strict": SugarCREPE counts an item correct only if
 score(caption) > score(negative_caption), so ties are wrong (unlike DCSM's argmax).
 Counts of the release: 692 / 2062 / 788 / 1652 / 1406 / 666 / 245, total 7,511.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,17 +34,25 @@ def expected(subsets: Sequence[str] | str = SUBSETS, **_) -> tuple[str, ...]:
     return (f"data/{first}.json", f"{first}.json")
 
 
-def load(root: str | os.PathLike, name: str = "sugarcrepe", subsets: Sequence[str] | str = SUBSETS,
-         image_dir: str = "val2017") -> Dataset:
+def load(
+    root: str | os.PathLike,
+    name: str = "sugarcrepe",
+    subsets: Sequence[str] | str = SUBSETS,
+    image_dir: str = "val2017",
+) -> Dataset:
     """The SugarCREPE items of the chosen subsets (see the module docstring)."""
     if isinstance(subsets, str):
         subsets = [s.strip() for s in subsets.split(",") if s.strip()]
     unknown = [s for s in subsets if s not in SUBSETS]
     if unknown or not subsets:
-        raise ConfigError(f"{name}: unknown subset(s) {', '.join(unknown) or '(none given)'}; "
-                          f"valid: {', '.join(SUBSETS)}")
-    files = {s: require_file(Path(root, "data", f"{s}.json"), name, LAYOUT, [Path(root, f"{s}.json")])
-             for s in SUBSETS if s in subsets}
+        raise ConfigError(
+            f"{name}: unknown subset(s) {', '.join(unknown) or '(none given)'}; valid: {', '.join(SUBSETS)}"
+        )
+    files = {
+        s: require_file(Path(root, "data", f"{s}.json"), name, LAYOUT, [Path(root, f"{s}.json")])
+        for s in SUBSETS
+        if s in subsets
+    }
     images = require_dir(Path(root, image_dir), name, LAYOUT)
     prefix = image_dir if not os.path.isabs(image_dir) else str(images)
     builder = DatasetBuilder(name, root, metric="strict")
@@ -53,6 +62,5 @@ def load(root: str | os.PathLike, name: str = "sugarcrepe", subsets: Sequence[st
             raise BadInputError(f"{name}: {ann} should map index -> record, got a {type(records).__name__}")
         for key, rec in records.items():
             get = lambda k: text(field(rec, k, name, ann, key), name, ann, key, k)  # noqa: E731
-            builder.add(f"{prefix.rstrip('/')}/{get('filename')}", [get("caption"), get("negative_caption")],
-                        0, subset)
+            builder.add(f"{prefix.rstrip('/')}/{get('filename')}", [get("caption"), get("negative_caption")], 0, subset)
     return builder.build()

@@ -17,6 +17,7 @@ Tag `attributes` = "a0_a1", ARO's grouping key (its own metric is a macro averag
 pairs with at least 25 items; DCSM reports micro accuracy). The reference's "An image of " prefix
 is a scoring-time option (see `paper.py`).
 """
+
 from __future__ import annotations
 
 import os

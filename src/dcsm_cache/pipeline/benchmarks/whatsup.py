@@ -20,6 +20,7 @@ for every model; that rewrite, the "An image of " prefix and the DCSM-path rewri
 scoring-time options listed in `paper.py`. Tag `preposition`: the relation in the file name
 (A: on, under, left_of, right_of; B: left_of, right_of, in-front_of, behind).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,10 @@ from ...errors import BadInputError, ConfigError, InputNotFoundError
 from ..items import Dataset, DatasetBuilder
 from ._common import field, read_json, require_dir, require_file, text
 
-SUBSETS = {"A": ("controlled_images_dataset.json", "controlled_images"),
-           "B": ("controlled_clevr_dataset.json", "controlled_clevr")}
+SUBSETS = {
+    "A": ("controlled_images_dataset.json", "controlled_images"),
+    "B": ("controlled_clevr_dataset.json", "controlled_clevr"),
+}
 LAYOUT = "the WhatsUp Controlled_Images layout"
 _PREP = re.compile(r"_(on|under|above|below|left_of|right_of|in-front_of|behind)_")
 
@@ -67,7 +70,7 @@ def load(root: str | os.PathLike, name: str = "whatsup", subset: str = "A") -> D
         if not isinstance(options, list) or len(options) < 2:
             raise BadInputError(f"{name}: {ann} row {i}: caption_options should list at least two captions")
         options = [text(c, name, ann, i, "caption_options") for c in options]
-        rel = path[len("data/"):] if path.startswith("data/") else path
+        rel = path[len("data/") :] if path.startswith("data/") else path
         found = next((c for c in candidates(rel) if Path(root, c).is_file()), None)
         if found is None:
             missing.append(rel)
@@ -76,6 +79,8 @@ def load(root: str | os.PathLike, name: str = "whatsup", subset: str = "A") -> D
         tags = {"preposition": prep.group(1)} if prep else {}
         builder.add(found, options, 0, subset, **tags)
     if missing:
-        raise InputNotFoundError(f"{name}: {len(missing)} of {len(records)} images missing, e.g. "
-                                 f"{missing[0]} (or its _above_/_below_ name) in {root} ({LAYOUT})")
+        raise InputNotFoundError(
+            f"{name}: {len(missing)} of {len(records)} images missing, e.g. "
+            f"{missing[0]} (or its _above_/_below_ name) in {root} ({LAYOUT})"
+        )
     return builder.build()

@@ -14,6 +14,7 @@ Tag `preposition`, computed as the reference does: for "one", the last word of t
 caption; for "two", left/right if "left of"/"right of" is in it, else (COCO) above/below or
 (VG) front/behind/top.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,10 @@ SOURCES = {  # source -> (annotation pattern, image folder, zero-padding of the 
     "vg": ("vg_qa_{}_obj.json", "vg_images", 0, "the WhatsUp VG_QA layout"),
 }
 SUBSETS = ("one", "two")
-_TWO = {"coco": (("left of", "left"), ("right of", "right"), ("above", "above")),
-        "vg": (("left of", "left"), ("right of", "right"), ("front of", "front"), ("behind", "behind"))}
+_TWO = {
+    "coco": (("left of", "left"), ("right of", "right"), ("above", "above")),
+    "vg": (("left of", "left"), ("right of", "right"), ("front of", "front"), ("behind", "behind")),
+}
 _TWO_ELSE = {"coco": "below", "vg": "top"}
 
 
@@ -41,14 +44,18 @@ def preposition(source: str, subset: str, correct: str) -> str:
     return next((word for phrase, word in _TWO[source] if phrase in correct), _TWO_ELSE[source])
 
 
-def expected(source: str = "coco", subset: str = "one", annotation: str | None = None,
-             **_) -> tuple[str, ...]:
+def expected(source: str = "coco", subset: str = "one", annotation: str | None = None, **_) -> tuple[str, ...]:
     """The subset's annotation: what the workflow checks for before it plans this benchmark."""
     return (annotation or SOURCES.get(source, ("{}",))[0].format(subset),)
 
 
-def load(root: str | os.PathLike, name: str = "whatsup_qa", source: str = "coco", subset: str = "one",
-         annotation: str | None = None) -> Dataset:
+def load(
+    root: str | os.PathLike,
+    name: str = "whatsup_qa",
+    source: str = "coco",
+    subset: str = "one",
+    annotation: str | None = None,
+) -> Dataset:
     """The COCO-spatial or VG-spatial items of one subset (see the module docstring)."""
     if source not in SOURCES:
         raise ConfigError(f"{name}: source {source!r} is not one of {', '.join(SOURCES)}")
@@ -59,8 +66,9 @@ def load(root: str | os.PathLike, name: str = "whatsup_qa", source: str = "coco"
     require_dir(Path(root, folder), name, layout)
     records = read_json(ann, name)
     if not isinstance(records, list):
-        raise BadInputError(f"{name}: {ann} should be a list of [image_id, correct, wrong], "
-                            f"got a {type(records).__name__}")
+        raise BadInputError(
+            f"{name}: {ann} should be a list of [image_id, correct, wrong], got a {type(records).__name__}"
+        )
     builder = DatasetBuilder(name, root)
     for i, rec in enumerate(records):
         if not isinstance(rec, list) or len(rec) < 3:
@@ -69,6 +77,11 @@ def load(root: str | os.PathLike, name: str = "whatsup_qa", source: str = "coco"
         if isinstance(image_id, bool) or not isinstance(image_id, (int, str)) or image_id == "":
             raise BadInputError(f"{name}: {ann} row {i}: image_id should be an integer or string, got {image_id!r}")
         texts = [text(c, name, ann, i, "caption") for c in rec[1:]]
-        builder.add(f"{folder}/{str(image_id).zfill(width)}.jpg", texts, 0, subset,
-                    preposition=preposition(source, subset, texts[0]))
+        builder.add(
+            f"{folder}/{str(image_id).zfill(width)}.jpg",
+            texts,
+            0,
+            subset,
+            preposition=preposition(source, subset, texts[0]),
+        )
     return builder.build()

@@ -14,6 +14,7 @@ image file is skipped. A shard is read as one stream, never unpacked: its images
 (`ImageRef.member`) and its rows are consecutive, so extraction reads each shard once, in order.
 `name` names the dataset (default: the root folder's name).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,9 @@ def load_files(root: str | os.PathLike, name: str | None = None, caption_key: st
     name = name or Path(root).resolve().name
     folders = sorted(p for p in Path(root).iterdir() if p.is_dir() and p.name.isdigit())
     if not folders:
-        raise InputNotFoundError(f"{name}: expected numbered folders 00000/, 00001/, ... in {root} "
-                                 f"(img2dataset output_format=files)")
+        raise InputNotFoundError(
+            f"{name}: expected numbered folders 00000/, 00001/, ... in {root} (img2dataset output_format=files)"
+        )
     text_ext = "json" if caption_key else "txt"
     builder = DatasetBuilder(name, root)
     for folder in folders:
@@ -61,8 +63,10 @@ def load_shards(root: str | os.PathLike, name: str | None = None, caption_key: s
     name = name or Path(root).resolve().name
     shards = sorted(p for p in Path(root).iterdir() if p.suffix == ".tar" and p.is_file())
     if not shards:
-        raise InputNotFoundError(f"{name}: expected webdataset shards 00000.tar, 00001.tar, ... in {root} "
-                                 f"(img2dataset output_format=webdataset)")
+        raise InputNotFoundError(
+            f"{name}: expected webdataset shards 00000.tar, 00001.tar, ... in {root} "
+            f"(img2dataset output_format=webdataset)"
+        )
     builder = DatasetBuilder(name, root)
     for shard in shards:
         try:
@@ -102,8 +106,11 @@ def _samples(tar: tarfile.TarFile, caption_key: str | None):
 def _caption(data: bytes | None, caption_key: str | None, name: str, where: str) -> str:
     """The sample's caption from `data`: its .txt, or `caption_key` of its .json."""
     if data is None:
-        raise BadInputError(f"{name}: {where} has no .txt caption (caption_key=... reads one from the .json)"
-                            if caption_key is None else f"{name}: {where} has no .json to read {caption_key!r} from")
+        raise BadInputError(
+            f"{name}: {where} has no .txt caption (caption_key=... reads one from the .json)"
+            if caption_key is None
+            else f"{name}: {where} has no .json to read {caption_key!r} from"
+        )
     try:
         if caption_key is None:
             return data.decode("utf-8").strip()

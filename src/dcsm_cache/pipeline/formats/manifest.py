@@ -15,6 +15,7 @@ Image paths are relative to `root` (a `root` field, if the file has one, must na
 present (a shard holding its member), no unknown field. Equal captions and images become one row
 each and unused ones are dropped. Any problem is a one-line error naming the item, image or caption.
 """
+
 from __future__ import annotations
 
 import json
@@ -103,11 +104,15 @@ class _Checker:
         if isinstance(rec, str):
             rec = {"path": rec}
         if not isinstance(rec, dict) or not isinstance(rec.get("path"), str) or set(rec) - {"path", "box", "member"}:
-            raise self.error(f"should be a path or {{\"path\": ..., \"box\"?: [x, y, w, h], \"member\"?: ...}}, "
-                             f"got {rec!r}", f"image {i}")
+            raise self.error(
+                f'should be a path or {{"path": ..., "box"?: [x, y, w, h], "member"?: ...}}, got {rec!r}', f"image {i}"
+            )
         box, member = rec.get("box"), rec.get("member")
-        if box is not None and not (isinstance(box, list) and len(box) == 4 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+        if box is not None and not (
+            isinstance(box, list)
+            and len(box) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+        ):
             raise self.error(f"box should be [x, y, w, h], got {box!r}", f"image {i}")
         if member is not None and not isinstance(member, str):
             raise self.error(f"member should be the name of a file inside the tar, got {member!r}", f"image {i}")
@@ -117,8 +122,9 @@ class _Checker:
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.error(f"{what} should be an integer index, got {value!r}", where)
         if not 0 <= value < n:
-            raise self.error(f"{what} {value} is out of range (0-{n - 1})" if n else f"{what} {value}: there are none",
-                             where)
+            raise self.error(
+                f"{what} {value} is out of range (0-{n - 1})" if n else f"{what} {value}: there are none", where
+            )
         return value
 
     def item(self, j: int, item, n_images: int, n_captions: int) -> tuple[int, list[int], int, str, dict]:
@@ -127,8 +133,9 @@ class _Checker:
             raise self.error(f"should be an object with image and candidates, got {item!r}", where)
         unknown = sorted(set(item) - ITEM)
         if unknown or "image" not in item or "candidates" not in item:
-            raise self.error(f"fields are image, candidates, correct?, subset?, tags?; got {', '.join(sorted(item))}",
-                             where)
+            raise self.error(
+                f"fields are image, candidates, correct?, subset?, tags?; got {', '.join(sorted(item))}", where
+            )
         img = self.index(item["image"], n_images, "image", where)
         cands = item["candidates"]
         if not isinstance(cands, list) or not cands:
@@ -151,6 +158,7 @@ class _Checker:
         found = has_member(full, ref.member) if ref.member else full.is_file()
         if not found:
             shown = f"{ref.path}:{ref.member}" if ref.member else ref.path
-            raise InputNotFoundError(f"manifest: {self.path} item {j}: image {row} ({shown}) not found under "
-                                     f"{self.root}")
+            raise InputNotFoundError(
+                f"manifest: {self.path} item {j}: image {row} ({shown}) not found under {self.root}"
+            )
         self.checked.add(row)

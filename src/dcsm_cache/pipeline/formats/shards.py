@@ -9,6 +9,7 @@ consecutive (what the webdataset loader writes) reads every shard sequentially, 
 unpacking it. Reads of one shard are serialised by a lock, because extraction decodes images in
 threads; a shard rewritten on disk (new size or time) is reopened.
 """
+
 from __future__ import annotations
 
 import os

@@ -18,6 +18,7 @@ A row with `pos` is a pos/neg row, else one with `caption_0` a numbered row, els
 `name` names the dataset (default: the file's stem). With `check_images` (default) every image
 must exist. A bad row is a one-line error naming file:line.
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,10 +40,20 @@ def expected(file: str | None = None, **_) -> tuple[str, ...]:
     return (file,) if file else ("",)
 
 
-def load(root: str | os.PathLike, file: str | None = None, name: str | None = None, image: str = "image",
-         caption: str = "caption", captions: str = "caption_", correct: str = "correct", pos: str = "pos",
-         neg: str = "neg_", subset: str = "subset", tags: Sequence[str] | str = (),
-         check_images: bool = True) -> Dataset:
+def load(
+    root: str | os.PathLike,
+    file: str | None = None,
+    name: str | None = None,
+    image: str = "image",
+    caption: str = "caption",
+    captions: str = "caption_",
+    correct: str = "correct",
+    pos: str = "pos",
+    neg: str = "neg_",
+    subset: str = "subset",
+    tags: Sequence[str] | str = (),
+    check_images: bool = True,
+) -> Dataset:
     """The items of the table `file` under `root` (see the module docstring)."""
     if not file:
         raise ConfigError("table: set file=... (a .csv, .tsv or .jsonl file, relative to --root or absolute)")
@@ -63,8 +74,10 @@ def load(root: str | os.PathLike, file: str | None = None, name: str | None = No
     for line, row in rows:
         img, cands, right, sub, tag_values = cols.parse(line, row)
         if check_images and not os.path.isfile(os.path.join(root, img)):
-            raise InputNotFoundError(f"{name}: {path}:{line}: image {img} not found under {root} (paths are relative "
-                                     f"to --root; check_images=false keeps the row, extraction marks it invalid)")
+            raise InputNotFoundError(
+                f"{name}: {path}:{line}: image {img} not found under {root} (paths are relative "
+                f"to --root; check_images=false keeps the row, extraction marks it invalid)"
+            )
         builder.add(img, cands, right, sub, **tag_values)
     return builder.build()
 
@@ -122,12 +135,16 @@ class _Columns:
         where = f"{self.name}: {self.path}:1"
         seen = set(header)
         if self.image not in seen:
-            raise BadInputError(f"{where}: no column {self.image!r} (header: {', '.join(header)}); "
-                                f"name the image column with --set image=COLUMN")
+            raise BadInputError(
+                f"{where}: no column {self.image!r} (header: {', '.join(header)}); "
+                f"name the image column with --set image=COLUMN"
+            )
         if not ({self.pos, self.first, self.caption} & seen):
-            raise BadInputError(f"{where}: no candidate columns: expected {self.caption!r}, {self.first!r}... with "
-                                f"{self.correct!r}, or {self.pos!r} with {self.first_neg!r}... "
-                                f"(header: {', '.join(header)})")
+            raise BadInputError(
+                f"{where}: no candidate columns: expected {self.caption!r}, {self.first!r}... with "
+                f"{self.correct!r}, or {self.pos!r} with {self.first_neg!r}... "
+                f"(header: {', '.join(header)})"
+            )
         if self.first in seen and self.pos not in seen and self.correct not in seen:
             raise BadInputError(f"{where}: {self.first}... need a {self.correct!r} column, the index of the true one")
         missing = [t for t in self.tags if t not in seen]
@@ -144,8 +161,9 @@ class _Columns:
             found = {int(m[1]): k for k in keys if (m := self._numbered_re[prefix].match(k))}
             if sorted(found) != list(range(len(found))):
                 gap = min(set(range(len(found))) - set(found))
-                raise BadInputError(f"{self.name}: {self.path}:{line}: columns {prefix}0, {prefix}1, ... skip "
-                                    f"{prefix}{gap}")
+                raise BadInputError(
+                    f"{self.name}: {self.path}:{line}: columns {prefix}0, {prefix}1, ... skip {prefix}{gap}"
+                )
             cols = self._numbered[key] = [found[i] for i in range(len(found))]
         return cols
 
@@ -166,8 +184,9 @@ class _Columns:
         while values and values[-1] is None:
             values.pop()
         if None in values:
-            raise BadInputError(f"{self.name}: {self.path}:{line}: {prefix}{values.index(None)} is empty but a "
-                                f"later {prefix}... is not")
+            raise BadInputError(
+                f"{self.name}: {self.path}:{line}: {prefix}{values.index(None)} is empty but a later {prefix}... is not"
+            )
         return values
 
     def parse(self, line: int, row: dict) -> tuple[str, list[str], int, str, dict]:
@@ -193,9 +212,12 @@ class _Columns:
         if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise BadInputError(f"{self.name}: {self.path}:{line}: {self.correct} should be an integer index, "
-                                f"got {value!r}")
+            raise BadInputError(
+                f"{self.name}: {self.path}:{line}: {self.correct} should be an integer index, got {value!r}"
+            )
         if not 0 <= value < n:
-            raise BadInputError(f"{self.name}: {self.path}:{line}: {self.correct} {value} is not one of the row's "
-                                f"{n} candidates (0-{n - 1})")
+            raise BadInputError(
+                f"{self.name}: {self.path}:{line}: {self.correct} {value} is not one of the row's "
+                f"{n} candidates (0-{n - 1})"
+            )
         return value

@@ -18,16 +18,34 @@ What still differs from the reference (docs/benchmarks.md sections 0-1):
 
 Names are re-exported lazily, so importing the padding leaf does not load the rest.
 """
+
 from importlib import import_module
 
 _WHERE = {
-    "apply_reference_captions": "captions", "reference_caption": "captions", "SUFFIX": "captions",
-    "caption_prefix": "captions", "rewrite": "captions", "LOADER_REWRITES": "captions", "DCSM_REWRITES": "captions",
-    "REFERENCE_PAD_ID": "padding", "TEXT_SEQ": "padding", "reference_text_tokens": "padding",
-    "IMG_SEQ": "scorer", "REFERENCE_WORDS": "scorer", "VARIANTS": "scorer", "CrossModalConvNetwork": "scorer",
-    "ReferenceScorer": "scorer", "column_sources": "scorer", "load_reference_checkpoint": "scorer",
-    "reference_maps": "scorer", "score_items": "scorer", "standardise_items": "scorer",
-    "COLUMNS": "table", "REPORTED": "table", "column_scores": "table", "paper_table": "table",
+    "apply_reference_captions": "captions",
+    "reference_caption": "captions",
+    "SUFFIX": "captions",
+    "caption_prefix": "captions",
+    "rewrite": "captions",
+    "LOADER_REWRITES": "captions",
+    "DCSM_REWRITES": "captions",
+    "REFERENCE_PAD_ID": "padding",
+    "TEXT_SEQ": "padding",
+    "reference_text_tokens": "padding",
+    "IMG_SEQ": "scorer",
+    "REFERENCE_WORDS": "scorer",
+    "VARIANTS": "scorer",
+    "CrossModalConvNetwork": "scorer",
+    "ReferenceScorer": "scorer",
+    "column_sources": "scorer",
+    "load_reference_checkpoint": "scorer",
+    "reference_maps": "scorer",
+    "score_items": "scorer",
+    "standardise_items": "scorer",
+    "COLUMNS": "table",
+    "REPORTED": "table",
+    "column_scores": "table",
+    "paper_table": "table",
 }
 __all__ = sorted(_WHERE)
 

@@ -11,6 +11,7 @@ DCSM rewrites). The reference's caption handling, in this order (as `run_evals.p
   3. `caption_prefix(key)`: the `frontadder`, for every model.
 All rewrites are plain substring replacements (so " topping" becomes " aboveping"), in list order.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,15 @@ from ...errors import BadInputError, UnknownNameError
 from ..benchmarks import BENCHMARKS
 from ..items import Dataset
 
-__all__ = ["DCSM_REWRITES", "LOADER_REWRITES", "SUFFIX", "apply_reference_captions", "caption_prefix",
-           "reference_caption", "rewrite"]
+__all__ = [
+    "DCSM_REWRITES",
+    "LOADER_REWRITES",
+    "SUFFIX",
+    "apply_reference_captions",
+    "caption_prefix",
+    "reference_caption",
+    "rewrite",
+]
 
 SUFFIX = {True: "+paper", False: "+paper-baseline"}
 

@@ -13,6 +13,7 @@ Everything here follows the DCSM reference code (Raphoo/DCSM_Ideal_CLIP, `run_ev
 - `CrossModalConvNetwork` with the reference's module names, so its `model_state_dict` loads.
 `score_items` is the `dcsm-paper` scorer of evaluation; the default scorer (`scorer.py`) does all three right.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,7 +34,7 @@ from .padding import TEXT_SEQ
 
 #: The reference's special words, in its order (benchmarks.md section 1).
 REFERENCE_WORDS = ("above", "below", "left", "right", "small", "big", "not", "no", "without", "but", "absent")
-IMG_SEQ = 14 * 14 + 1   # ViT-B/16 at 224: CLS + 196 patches
+IMG_SEQ = 14 * 14 + 1  # ViT-B/16 at 224: CLS + 196 patches
 VARIANTS = ("replace", "insert", "none")
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ log = logging.getLogger(__name__)
 class CrossModalConvNetwork(nn.Module):
     """The reference's scorer, layer for layer (names match its state dict)."""
 
-    def __init__(self, img_seq: int = IMG_SEQ, text_seq: int = TEXT_SEQ, hidden_dim: int = 128,
-                 dropout_prob: float = 0.5):
+    def __init__(
+        self, img_seq: int = IMG_SEQ, text_seq: int = TEXT_SEQ, hidden_dim: int = 128, dropout_prob: float = 0.5
+    ):
         super().__init__()
         c = hidden_dim // 32
         self.conv1 = nn.Conv2d(1, c, kernel_size=(3, 3), padding=1)
@@ -82,14 +84,15 @@ def column_sources(caption: str, words: Sequence[str], width: int = TEXT_SEQ, va
         if w in sent:
             idx, row = sent.index(w), -(list(words).index(w) + 1)
             if variant == "replace":  # run_evals.py / train.py: cat([x[:idx], mid, x[idx+1:]])[:text_seq]
-                cols = (cols[:idx] + [row] + cols[idx + 1:])[:width]
+                cols = (cols[:idx] + [row] + cols[idx + 1 :])[:width]
             else:  # eval_simple.py: cat([x[:idx], mid, x[idx:-1]]); idx >= width would break its shapes
                 cols = (cols[:idx] + [row] + cols[idx:-1])[:width]
     return cols
 
 
-def reference_maps(image_tokens: torch.Tensor, text_tokens: torch.Tensor, sources: torch.Tensor,
-                   fr_vectors: torch.Tensor) -> torch.Tensor:
+def reference_maps(
+    image_tokens: torch.Tensor, text_tokens: torch.Tensor, sources: torch.Tensor, fr_vectors: torch.Tensor
+) -> torch.Tensor:
     """Cosine maps with the functional rows put in, not yet standardised.
 
     image_tokens [B, P, D], text_tokens [B, K, L, D], sources [B, K, L] (from `column_sources`),
@@ -98,7 +101,7 @@ def reference_maps(image_tokens: torch.Tensor, text_tokens: torch.Tensor, source
     maps = torch.einsum("bpd,bkld->bkpl", image_tokens.float(), text_tokens.float())
     p = maps.shape[2]
     taken = torch.gather(maps, 3, sources.clamp(min=0).unsqueeze(2).expand(-1, -1, p, -1))
-    rows = fr_vectors.float()[(-sources - 1).clamp(min=0)].permute(0, 1, 3, 2)   # [B, K, P, L]
+    rows = fr_vectors.float()[(-sources - 1).clamp(min=0)].permute(0, 1, 3, 2)  # [B, K, P, L]
     return torch.where((sources < 0).unsqueeze(2), rows, taken)
 
 
@@ -111,8 +114,13 @@ def standardise_items(maps: torch.Tensor) -> torch.Tensor:
 class ReferenceScorer(nn.Module):
     """The reference's network plus its functional rows and special-word list."""
 
-    def __init__(self, net: CrossModalConvNetwork, fr_vectors: torch.Tensor, words: Sequence[str] = REFERENCE_WORDS,
-                 variant: str = "replace"):
+    def __init__(
+        self,
+        net: CrossModalConvNetwork,
+        fr_vectors: torch.Tensor,
+        words: Sequence[str] = REFERENCE_WORDS,
+        variant: str = "replace",
+    ):
         super().__init__()
         column_sources("", words, 1, variant)  # validates the variant
         self.net, self.words, self.variant = net, tuple(words), variant
@@ -120,13 +128,18 @@ class ReferenceScorer(nn.Module):
         self.img_seq = fr_vectors.shape[1]
         self.text_seq = net.fc1.in_features // (net.conv1.out_channels * self.img_seq)
         if self.text_seq * net.conv1.out_channels * self.img_seq != net.fc1.in_features:
-            raise BadInputError(f"fc1 takes {net.fc1.in_features} inputs, not a multiple of "
-                                f"{net.conv1.out_channels} channels x {self.img_seq} image tokens")
+            raise BadInputError(
+                f"fc1 takes {net.fc1.in_features} inputs, not a multiple of "
+                f"{net.conv1.out_channels} channels x {self.img_seq} image tokens"
+            )
 
     def sources(self, captions: Sequence[str]) -> torch.Tensor:
         """[M] caption texts -> [M, text_seq] column sources (long)."""
-        return torch.tensor(np.array([column_sources(c, self.words, self.text_seq, self.variant) for c in captions],
-                                     dtype=np.int64).reshape(len(captions), self.text_seq))
+        return torch.tensor(
+            np.array(
+                [column_sources(c, self.words, self.text_seq, self.variant) for c in captions], dtype=np.int64
+            ).reshape(len(captions), self.text_seq)
+        )
 
     def maps(self, image_tokens, text_tokens, sources) -> torch.Tensor:
         return standardise_items(reference_maps(image_tokens, text_tokens, sources, self.fr_vectors))
@@ -137,6 +150,7 @@ class ReferenceScorer(nn.Module):
 
 
 # -- the reference's checkpoint -----------------------------------------------------------------------
+
 
 class _Inert:
     """Stands in for any class a checkpoint names that is not a tensor container (the pickled HF
@@ -165,21 +179,25 @@ def _safe_load(path: Path) -> dict:
         with allowing(allow) if allowing else contextlib.nullcontext():
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:
-        raise BadInputError(f"{path} cannot be read as a DCSM reference checkpoint ({type(err).__name__}: "
-                            f"{str(err).splitlines()[0][:200]})") from err
+        raise BadInputError(
+            f"{path} cannot be read as a DCSM reference checkpoint ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]})"
+        ) from err
 
 
 def _fr_weight(obj) -> torch.Tensor:
     """The functional rows: the reference saves the whole nn.Embedding; its weight or {"weight": ...} also do."""
     w = obj.weight if isinstance(obj, nn.Embedding) else obj.get("weight") if isinstance(obj, dict) else obj
     if not isinstance(w, torch.Tensor) or w.dim() != 2:
-        raise BadInputError(f"external_logic_token_embeddings is a {type(obj).__name__}, not an nn.Embedding "
-                            f"or a [n_words, 197] tensor")
+        raise BadInputError(
+            f"external_logic_token_embeddings is a {type(obj).__name__}, not an nn.Embedding or a [n_words, 197] tensor"
+        )
     return w.detach()
 
 
-def load_reference_checkpoint(path: str | os.PathLike | None, device="cpu",
-                              variant: str = "replace") -> ReferenceScorer:
+def load_reference_checkpoint(
+    path: str | os.PathLike | None, device="cpu", variant: str = "replace"
+) -> ReferenceScorer:
     """The reference's checkpoint as a ReferenceScorer in eval mode.
 
     Keys used: `model_state_dict` (loaded strictly; the reference used strict=False, which would let a
@@ -195,8 +213,11 @@ def load_reference_checkpoint(path: str | os.PathLike | None, device="cpu",
     if not path.is_file():
         raise InputNotFoundError(f"reference checkpoint {path} does not exist")
     ckpt = _safe_load(path)
-    missing = [k for k in ("model_state_dict", "external_logic_token_embeddings")
-               if not isinstance(ckpt, dict) or k not in ckpt]
+    missing = [
+        k
+        for k in ("model_state_dict", "external_logic_token_embeddings")
+        if not isinstance(ckpt, dict) or k not in ckpt
+    ]
     if missing:
         raise BadInputError(f"{path} lacks {', '.join(missing)}: not a DCSM reference checkpoint")
     words = ckpt.get("learned_lookup")
@@ -211,31 +232,44 @@ def load_reference_checkpoint(path: str | os.PathLike | None, device="cpu",
         net = CrossModalConvNetwork(fr.shape[1], text_seq, hidden_dim=hidden)
         net.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, ZeroDivisionError, AttributeError) as err:
-        raise BadInputError(f"{path}: model_state_dict does not fit CrossModalConvNetwork "
-                            f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+        raise BadInputError(
+            f"{path}: model_state_dict does not fit CrossModalConvNetwork "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from err
     needed = max((list(words).index(w) for w in words), default=-1) + 1
     if fr.shape[0] < needed:
-        raise BadInputError(f"{path}: external_logic_token_embeddings has shape {tuple(fr.shape)}, "
-                            f"needs [{needed}, {fr.shape[-1]}] for {len(words)} special words")
+        raise BadInputError(
+            f"{path}: external_logic_token_embeddings has shape {tuple(fr.shape)}, "
+            f"needs [{needed}, {fr.shape[-1]}] for {len(words)} special words"
+        )
     return ReferenceScorer(net, fr, words, variant).to(device).eval()
 
 
 def _check(data: CachedDataset, scorer: ReferenceScorer) -> None:
     if data.n_tokens != scorer.img_seq:
-        raise StoreMismatchError(f"{data.store.path} has {data.n_tokens} image tokens, the reference scorer reads "
-                                 f"{scorer.img_seq} (ViT-B/16 at 224 with CLS): extract with ViT-B-16-quickgelu.openai")
+        raise StoreMismatchError(
+            f"{data.store.path} has {data.n_tokens} image tokens, the reference scorer reads "
+            f"{scorer.img_seq} (ViT-B/16 at 224 with CLS): extract with ViT-B-16-quickgelu.openai"
+        )
     if data.text_tokens.shape[1] != scorer.text_seq:
         raise StoreMismatchError(f"open {data.store.path} with text_len={scorer.text_seq} for the reference scorer")
     attrs = data.store.attrs
     if not any(s in data.dataset.name for s in SUFFIX.values()):
-        log.warning("%s: captions are not the reference's (no prefix or rewrites); write the manifest with "
-                    "`dcsm-cache items --paper-compat`", data.dataset.name)
+        log.warning(
+            "%s: captions are not the reference's (no prefix or rewrites); write the manifest with "
+            "`dcsm-cache items --paper-compat`",
+            data.dataset.name,
+        )
     if not str(attrs.get("backbone", "")).startswith("ViT-B-16"):
         log.warning("%s: backbone %s is not the reference's CLIP ViT-B/16", data.dataset.name, attrs.get("backbone"))
     if attrs.get("text_padding") != "reference":
-        log.warning("%s: pad columns are not the reference's (store width %d, open_clip pads): scores differ "
-                    "from the reference's wherever a caption is shorter than %d tokens", data.dataset.name,
-                    data.store.text_tokens.shape[1], scorer.text_seq)
+        log.warning(
+            "%s: pad columns are not the reference's (store width %d, open_clip pads): scores differ "
+            "from the reference's wherever a caption is shorter than %d tokens",
+            data.dataset.name,
+            data.store.text_tokens.shape[1],
+            scorer.text_seq,
+        )
 
 
 @torch.no_grad()

@@ -7,6 +7,7 @@
 its registry keys (the reference code writes one accuracy per key; the paper's aggregation was
 done by hand and is [unverified] where `note` says so) and its chance level.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,14 +20,18 @@ __all__ = ["COLUMNS", "Column", "REPORTED", "column_scores", "paper_table"]
 class Column:
     name: str
     keys: tuple[str, ...]  # registry keys whose accuracies are averaged (unweighted)
-    chance: float          # accuracy of a uniform guess, in [0, 1]
+    chance: float  # accuracy of a uniform guess, in [0, 1]
     note: str = ""
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("CLEVR-bind", ("clevr_bind_2obj_train", "clevr_bind_2obj_valid", "clevr_bind_2obj_gen"), 1 / 5,
-           "all three splits are evaluated; which one (or the mean) the paper reports is [unverified]; "
-           "5 candidates, so chance is 20% (the slide says 25)"),
+    Column(
+        "CLEVR-bind",
+        ("clevr_bind_2obj_train", "clevr_bind_2obj_valid", "clevr_bind_2obj_gen"),
+        1 / 5,
+        "all three splits are evaluated; which one (or the mean) the paper reports is [unverified]; "
+        "5 candidates, so chance is 20% (the slide says 25)",
+    ),
     Column("NCD", ("ncd_subset1", "ncd_subset2"), 1 / 2, "mean of the two caption orders [unverified]"),
     Column("VG-attr", ("vg_attr",), 1 / 2, "micro accuracy, not ARO's macro over attribute pairs"),
     Column("WhatsUp", ("whatsUp_A", "whatsUp_B"), 1 / 4, "mean of A and B [unverified]"),
@@ -38,7 +43,8 @@ COLUMNS: tuple[Column, ...] = (
 
 # Accuracies in percent as reported (slide table; the paper's table text was not readable).
 REPORTED: dict[str, dict[str, float]] = {
-    model: dict(zip([c.name for c in COLUMNS], values)) for model, values in {
+    model: dict(zip([c.name for c in COLUMNS], values))
+    for model, values in {
         "CLIP ViT-B/16": (20.2, 63.1, 61.8, 30.5, 48.9, 51.5, 41.5, 37.9),
         "NegCLIP": (21.8, 79.2, 72.4, 33.2, 46.1, 47.2, 31.4, 26.5),
         "CoCa": (19.2, 48.7, 50.8, 24.5, 48.6, 49.5, 21.6, 20.8),
@@ -52,8 +58,9 @@ REPORTED: dict[str, dict[str, float]] = {
 
 def column_scores(accuracy: Mapping[str, float]) -> dict[str, float]:
     """Per-key accuracies -> paper columns (unweighted mean over keys); columns missing a key are left out."""
-    return {c.name: sum(accuracy[k] for k in c.keys) / len(c.keys)
-            for c in COLUMNS if all(k in accuracy for k in c.keys)}
+    return {
+        c.name: sum(accuracy[k] for k in c.keys) / len(c.keys) for c in COLUMNS if all(k in accuracy for k in c.keys)
+    }
 
 
 def paper_table(results: list[dict]) -> str:
@@ -66,14 +73,21 @@ def paper_table(results: list[dict]) -> str:
     names = [c.name for c in COLUMNS if any(c.name in v for v in rows.values())]
     if not names:
         return ""
-    lines = ["| backbone | scorer | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names),
-             "| chance | | " + " | ".join(f"{100 * c.chance:.1f}" for c in COLUMNS if c.name in names) + " |"]
+    lines = [
+        "| backbone | scorer | " + " | ".join(names) + " |",
+        "|---|---|" + "---:|" * len(names),
+        "| chance | | " + " | ".join(f"{100 * c.chance:.1f}" for c in COLUMNS if c.name in names) + " |",
+    ]
     for (backbone, scorer), v in sorted(rows.items()):
         if v:
-            lines.append(f"| {backbone} | {scorer} | " + " | ".join(f"{100 * v[c]:.1f}" if c in v else ""
-                                                                for c in names) + " |")
+            lines.append(
+                f"| {backbone} | {scorer} | " + " | ".join(f"{100 * v[c]:.1f}" if c in v else "" for c in names) + " |"
+            )
     for model, v in REPORTED.items():
         lines.append(f"| {model} (paper) | reported | " + " | ".join(f"{v[c]:.1f}" for c in names) + " |")
-    return ("\n## The paper's columns\n\nEach column is the mean accuracy (%) over its benchmark keys "
-            "(see `pipeline/paper/table.py`); the last rows are the numbers the paper reports.\n\n"
-            + "\n".join(lines) + "\n")
+    return (
+        "\n## The paper's columns\n\nEach column is the mean accuracy (%) over its benchmark keys "
+        "(see `pipeline/paper/table.py`); the last rows are the numbers the paper reports.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )

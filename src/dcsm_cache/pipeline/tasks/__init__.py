@@ -6,6 +6,7 @@ choice.py (benchmarks of K candidate captions, every registered scorer), zerosho
 with prompt ensembles), retrieval.py (recall@k both ways), grounding.py (do word columns land on
 their objects?), report.py (results -> tables), results.py (the one result writer).
 """
+
 from .choice import EvalConfig, evaluate, is_correct
 from .grounding import grounding
 from .report import load_results, report
@@ -13,5 +14,16 @@ from .results import write_result
 from .retrieval import RetrievalConfig, retrieval
 from .zeroshot import ZeroShotConfig, zeroshot
 
-__all__ = ["EvalConfig", "RetrievalConfig", "ZeroShotConfig", "evaluate", "grounding", "is_correct", "load_results",
-           "report", "retrieval", "write_result", "zeroshot"]
+__all__ = [
+    "EvalConfig",
+    "RetrievalConfig",
+    "ZeroShotConfig",
+    "evaluate",
+    "grounding",
+    "is_correct",
+    "load_results",
+    "report",
+    "retrieval",
+    "write_result",
+    "zeroshot",
+]

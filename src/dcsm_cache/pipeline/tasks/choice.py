@@ -1,6 +1,7 @@
 """Score every item of a benchmark from its feature store, with the CLIP cosine or a DCSM scorer.
 
-    result = evaluate("stores/shapes-clip/shapes_spatial.zarr", "dcsm", EvalConfig(checkpoint="models/shapes-clip/dcsm.pt"))
+    cfg = EvalConfig(checkpoint="models/shapes-clip/dcsm.pt")
+    result = evaluate("stores/shapes-clip/shapes_spatial.zarr", "dcsm", cfg)
 
 An item is one image and K candidate captions. `argmax` benchmarks count an item correct when the
 first maximum is the correct candidate (the reference's tie rule); `strict` ones (SugarCREPE) when
@@ -12,6 +13,7 @@ rule has it: `workflow/code.py`), and is what `report` merges.
 Scorers are named in one registry (`pipeline/scorers.py`); IMPLEMENTATIONS here says how each one
 loads what it needs and scores a batch. Nothing here imports open_clip.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,27 +50,36 @@ class EvalConfig:
 
 def cosine_scores(data: CachedDataset):
     """CLIP's own score: cosine of the pooled embeddings."""
-    return lambda tok, pooled, rows: torch.einsum("bd,bkd->bk", F.normalize(pooled.float(), dim=-1),
-                                                  F.normalize(data.text_pooled[rows].float(), dim=-1))
+    return lambda tok, pooled, rows: torch.einsum(
+        "bd,bkd->bk", F.normalize(pooled.float(), dim=-1), F.normalize(data.text_pooled[rows].float(), dim=-1)
+    )
 
 
 def maxsim_scores(data: CachedDataset):
     """Training-free late interaction (ColBERT's MaxSim): the mean over the caption's word tokens (start
     and end tokens left out) of their best cosine with any image token. What the token maps alone know."""
+
     def fn(tok, pooled, rows):
-        best = similarity_maps(tok, data.text_tokens[rows]).amax(dim=2)             # [b, K, L]
-        n = data.lengths[rows].unsqueeze(-1)                                        # [b, K, 1]
+        best = similarity_maps(tok, data.text_tokens[rows]).amax(dim=2)  # [b, K, L]
+        n = data.lengths[rows].unsqueeze(-1)  # [b, K, 1]
         col = torch.arange(best.shape[-1])
         words = (col >= 1) & (col < n - 1)
         return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
+
     return fn
 
 
 def dcsm_scores(data: CachedDataset, scorer: DCSMScorer, device):
     def fn(tok, pooled, rows):
-        return scorer(tok.to(device), pooled.to(device), data.text_tokens[rows].to(device),
-                      data.text_pooled[rows].to(device), data.lengths[rows].to(device),
-                      data.fr_columns[rows].to(device))
+        return scorer(
+            tok.to(device),
+            pooled.to(device),
+            data.text_tokens[rows].to(device),
+            data.text_pooled[rows].to(device),
+            data.lengths[rows].to(device),
+            data.fr_columns[rows].to(device),
+        )
+
     return fn
 
 
@@ -90,8 +101,11 @@ def is_correct(scores: np.ndarray, correct: int, metric: str) -> bool:
 
 
 def _summary(flags: list[bool], ks: list[int]) -> dict:
-    return {"accuracy": float(np.mean(flags)) if flags else float("nan"), "n_items": len(flags),
-            "chance": float(np.mean([1 / k for k in ks])) if ks else float("nan")}
+    return {
+        "accuracy": float(np.mean(flags)) if flags else float("nan"),
+        "n_items": len(flags),
+        "chance": float(np.mean([1 / k for k in ks])) if ks else float("nan"),
+    }
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,7 @@ def _no_model(checkpoint, device):
 def _training_free(make):
     def score(data, items, model, device, batch_size):
         return score_items(data, items, make(data), batch_size)
+
     return score
 
 
@@ -124,12 +139,14 @@ def _score_dcsm(data, items, model, device, batch_size):
 
 def _load_paper(checkpoint, device):
     from ..paper.scorer import load_reference_checkpoint
+
     model = load_reference_checkpoint(checkpoint, device)
     return model, {"text_len": model.text_seq}
 
 
 def _score_paper(data, items, model, device, batch_size):
     from ..paper.scorer import score_items as reference_scores  # scores from the caption texts
+
     return reference_scores(data, items, model, device, batch_size)
 
 
@@ -144,12 +161,16 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 def _check_trained_on(data: CachedDataset, meta: dict, store, checkpoint) -> None:
     a = data.store.attrs
     if meta.get("backbone_id") != a["backbone_id"]:
-        raise StoreMismatchError(f"{store} was extracted with {a['backbone']!r} (id {a['backbone_id']}), but the "
-                                 f"scorer {checkpoint} was trained on {meta['backbone']!r} (id "
-                                 f"{meta.get('backbone_id')}), other weights or settings: use stores of that backbone")
+        raise StoreMismatchError(
+            f"{store} was extracted with {a['backbone']!r} (id {a['backbone_id']}), but the "
+            f"scorer {checkpoint} was trained on {meta['backbone']!r} (id "
+            f"{meta.get('backbone_id')}), other weights or settings: use stores of that backbone"
+        )
     if tuple(meta["fr_words"]) != data.fr_words:
-        raise StoreMismatchError(f"{checkpoint} expects functional words {meta['fr_words']}, the tokenizer of "
-                                 f"{store} gives {list(data.fr_words)}")
+        raise StoreMismatchError(
+            f"{checkpoint} expects functional words {meta['fr_words']}, the tokenizer of "
+            f"{store} gives {list(data.fr_words)}"
+        )
 
 
 def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig(), items: str | None = None) -> dict:
@@ -157,8 +178,9 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
     impl = IMPLEMENTATIONS[scorer]
     device = resolve_device(cfg.device)
     model, meta = impl.load(cfg.checkpoint, device)
-    data = CachedDataset.open(store, text_len=meta.get("text_len"), items=items,
-                              fr_words=tuple(meta.get("fr_words", FUNCTIONAL_WORDS)))
+    data = CachedDataset.open(
+        store, text_len=meta.get("text_len"), items=items, fr_words=tuple(meta.get("fr_words", FUNCTIONAL_WORDS))
+    )
     if "backbone_id" in meta:
         _check_trained_on(data, meta, store, cfg.checkpoint)
     valid = data.valid
@@ -175,11 +197,17 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
             groups[key][0].append(f)
             groups[key][1].append(k)
     return {
-        "dataset": data.dataset.name, "backbone": data.store.attrs["backbone"],
-        "backbone_id": data.store.attrs["backbone_id"], "scorer": scorer,
-        "metric": metric, **_summary(flags, ks), "n_skipped": len(items_all) - len(kept),
+        "dataset": data.dataset.name,
+        "backbone": data.store.attrs["backbone"],
+        "backbone_id": data.store.attrs["backbone_id"],
+        "scorer": scorer,
+        "metric": metric,
+        **_summary(flags, ks),
+        "n_skipped": len(items_all) - len(kept),
         "subsets": {key: _summary(*v) for key, v in sorted(groups.items()) if key},
         "store_fingerprint": data.store.attrs["fingerprint"],
-        "checkpoint": cfg.checkpoint, "checkpoint_config_hash": meta.get("config_hash"),
-        "config_hash": config_hash(asdict(cfg) | {"scorer": scorer}), "code": code_fingerprint("evaluate"),
+        "checkpoint": cfg.checkpoint,
+        "checkpoint_config_hash": meta.get("config_hash"),
+        "config_hash": config_hash(asdict(cfg) | {"scorer": scorer}),
+        "code": code_fingerprint("evaluate"),
     }

@@ -10,6 +10,7 @@ below it. Retrieval (`dcsm-cache retrieval`): one row per (dataset, backbone) wi
 both directions. The CSV beside the Markdown file holds the same numbers in long form with item
 counts: task, backbone, scorer, column, accuracy, chance, n_items.
 """
+
 from __future__ import annotations
 
 import csv
@@ -56,48 +57,89 @@ def choice_table(results: list[dict], rows: list) -> str:
             table.setdefault((r["backbone"], r["scorer"]), {})[col] = v
             chance[col] = v["chance"]
     cols = sorted(chance)
-    lines = ["| backbone | scorer | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols),
-             "| chance | | " + " | ".join(f"{100 * chance[c]:.1f}" for c in cols) + " |"]
+    lines = [
+        "| backbone | scorer | " + " | ".join(cols) + " |",
+        "|---|---|" + "---:|" * len(cols),
+        "| chance | | " + " | ".join(f"{100 * chance[c]:.1f}" for c in cols) + " |",
+    ]
     for (backbone, scorer), row in sorted(table.items()):
         cells = [f"{100 * row[c]['accuracy']:.1f}" if c in row else "" for c in cols]
         lines.append(f"| {backbone} | {scorer} | " + " | ".join(cells) + " |")
-        rows += [["choice", backbone, scorer, c, row[c]["accuracy"], row[c]["chance"], row[c]["n_items"]]
-                 for c in cols if c in row]
+        rows += [
+            ["choice", backbone, scorer, c, row[c]["accuracy"], row[c]["chance"], row[c]["n_items"]]
+            for c in cols
+            if c in row
+        ]
     n = {c: max(row[c]["n_items"] for row in table.values() if c in row) for c in cols}
-    return ("Accuracy (%) per benchmark subset; items per column: " + ", ".join(f"{c} {n[c]}" for c in cols)
-            + ".\n\n" + "\n".join(lines) + "\n" + paper_table(results))
+    return (
+        "Accuracy (%) per benchmark subset; items per column: "
+        + ", ".join(f"{c} {n[c]}" for c in cols)
+        + ".\n\n"
+        + "\n".join(lines)
+        + "\n"
+        + paper_table(results)
+    )
 
 
 def zeroshot_table(results: list[dict], rows: list) -> str:
     ks = sorted({int(k[3:]) for r in results for k in r if k.startswith("top") and k[3:].isdigit()})
-    lines = ["| dataset | backbone | " + " | ".join(f"top-{k}" for k in ks) + " | chance (top-1) | images | classes |",
-             "|---|---|" + "---:|" * (len(ks) + 3)]
+    lines = [
+        "| dataset | backbone | " + " | ".join(f"top-{k}" for k in ks) + " | chance (top-1) | images | classes |",
+        "|---|---|" + "---:|" * (len(ks) + 3),
+    ]
     for r in sorted(results, key=lambda r: (r["dataset"], r["backbone"])):
         for name, v in [(r["dataset"], r), *((f"{r['dataset']}/{d}", s) for d, s in sorted(r["subsets"].items()))]:
-            lines.append(f"| {name} | {r['backbone']} | " + " | ".join(_pct(v.get(f"top{k}")) for k in ks)
-                         + f" | {_pct(v['chance'])} | {v['n_items']} | {r['n_classes']} |")
-            rows += [["zeroshot", r["backbone"], r["scorer"], f"{name}/top{k}", v[f"top{k}"], v["chance"],
-                      v["n_items"]] for k in ks if f"top{k}" in v]
-    return ("\n## Zero-shot classification\n\nTop-k accuracy (%) of each image's class among the dataset's "
-            "classes, from the pooled embeddings and the prompt ensemble; a row per domain below each dataset "
-            "(shapes world: `test` = colour-shape combinations seen in pretraining, `heldout` = never seen).\n\n"
-            + "\n".join(lines) + "\n")
+            lines.append(
+                f"| {name} | {r['backbone']} | "
+                + " | ".join(_pct(v.get(f"top{k}")) for k in ks)
+                + f" | {_pct(v['chance'])} | {v['n_items']} | {r['n_classes']} |"
+            )
+            rows += [
+                ["zeroshot", r["backbone"], r["scorer"], f"{name}/top{k}", v[f"top{k}"], v["chance"], v["n_items"]]
+                for k in ks
+                if f"top{k}" in v
+            ]
+    return (
+        "\n## Zero-shot classification\n\nTop-k accuracy (%) of each image's class among the dataset's "
+        "classes, from the pooled embeddings and the prompt ensemble; a row per domain below each dataset "
+        "(shapes world: `test` = colour-shape combinations seen in pretraining, `heldout` = never seen).\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def retrieval_table(results: list[dict], rows: list) -> str:
     ks = sorted({int(k[2:]) for r in results for k in r["image_to_text"] if k.startswith("R@")})
     arrows = {"image_to_text": "image→text", "text_to_image": "text→image"}
     head = [f"{arrows[d]} R@{k}" for d in arrows for k in ks]
-    lines = ["| dataset | backbone | " + " | ".join(head) + " | images | texts |",
-             "|---|---|" + "---:|" * (len(head) + 2)]
+    lines = [
+        "| dataset | backbone | " + " | ".join(head) + " | images | texts |",
+        "|---|---|" + "---:|" * (len(head) + 2),
+    ]
     for r in sorted(results, key=lambda r: (r["dataset"], r["backbone"])):
-        lines.append(f"| {r['dataset']} | {r['backbone']} | "
-                     + " | ".join(_pct(r[d].get(f"R@{k}")) for d in arrows for k in ks)
-                     + f" | {r['n_images']} | {r['n_texts']} |")
-        rows += [["retrieval", r["backbone"], r["scorer"], f"{r['dataset']}/{d}_R@{k}", r[d][f"R@{k}"],
-                  r[d]["chance"][f"R@{k}"], r[d]["n_queries"]] for d in arrows for k in ks if f"R@{k}" in r[d]]
-    return ("\n## Retrieval\n\nRecall at k (%) over the whole test split, both directions, from the pooled "
-            "embeddings (an image counts as found when any of its captions is).\n\n" + "\n".join(lines) + "\n")
+        lines.append(
+            f"| {r['dataset']} | {r['backbone']} | "
+            + " | ".join(_pct(r[d].get(f"R@{k}")) for d in arrows for k in ks)
+            + f" | {r['n_images']} | {r['n_texts']} |"
+        )
+        rows += [
+            [
+                "retrieval",
+                r["backbone"],
+                r["scorer"],
+                f"{r['dataset']}/{d}_R@{k}",
+                r[d][f"R@{k}"],
+                r[d]["chance"][f"R@{k}"],
+                r[d]["n_queries"],
+            ]
+            for d in arrows
+            for k in ks
+            if f"R@{k}" in r[d]
+        ]
+    return (
+        "\n## Retrieval\n\nRecall at k (%) over the whole test split, both directions, from the pooled "
+        "embeddings (an image counts as found when any of its captions is).\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def report(paths, out: str | os.PathLike) -> str:

@@ -4,6 +4,7 @@
 
 A result is a JSON object; those with `dataset`, `backbone` and `scorer` are what `report` merges.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 from ...atomic import write_json
 
 __all__ = ["write_result"]
+
 
 def write_result(result: dict, out: str | os.PathLike) -> Path:
     return write_json(result, out)

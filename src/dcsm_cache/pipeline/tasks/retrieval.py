@@ -14,6 +14,7 @@ recall at each k, median and mean rank (1-based), the chance recall of a random 
 `subsets` with one entry per direction and k, so that `report` shows them as columns; the headline
 `accuracy` is the mean of all recalls (RSUM / number of recalls).
 """
+
 from __future__ import annotations
 
 import os
@@ -32,41 +33,43 @@ DIRECTIONS = ("image_to_text", "text_to_image")
 @dataclass(frozen=True)
 class RetrievalConfig:
     ks: tuple[int, ...] = (1, 5, 10)
-    block_rows: int = 512         # queries scored at once
-
+    block_rows: int = 512  # queries scored at once
 
     def __post_init__(self):
         require(bool(self.ks) and all(k >= 1 for k in self.ks), "retrieval", f"ks={self.ks}: every k must be positive")
         at_least("retrieval", block_rows=(self.block_rows, 1))
 
+
 def _first(mask: np.ndarray) -> np.ndarray:
     return mask.argmax(axis=1)
 
 
-def image_to_text_ranks(img: np.ndarray, txt: np.ndarray, text_of: np.ndarray, owner: np.ndarray,
-                        block: int) -> np.ndarray:
+def image_to_text_ranks(
+    img: np.ndarray, txt: np.ndarray, text_of: np.ndarray, owner: np.ndarray, block: int
+) -> np.ndarray:
     """0-based rank of each image's best text; text j is row text_of[j] of `txt`, of image owner[j]."""
     out = np.empty(len(img), dtype=np.int64)
     cols = np.arange(len(text_of))
     for a in range(0, len(img), block):
-        s = (img[a:a + block] @ txt.T)[:, text_of]  # a shared sentence gets bit-identical scores
+        s = (img[a : a + block] @ txt.T)[:, text_of]  # a shared sentence gets bit-identical scores
         pos = owner[None, :] == np.arange(a, a + len(s))[:, None]
         best = np.where(pos, s, -np.inf).max(axis=1, keepdims=True)
         first = _first(pos & (s == best))[:, None]  # the earliest of the best-scoring own texts
-        out[a:a + len(s)] = (s > best).sum(1) + ((s == best) & (cols[None, :] < first)).sum(1)
+        out[a : a + len(s)] = (s > best).sum(1) + ((s == best) & (cols[None, :] < first)).sum(1)
     return out
 
 
-def text_to_image_ranks(img: np.ndarray, txt: np.ndarray, text_of: np.ndarray, owner: np.ndarray,
-                        block: int) -> np.ndarray:
+def text_to_image_ranks(
+    img: np.ndarray, txt: np.ndarray, text_of: np.ndarray, owner: np.ndarray, block: int
+) -> np.ndarray:
     """0-based rank of each text's own image among all images."""
     out = np.empty(len(text_of), dtype=np.int64)
     cols = np.arange(len(img))
     for a in range(0, len(text_of), block):
-        s = txt[text_of[a:a + block]] @ img.T
-        gt = owner[a:a + len(s)]
+        s = txt[text_of[a : a + block]] @ img.T
+        gt = owner[a : a + len(s)]
         own = s[np.arange(len(s)), gt][:, None]
-        out[a:a + len(s)] = (s > own).sum(1) + ((s == own) & (cols[None, :] < gt[:, None])).sum(1)
+        out[a : a + len(s)] = (s > own).sum(1) + ((s == own) & (cols[None, :] < gt[:, None])).sum(1)
     return out
 
 
@@ -79,9 +82,13 @@ def _chance_any(n: int, m: np.ndarray, k: int) -> float:
 
 
 def _direction(rank: np.ndarray, ks, chance) -> dict:
-    return {**{f"R@{k}": float((rank < k).mean()) for k in ks},
-            "median_rank": float(np.median(rank) + 1), "mean_rank": float(rank.mean() + 1),
-            "chance": {f"R@{k}": chance(k) for k in ks}, "n_queries": int(len(rank))}
+    return {
+        **{f"R@{k}": float((rank < k).mean()) for k in ks},
+        "median_rank": float(np.median(rank) + 1),
+        "mean_rank": float(rank.mean() + 1),
+        "chance": {f"R@{k}": chance(k) for k in ks},
+        "n_queries": int(len(rank)),
+    }
 
 
 def retrieval(store: str | os.PathLike, cfg: RetrievalConfig = RetrievalConfig(), items: str | None = None) -> dict:
@@ -103,18 +110,39 @@ def retrieval(store: str | os.PathLike, cfg: RetrievalConfig = RetrievalConfig()
     ks = sorted(set(cfg.ks))
     n_pos = np.bincount(owner, minlength=len(rows))
     result = {
-        "image_to_text": _direction(image_to_text_ranks(img, txt, text_of, owner, cfg.block_rows), ks,
-                                    lambda k: _chance_any(len(text_rows), n_pos, k)),
-        "text_to_image": _direction(text_to_image_ranks(img, txt, text_of, owner, cfg.block_rows), ks,
-                                    lambda k: min(k, len(rows)) / len(rows)),
+        "image_to_text": _direction(
+            image_to_text_ranks(img, txt, text_of, owner, cfg.block_rows),
+            ks,
+            lambda k: _chance_any(len(text_rows), n_pos, k),
+        ),
+        "text_to_image": _direction(
+            text_to_image_ranks(img, txt, text_of, owner, cfg.block_rows), ks, lambda k: min(k, len(rows)) / len(rows)
+        ),
     }
-    subsets = {f"{d}_R@{k}": {"accuracy": result[d][f"R@{k}"], "chance": result[d]["chance"][f"R@{k}"],
-                              "n_items": result[d]["n_queries"]} for d in DIRECTIONS for k in ks}
+    subsets = {
+        f"{d}_R@{k}": {
+            "accuracy": result[d][f"R@{k}"],
+            "chance": result[d]["chance"][f"R@{k}"],
+            "n_items": result[d]["n_queries"],
+        }
+        for d in DIRECTIONS
+        for k in ks
+    }
     return {
-        "dataset": ds.name, "backbone": data.store.attrs["backbone"], "scorer": "cosine", "task": "retrieval",
-        "metric": "recall@k", "accuracy": float(np.mean([v["accuracy"] for v in subsets.values()])),
-        "chance": float(np.mean([v["chance"] for v in subsets.values()])), "n_items": len(kept),
-        "n_skipped": len(ds.items) - len(kept), "n_images": int(len(rows)), "n_texts": int(len(text_rows)),
-        **result, "subsets": subsets, "store_fingerprint": data.store.attrs["fingerprint"],
-        "config_hash": config_hash(asdict(cfg) | {"task": "retrieval"}), "code": code_fingerprint("retrieval"),
+        "dataset": ds.name,
+        "backbone": data.store.attrs["backbone"],
+        "scorer": "cosine",
+        "task": "retrieval",
+        "metric": "recall@k",
+        "accuracy": float(np.mean([v["accuracy"] for v in subsets.values()])),
+        "chance": float(np.mean([v["chance"] for v in subsets.values()])),
+        "n_items": len(kept),
+        "n_skipped": len(ds.items) - len(kept),
+        "n_images": int(len(rows)),
+        "n_texts": int(len(text_rows)),
+        **result,
+        "subsets": subsets,
+        "store_fingerprint": data.store.attrs["fingerprint"],
+        "config_hash": config_hash(asdict(cfg) | {"task": "retrieval"}),
+        "code": code_fingerprint("retrieval"),
     }

@@ -12,6 +12,7 @@ Reported: top-k accuracy overall, per domain (tag `domain`, under `subsets`, so 
 column per domain) and mean per-class top-1; unreadable images are skipped and counted.
 Stores are read with `cache.read_pooled`, as retrieval reads them.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,21 +30,26 @@ from ..items import Dataset
 @dataclass(frozen=True)
 class ZeroShotConfig:
     top_k: tuple[int, ...] = (1, 5)
-    block_rows: int = 4096        # image rows scored at once
-
+    block_rows: int = 4096  # image rows scored at once
 
     def __post_init__(self):
-        require(bool(self.top_k) and all(k >= 1 for k in self.top_k), "zeroshot", f"top_k={self.top_k}: every k must be positive")
+        require(
+            bool(self.top_k) and all(k >= 1 for k in self.top_k),
+            "zeroshot",
+            f"top_k={self.top_k}: every k must be positive",
+        )
         at_least("zeroshot", block_rows=(self.block_rows, 1))
+
 
 def prompt_table(ds: Dataset) -> tuple[int, int]:
     """(n_classes, n_templates) of a prompt-table manifest; anything else is a BadInputError."""
     n_classes = len(ds.items[0].candidates) if ds.items else 0
     first = tuple(range(n_classes))
-    if (not n_classes or len(ds.captions) % n_classes
-            or any(it.candidates != first for it in ds.items)):
-        raise BadInputError(f"dataset {ds.name} is not a zero-shot prompt table (items must list caption rows "
-                            f"0..n_classes-1): write its manifest with `dcsm-cache items imagefolder`")
+    if not n_classes or len(ds.captions) % n_classes or any(it.candidates != first for it in ds.items):
+        raise BadInputError(
+            f"dataset {ds.name} is not a zero-shot prompt table (items must list caption rows "
+            f"0..n_classes-1): write its manifest with `dcsm-cache items imagefolder`"
+        )
     return n_classes, len(ds.captions) // n_classes
 
 
@@ -62,8 +68,12 @@ def ranks(logits: np.ndarray, correct: np.ndarray) -> np.ndarray:
 def _summary(hits: dict[int, np.ndarray], n_classes: int) -> dict:
     ks = sorted(hits)
     out = {f"top{k}": float(hits[k].mean()) for k in ks}
-    return {"accuracy": out[f"top{ks[0]}"], **out, "n_items": int(len(hits[ks[0]])),
-            "chance": min(ks[0], n_classes) / n_classes}
+    return {
+        "accuracy": out[f"top{ks[0]}"],
+        **out,
+        "n_items": int(len(hits[ks[0]])),
+        "chance": min(ks[0], n_classes) / n_classes,
+    }
 
 
 def zeroshot(store: str | os.PathLike, cfg: ZeroShotConfig = ZeroShotConfig(), items: str | None = None) -> dict:
@@ -92,14 +102,21 @@ def zeroshot(store: str | os.PathLike, cfg: ZeroShotConfig = ZeroShotConfig(), i
     ks = sorted(set(cfg.top_k))
     hits = {k: rank < k for k in ks}
     domains = np.array([it.tags.get("domain", "") for it in kept])
-    subsets = {d: _summary({k: h[domains == d] for k, h in hits.items()}, n_classes)
-               for d in sorted(set(domains)) if d}
+    subsets = {d: _summary({k: h[domains == d] for k, h in hits.items()}, n_classes) for d in sorted(set(domains)) if d}
     per_class = [hits[1][correct == c].mean() for c in range(n_classes) if (correct == c).any()] if 1 in hits else []
     return {
-        "dataset": ds.name, "backbone": data.store.attrs["backbone"], "scorer": "cosine", "task": "zeroshot",
-        "metric": f"top{ks[0]}", **_summary(hits, n_classes), "n_skipped": len(ds.items) - len(kept),
+        "dataset": ds.name,
+        "backbone": data.store.attrs["backbone"],
+        "scorer": "cosine",
+        "task": "zeroshot",
+        "metric": f"top{ks[0]}",
+        **_summary(hits, n_classes),
+        "n_skipped": len(ds.items) - len(kept),
         "mean_per_class_top1": float(np.mean(per_class)) if per_class else None,
-        "n_classes": n_classes, "n_templates": n_templates, "subsets": subsets,
+        "n_classes": n_classes,
+        "n_templates": n_templates,
+        "subsets": subsets,
         "store_fingerprint": data.store.attrs["fingerprint"],
-        "config_hash": config_hash(asdict(cfg) | {"task": "zeroshot"}), "code": code_fingerprint("zeroshot"),
+        "config_hash": config_hash(asdict(cfg) | {"task": "zeroshot"}),
+        "code": code_fingerprint("zeroshot"),
     }

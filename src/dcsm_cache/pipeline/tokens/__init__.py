@@ -7,12 +7,30 @@ names.py (parse a backbone name), hub.py (registry weights in the Hugging Face c
 (local files, read safely), backbones.py (load, identity), encoder.py (the dispatcher), and the
 families: vit.py, timm_trunk.py, attnpool.py, text.py (adapters.py holds what they share).
 """
+
 from .backbones import Backbone, activation, identity_key, load_backbone
 from .checkpoints import Checkpoint, load_into, read_checkpoint, read_state_dict, sha256_file, to_open_clip_keys
 from .encoder import IMAGE_ADAPTERS, TEXT_ADAPTERS, TokenEncoder, text_tower, token_encoder
 from .hub import weights_cached
 from .names import BackboneSpec, parse_backbone
 
-__all__ = ["IMAGE_ADAPTERS", "TEXT_ADAPTERS", "Backbone", "BackboneSpec", "Checkpoint", "TokenEncoder", "activation",
-           "identity_key", "load_backbone", "load_into", "parse_backbone", "read_checkpoint", "read_state_dict",
-           "sha256_file", "text_tower", "to_open_clip_keys", "token_encoder", "weights_cached"]
+__all__ = [
+    "IMAGE_ADAPTERS",
+    "TEXT_ADAPTERS",
+    "Backbone",
+    "BackboneSpec",
+    "Checkpoint",
+    "TokenEncoder",
+    "activation",
+    "identity_key",
+    "load_backbone",
+    "load_into",
+    "parse_backbone",
+    "read_checkpoint",
+    "read_state_dict",
+    "sha256_file",
+    "text_tower",
+    "to_open_clip_keys",
+    "token_encoder",
+    "weights_cached",
+]

@@ -7,6 +7,7 @@ Every adapter ends by putting tokens and the pooled vector through the model's o
 last (and most precision-sensitive) matrix product is exact; in fp32 it is the same arithmetic as
 the model's own forward, so pooled outputs equal `encode_image`/`encode_text`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,9 +24,10 @@ Tensor = torch.Tensor
 @dataclass(frozen=True)
 class ImageAdapter:
     """How to get tokens out of one image-tower family. `when` narrows a type match (e.g. by pool)."""
+
     family: str
     tower: type
-    fn: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]   # (visual, pixels) -> (tokens, pooled)
+    fn: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]  # (visual, pixels) -> (tokens, pooled)
     describe: Callable[[nn.Module], dict]
     when: Callable[[nn.Module], bool] = lambda tower: True
 
@@ -34,9 +36,10 @@ class ImageAdapter:
 class TextAdapter:
     """How to get tokens out of one text-tower family; the tower is `model.text`, or the model itself
     for open_clip.CLIP, whose text transformer is inlined."""
+
     family: str
     tower: type
-    fn: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]   # (tower, ids) -> (tokens, pooled)
+    fn: Callable[[nn.Module, Tensor], tuple[Tensor, Tensor]]  # (tower, ids) -> (tokens, pooled)
     describe: Callable[[nn.Module], dict]
     when: Callable[[nn.Module], bool] = lambda tower: True
 

@@ -12,6 +12,7 @@ convex combination of the tokens; with several heads each head mixes with its ow
 approximation of "the patch in the joint space", recorded as `projected: false`,
 `token_path: "value-path"` in describe(). The pooled output is the model's own, computed exactly.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,11 +28,12 @@ _VALUE_PATH = "value-path"
 
 # -- CoCa: open_clip VisionTransformer with an attentional pooler (original open_clip CoCa layout) ---
 
+
 def _mha_value(mha: nn.MultiheadAttention, x: Tensor) -> Tensor:
     """The value projection of an nn.MultiheadAttention, then its output projection, per token."""
     E = mha.embed_dim
-    weight = mha.in_proj_weight[2 * E:] if mha._qkv_same_embed_dim else mha.v_proj_weight
-    bias = None if mha.in_proj_bias is None else mha.in_proj_bias[2 * E:]
+    weight = mha.in_proj_weight[2 * E :] if mha._qkv_same_embed_dim else mha.v_proj_weight
+    bias = None if mha.in_proj_bias is None else mha.in_proj_bias[2 * E :]
     return project(linear(x, weight, bias), mha.out_proj)
 
 
@@ -46,10 +48,17 @@ def _coca_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _coca_describe(visual: nn.Module) -> dict:
-    return {"family": "vit-attnpool", "layer": "transformer output (CLS + patches), through attn_pool's "
-            "ln_k, value and output projections, then ln_post", "projection": "visual.proj",
-            "projected": False, "token_path": _VALUE_PATH, "cls_token": True,
-            "grid": list(visual.grid_size), "pool": "attn_pool query 0"}
+    return {
+        "family": "vit-attnpool",
+        "layer": "transformer output (CLS + patches), through attn_pool's "
+        "ln_k, value and output projections, then ln_post",
+        "projection": "visual.proj",
+        "projected": False,
+        "token_path": _VALUE_PATH,
+        "cls_token": True,
+        "grid": list(visual.grid_size),
+        "pool": "attn_pool query 0",
+    }
 
 
 def _coca_like(visual: nn.Module) -> bool:
@@ -58,24 +67,33 @@ def _coca_like(visual: nn.Module) -> bool:
 
 # -- ModifiedResNet (RN50, RN101, RN50x4, ...) -------------------------------------------------------
 
+
 def _rn_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
     """Every location of layer4, plus its positional embedding, through v_proj then c_proj."""
     x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(pixels)))))
     pool = visual.attnpool
     pooled = pool(x)
-    t = x.flatten(2).transpose(1, 2)                                      # [B, HW, C]
+    t = x.flatten(2).transpose(1, 2)  # [B, HW, C]
     t = t + pool.positional_embedding[1:].to(t.dtype)
     return project(t, pool.v_proj, pool.c_proj), pooled.float()
 
 
 def _rn_describe(visual: nn.Module) -> dict:
     side = visual.image_size // 32
-    return {"family": "modified-resnet", "layer": "layer4 output + attnpool positional embedding",
-            "projection": "attnpool.v_proj then attnpool.c_proj (MaskCLIP)", "projected": False,
-            "token_path": _VALUE_PATH, "cls_token": False, "grid": [side, side], "pool": "attnpool"}
+    return {
+        "family": "modified-resnet",
+        "layer": "layer4 output + attnpool positional embedding",
+        "projection": "attnpool.v_proj then attnpool.c_proj (MaskCLIP)",
+        "projected": False,
+        "token_path": _VALUE_PATH,
+        "cls_token": False,
+        "grid": [side, side],
+        "pool": "attnpool",
+    }
 
 
 # -- timm trunk with a MAP head (SigLIP: AttentionPoolLatent) ----------------------------------------
+
 
 def _map_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
     """Trunk tokens (after its final norm) through the MAP head's kv value half, proj, and the
@@ -84,7 +102,7 @@ def _map_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
     pool = trunk.attn_pool
     fmap = trunk.forward_features(pixels)
     pooled = project(trunk.forward_head(fmap), visual.head)
-    x = fmap if getattr(trunk, "pool_include_prefix", False) else fmap[:, trunk.num_prefix_tokens:]
+    x = fmap if getattr(trunk, "pool_include_prefix", False) else fmap[:, trunk.num_prefix_tokens :]
     if pool.pos_embed is not None:
         x = x + pool.pos_embed.unsqueeze(0).to(x.dtype)
     C = pool.kv.out_features // 2
@@ -99,21 +117,26 @@ def _map_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
 def _map_describe(visual: nn.Module) -> dict:
     trunk = visual.trunk
     grid = getattr(getattr(trunk, "patch_embed", None), "grid_size", None)
-    return {"family": "timm-map", "layer": "trunk.forward_features (after the trunk's final norm), through "
-            "attn_pool's kv value half, proj and residual MLP", "projection": "attn_pool.proj (+ mlp), head",
-            "projected": False, "token_path": _VALUE_PATH, "cls_token": False,
-            "grid": list(grid) if grid is not None else None, "pool": "map"}
+    return {
+        "family": "timm-map",
+        "layer": "trunk.forward_features (after the trunk's final norm), through "
+        "attn_pool's kv value half, proj and residual MLP",
+        "projection": "attn_pool.proj (+ mlp), head",
+        "projected": False,
+        "token_path": _VALUE_PATH,
+        "cls_token": False,
+        "grid": list(grid) if grid is not None else None,
+        "pool": "map",
+    }
 
 
 def _map_pool(visual: nn.Module) -> bool:
     pool = getattr(visual.trunk, "attn_pool", None)
-    return (pool is not None and hasattr(pool, "kv") and hasattr(pool, "latent")
-            and "pool" not in visual.head._modules)
+    return pool is not None and hasattr(pool, "kv") and hasattr(pool, "latent") and "pool" not in visual.head._modules
 
 
 ATTNPOOL_IMAGE_ADAPTERS: list[ImageAdapter] = [
-    ImageAdapter("vit-attnpool", open_clip.transformer.VisionTransformer, _coca_image, _coca_describe,
-                 _coca_like),
+    ImageAdapter("vit-attnpool", open_clip.transformer.VisionTransformer, _coca_image, _coca_describe, _coca_like),
     ImageAdapter("modified-resnet", open_clip.modified_resnet.ModifiedResNet, _rn_image, _rn_describe),
     ImageAdapter("timm-map", open_clip.timm_model.TimmModel, _map_image, _map_describe, _map_pool),
 ]

@@ -8,6 +8,7 @@ the Hugging Face cache (`hub.py`). Whatever open_clip raises becomes one line na
 what to do. A backbone's identity is what was loaded (architecture, weights sha256 or tag,
 activation, preprocessing), not how it was spelled: stores and scorer checkpoints compare it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,11 +50,22 @@ class Backbone:
         weights under the same path are not. Stores and scorer checkpoints record it and compare it.
         """
         bs = self.spec
-        weights = (f"sha256:{self.weights_sha256}" if self.weights_sha256 else f"tag:{bs.tag}" if bs.tag
-                   else bs.hub if bs.hub else "random:seed0")
+        weights = (
+            f"sha256:{self.weights_sha256}"
+            if self.weights_sha256
+            else f"tag:{bs.tag}"
+            if bs.tag
+            else bs.hub
+            if bs.hub
+            else "random:seed0"
+        )
         pp = json.loads(json.dumps(open_clip.get_model_preprocess_cfg(self.model), default=str))
-        return {"arch": bs.hub or bs.arch, "weights": weights, "activation": self.info.get("activation"),
-                "preprocess": pp}
+        return {
+            "arch": bs.hub or bs.arch,
+            "weights": weights,
+            "activation": self.info.get("activation"),
+            "preprocess": pp,
+        }
 
     @property
     def identity_key(self) -> str:
@@ -63,7 +75,6 @@ class Backbone:
 def identity_key(identity: dict) -> str:
     """A short hash of a backbone identity: equal keys, same features."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
 
 
 class _NoRandomInitWarning(logging.Filter):
@@ -100,8 +111,10 @@ def _arch_preprocess(arch: str) -> dict:
     """Preprocessing for a local checkpoint, as open_clip's `image_*` overrides: the one all of the
     arch's pretrained tags share, if they agree (OpenAI's mean and std for ViT-B-32, say)."""
     keys = ("mean", "std", "interpolation", "resize_mode")
-    seen = {tuple((k, tuple(c[k]) if isinstance(c.get(k), (list, tuple)) else c.get(k)) for k in keys)
-            for c in (open_clip.get_pretrained_cfg(arch, t) for t in open_clip.list_pretrained_tags_by_model(arch))}
+    seen = {
+        tuple((k, tuple(c[k]) if isinstance(c.get(k), (list, tuple)) else c.get(k)) for k in keys)
+        for c in (open_clip.get_pretrained_cfg(arch, t) for t in open_clip.list_pretrained_tags_by_model(arch))
+    }
     if len(seen) != 1:
         return {}
     return {f"image_{k}": v for k, v in next(iter(seen)) if v is not None}
@@ -122,9 +135,11 @@ def _warn_activation(bs: BackboneSpec, ckpt, act: str) -> str | None:
     twin = f"{bs.arch}-quickgelu"
     if not ckpt.openai_lineage or act != "gelu" or twin not in open_clip.list_models():
         return None
-    msg = (f"backbone {bs.spec!r}: {bs.path} is stored the way fine-tunes of OpenAI CLIP ship ({ckpt.style}), "
-           f"which were trained with QuickGELU, but {bs.arch} uses GELU and gives silently wrong features: "
-           f"name it {twin}@{bs.path} (ignore this if it was trained with GELU)")
+    msg = (
+        f"backbone {bs.spec!r}: {bs.path} is stored the way fine-tunes of OpenAI CLIP ship ({ckpt.style}), "
+        f"which were trained with QuickGELU, but {bs.arch} uses GELU and gives silently wrong features: "
+        f"name it {twin}@{bs.path} (ignore this if it was trained with GELU)"
+    )
     log.warning(msg)
     return msg
 
@@ -138,15 +153,20 @@ def _load_error(bs: BackboneSpec, err: BaseException) -> DcsmCacheError:
         pkg = (getattr(err, "name", None) or str(err)).split(".")[0]
         extra = _NEEDS_PACKAGE.get(pkg)
         how = f"pip install 'dcsm-cache[{extra}]'" if extra else f"pip install {pkg}"
-        return MissingPackageError(f"backbone {bs.spec!r} needs the Python package {pkg!r}, which is not "
-                                   f"installed: {how}")
+        return MissingPackageError(
+            f"backbone {bs.spec!r} needs the Python package {pkg!r}, which is not installed: {how}"
+        )
     first = (str(err).strip().splitlines() or [""])[0][:240] or type(err).__name__
     where = f" from {bs.path}" if bs.path else ""
     if offline() and isinstance(err, OSError | ValueError) and ("offline" in first.lower() or "cache" in first.lower()):
-        return InputNotFoundError(f"backbone {bs.spec!r}: a file it needs is not cached and HF_HUB_OFFLINE is set "
-                                  f"({first}): run once with network access, or copy the Hugging Face cache (HF_HOME)")
-    return BackboneLoadError(f"backbone {bs.spec!r} could not be loaded{where} ({type(err).__name__}: {first}): "
-                             f"check the name with `open_clip.list_models()` and the weights file, or report it")
+        return InputNotFoundError(
+            f"backbone {bs.spec!r}: a file it needs is not cached and HF_HUB_OFFLINE is set "
+            f"({first}): run once with network access, or copy the Hugging Face cache (HF_HOME)"
+        )
+    return BackboneLoadError(
+        f"backbone {bs.spec!r} could not be loaded{where} ({type(err).__name__}: {first}): "
+        f"check the name with `open_clip.list_models()` and the weights file, or report it"
+    )
 
 
 def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str | None = None) -> Backbone:
@@ -159,7 +179,8 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
             ckpt = read_checkpoint(bs.path)  # fail on a bad file before building a large model
             with _weights_loaded_next():
                 model, _, preprocess = open_clip.create_model_and_transforms(
-                    bs.arch, pretrained=None, load_weights=False, pretrained_text=False, **_arch_preprocess(bs.arch))
+                    bs.arch, pretrained=None, load_weights=False, pretrained_text=False, **_arch_preprocess(bs.arch)
+                )
             info["kept_initial"] = load_into(model, to_open_clip_keys(model, ckpt.state), bs.path)
             info["checkpoint_style"] = ckpt.style
             warning = _warn_activation(bs, ckpt, activation(model))
@@ -174,13 +195,15 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
                 kwargs["force_quick_gelu"] = True  # as open_clip's OpenAI loader used to
                 info["quick_gelu"] = "forced: the pretrained tag was trained with QuickGELU"
             model, _, preprocess = open_clip.create_model_and_transforms(
-                bs.hub or bs.arch, pretrained=bs.tag, cache_dir=cache_dir, **kwargs)
+                bs.hub or bs.arch, pretrained=bs.tag, cache_dir=cache_dir, **kwargs
+            )
             sha = cached_weights_sha256(bs, cache_dir)
         else:  # random weights, seeded so that every load of a bare arch gives the same model
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                model, _, preprocess = open_clip.create_model_and_transforms(bs.arch, pretrained=None,
-                                                                             pretrained_text=False)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    bs.arch, pretrained=None, pretrained_text=False
+                )
         tokenizer = open_clip.get_tokenizer(bs.hub or bs.arch, cache_dir=cache_dir)
     except DcsmCacheError:
         raise

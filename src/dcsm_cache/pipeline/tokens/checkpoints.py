@@ -10,6 +10,7 @@ NegCLIP), {"model": ...} (CoN-CLIP) or {"model_state_dict": ...}; `module.` (DDP
 is refused, saying what to use instead. A pickle that would run code,
 a truncated file or a file of something else is a one-line BadInputError naming the path.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,13 @@ from ..._openclip import open_clip
 from ...errors import BadInputError, InputNotFoundError
 
 # keys of OpenAI's TorchScript state dicts and non-persistent buffers that are not weights
-_NOT_WEIGHTS = ("input_resolution", "context_length", "vocab_size", "attn_mask",
-                "text.transformer.embeddings.position_ids")
+_NOT_WEIGHTS = (
+    "input_resolution",
+    "context_length",
+    "vocab_size",
+    "attn_mask",
+    "text.transformer.embeddings.position_ids",
+)
 _UNUSED_FOR_EMBEDDINGS = ("logit_scale", "logit_bias")
 
 
@@ -75,18 +81,23 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
+
             sd = load_file(str(path))
         elif _is_torchscript(path):
-            raise BadInputError(f"checkpoint {path} is a TorchScript archive, which holds code and is not loaded: "
-                                f"use the `arch.openai` name, or re-save its state_dict() with torch.save")
+            raise BadInputError(
+                f"checkpoint {path} is a TorchScript archive, which holds code and is not loaded: "
+                f"use the `arch.openai` name, or re-save its state_dict() with torch.save"
+            )
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except BadInputError:
         raise
     except Exception as err:  # truncated zip, pickle with code, not a checkpoint at all
         first = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:160]
-        raise BadInputError(f"checkpoint {path} cannot be read safely ({type(err).__name__}: {first}): "
-                            f"check the file or download it again") from err
+        raise BadInputError(
+            f"checkpoint {path} cannot be read safely ({type(err).__name__}: {first}): "
+            f"check the file or download it again"
+        ) from err
     style = "safetensors" if path.suffix == ".safetensors" else "state_dict"
     for key, wrapped in (("state_dict", "open_clip-train"), ("model", "openai"), ("model_state_dict", "state_dict")):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
@@ -96,7 +107,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise BadInputError(f"checkpoint {path} holds no state dict of tensors")
     for prefix in ("module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
+            sd = {k[len(prefix) :]: v for k, v in sd.items()}
     floats = [v for v in sd.values() if v.is_floating_point()]
     if style == "state_dict" and floats and all(v.dtype == torch.float16 for v in floats):
         style = "openai"  # the `clip` package converts its models to fp16 before saving
@@ -139,10 +150,15 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or wrong:
-        def show(keys): return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
-        parts = [f"missing {show(missing)}" if missing else "", f"unexpected {show(unexpected)}" if unexpected else "",
-                 f"wrong shape {show(wrong)}" if wrong else ""]
-        raise BadInputError(f"checkpoint {where} does not fit this architecture: "
-                            + "; ".join(p for p in parts if p))
+
+        def show(keys):
+            return ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
+
+        parts = [
+            f"missing {show(missing)}" if missing else "",
+            f"unexpected {show(unexpected)}" if unexpected else "",
+            f"wrong shape {show(wrong)}" if wrong else "",
+        ]
+        raise BadInputError(f"checkpoint {where} does not fit this architecture: " + "; ".join(p for p in parts if p))
     model.load_state_dict({**{k: own[k] for k in kept}, **state})
     return kept

@@ -22,6 +22,7 @@ space (where the model has no projection, the final norm's output is the joint s
 vector is one of the tokens, their mean, or made from the same per-token states by the same maps.
 `projected: false` with `token_path: "value-path"` marks attention-pooled towers (see `attnpool`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,13 +38,21 @@ from .vit import VIT_ADAPTER
 
 Tensor = torch.Tensor
 
-__all__ = ["IMAGE_ADAPTERS", "TEXT_ADAPTERS", "ImageAdapter", "TextAdapter", "TokenEncoder", "text_tower",
-           "token_encoder"]
+__all__ = [
+    "IMAGE_ADAPTERS",
+    "TEXT_ADAPTERS",
+    "ImageAdapter",
+    "TextAdapter",
+    "TokenEncoder",
+    "text_tower",
+    "token_encoder",
+]
 
 IMAGE_ADAPTERS: list[ImageAdapter] = [VIT_ADAPTER, TIMM_ADAPTER, *ATTNPOOL_IMAGE_ADAPTERS]
 
 
 # -- dispatch -------------------------------------------------------------------------------------
+
 
 class TokenEncoder:
     """Binds a model to its image and text adapters; `precision` bf16/fp16 autocasts on the model's device."""
@@ -71,9 +80,11 @@ class TokenEncoder:
             return self.text_adapter.fn(text_tower(self.model), ids)
 
     def describe(self) -> dict:
-        return {"image": self.image_adapter.describe(self.model.visual),
-                "text": self.text_adapter.describe(text_tower(self.model)),
-                "precision": self.precision}
+        return {
+            "image": self.image_adapter.describe(self.model.visual),
+            "text": self.text_adapter.describe(text_tower(self.model)),
+            "precision": self.precision,
+        }
 
 
 def text_tower(model: nn.Module) -> nn.Module:
@@ -87,8 +98,9 @@ def _match(adapters, tower: nn.Module | None, side: str):
         if isinstance(tower, adapter.tower) and adapter.when(tower):
             return adapter
     known = ", ".join(dict.fromkeys(a.family for a in adapters))
-    raise BadInputError(f"no token extractor for the {side} tower {type(tower).__name__}"
-                        f"{_why(tower)}; supported families: {known}")
+    raise BadInputError(
+        f"no token extractor for the {side} tower {type(tower).__name__}{_why(tower)}; supported families: {known}"
+    )
 
 
 def _why(tower) -> str:

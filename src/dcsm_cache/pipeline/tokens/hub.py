@@ -5,6 +5,7 @@
 No network is used here. With HF_HUB_OFFLINE=1, weights that are not cached are an error that says
 how to provide them, never a download.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ def offline() -> bool:
 def hub_cached(repo: str, filename: str, cache_dir: str | None) -> bool:
     """Whether the file, or the safetensors twin open_clip prefers, is in the hub cache."""
     from huggingface_hub import try_to_load_from_cache
+
     if filename == HF_WEIGHTS_NAME:
         twin = HF_SAFE_WEIGHTS_NAME
     elif filename.endswith((".bin", ".pth")):
@@ -37,7 +39,7 @@ def hub_cached(repo: str, filename: str, cache_dir: str | None) -> bool:
 def weights_cached(bs: BackboneSpec, cache_dir: str | None = None) -> bool:
     """Whether `arch.tag` or `hf-hub:` weights are already on this machine (no network is used)."""
     if bs.hub:
-        repo = bs.hub[len("hf-hub:"):]
+        repo = bs.hub[len("hf-hub:") :]
         return hub_cached(repo, "open_clip_config.json", cache_dir) and hub_cached(repo, HF_WEIGHTS_NAME, cache_dir)
     cfg = open_clip.get_pretrained_cfg(bs.arch, bs.tag)
     if "file" in cfg:
@@ -47,16 +49,18 @@ def weights_cached(bs: BackboneSpec, cache_dir: str | None = None) -> bool:
         if hub_cached(repo, filename or HF_WEIGHTS_NAME, cache_dir):
             return True
     if cfg.get("url"):
-        return os.path.isfile(os.path.join(cache_dir or os.path.expanduser("~/.cache/clip"),
-                                           os.path.basename(cfg["url"])))
+        return os.path.isfile(
+            os.path.join(cache_dir or os.path.expanduser("~/.cache/clip"), os.path.basename(cfg["url"]))
+        )
     return False
 
 
 def cached_weights_sha256(bs: BackboneSpec, cache_dir: str | None) -> str | None:
     """sha256 of the registry weights file this machine loaded, where it can be found in the cache."""
     from huggingface_hub import try_to_load_from_cache
+
     if bs.hub:
-        repo, names = bs.hub[len("hf-hub:"):], (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+        repo, names = bs.hub[len("hf-hub:") :], (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
     else:
         cfg = open_clip.get_pretrained_cfg(bs.arch, bs.tag)
         if cfg.get("file"):
@@ -76,8 +80,11 @@ def cached_weights_sha256(bs: BackboneSpec, cache_dir: str | None) -> str | None
 
 def needs_quick_gelu(bs: BackboneSpec) -> bool:
     """An `arch.tag` whose weights were trained with QuickGELU, on an arch built with GELU."""
-    return bool(bs.tag and open_clip.get_pretrained_cfg(bs.arch, bs.tag).get("quick_gelu", False)
-                and not (open_clip.get_model_config(bs.arch) or {}).get("quick_gelu", False))
+    return bool(
+        bs.tag
+        and open_clip.get_pretrained_cfg(bs.arch, bs.tag).get("quick_gelu", False)
+        and not (open_clip.get_model_config(bs.arch) or {}).get("quick_gelu", False)
+    )
 
 
 def not_cached(bs: BackboneSpec) -> InputNotFoundError:
@@ -87,4 +94,5 @@ def not_cached(bs: BackboneSpec) -> InputNotFoundError:
     return InputNotFoundError(
         f"weights for {bs.spec} are not cached on this machine and HF_HUB_OFFLINE is set: run once with "
         f"network access (or copy the Hugging Face cache, HF_HOME), or download the file and name it "
-        f"as {arch}@/path/to/weights")
+        f"as {arch}@/path/to/weights"
+    )

@@ -6,6 +6,7 @@ Forms (docs/backbones.md): `arch.tag` (open_clip's pretrained registry), `arch@p
 file), `hf-hub:org/name` (an open_clip model on the Hugging Face hub), bare `arch` (seeded random
 weights). An unknown architecture or tag is one line that says where to look.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,21 +23,20 @@ __all__ = ["BackboneSpec", "parse_backbone"]
 class BackboneSpec:
     spec: str
     arch: str
-    tag: str | None = None       # open_clip pretrained tag
-    path: str | None = None      # local weights file
-    hub: str | None = None       # hf-hub:org/name
+    tag: str | None = None  # open_clip pretrained tag
+    path: str | None = None  # local weights file
+    hub: str | None = None  # hf-hub:org/name
 
     @property
     def weights(self) -> str:
         return self.hub or self.path or self.tag or "random"
 
 
-
 def parse_backbone(spec: str) -> BackboneSpec:
     """Split a backbone name into its form; an unknown architecture or tag lists where to look."""
     spec = spec.strip()
     if spec.startswith("hf-hub:"):
-        repo = spec[len("hf-hub:"):]
+        repo = spec[len("hf-hub:") :]
         if repo.count("/") != 1 or not all(repo.split("/")):
             raise UnknownNameError(f"backbone {spec!r}: write a hub model as hf-hub:org/name")
         return BackboneSpec(spec, arch=spec, hub=spec)
@@ -52,14 +52,17 @@ def parse_backbone(spec: str) -> BackboneSpec:
     _check_arch(arch or spec, spec)
     tags = open_clip.list_pretrained_tags_by_model(arch)
     if not open_clip.is_pretrained_cfg(arch, tag):
-        raise UnknownNameError(f"unknown backbone {spec!r}: {arch} has no pretrained tag {tag!r} "
-                               f"(tags: {', '.join(tags) or 'none'}; or name a local file as {arch}@/path)")
+        raise UnknownNameError(
+            f"unknown backbone {spec!r}: {arch} has no pretrained tag {tag!r} "
+            f"(tags: {', '.join(tags) or 'none'}; or name a local file as {arch}@/path)"
+        )
     return BackboneSpec(spec, arch=arch, tag=tag)
 
 
 def _check_arch(arch: str, spec: str) -> None:
     if arch not in open_clip.list_models():
         close = [m for m in open_clip.list_models() if m.lower().startswith(arch.lower()[:5])][:8]
-        raise UnknownNameError(f"unknown backbone {spec!r}: architecture {arch!r} is not an open_clip model "
-                               f"(similar: {', '.join(close) or 'none'}; all: open_clip.list_models())")
-
+        raise UnknownNameError(
+            f"unknown backbone {spec!r}: architecture {arch!r} is not an open_clip model "
+            f"(similar: {', '.join(close) or 'none'}; all: open_clip.list_models())"
+        )

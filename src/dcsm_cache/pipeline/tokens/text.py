@@ -7,6 +7,7 @@ Three families: the text transformer inlined in open_clip.CLIP; open_clip's Text
 configs). Token i is always the output at id position i, so functional rows and word positions can be
 found again from the stored ids; pad positions are kept (the store records the real length).
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,6 +28,7 @@ def _proj_name(proj) -> str:
 
 # -- open_clip.CLIP: text transformer inlined in the model ----------------------------------------
 
+
 def _clip_text(model: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
     cast = model.transformer.get_cast_dtype()
     x = model.token_embedding(ids).to(cast) + model.positional_embedding.to(cast)
@@ -36,12 +38,19 @@ def _clip_text(model: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _clip_text_describe(model: nn.Module) -> dict:
-    return {"family": "clip-text", "layer": "transformer output after ln_final",
-            "projection": _proj_name(model.text_projection), "projected": True,
-            "token_path": "direct", "cls_token": False, "pool": model.text_pool_type}
+    return {
+        "family": "clip-text",
+        "layer": "transformer output after ln_final",
+        "projection": _proj_name(model.text_projection),
+        "projected": True,
+        "token_path": "direct",
+        "cls_token": False,
+        "pool": model.text_pool_type,
+    }
 
 
 # -- open_clip TextTransformer as model.text ------------------------------------------------------
+
 
 def _tt_text(tower: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
     """As TextTransformer.forward. CoCa (cls_emb): the appended CLS is pooled after ln_final and is
@@ -59,11 +68,16 @@ def _tt_text(tower: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
 
 def _tt_describe(tower: nn.Module) -> dict:
     coca = tower.cls_emb is not None
-    return {"family": "text-transformer", "layer": "transformer output after ln_final",
-            "projection": _proj_name(tower.text_projection), "projected": True,
-            "token_path": "direct", "cls_token": False,
-            "pool": "appended CLS (not stored as a token)" if coca else tower.pool_type,
-            "causal": tower.attn_mask is not None}
+    return {
+        "family": "text-transformer",
+        "layer": "transformer output after ln_final",
+        "projection": _proj_name(tower.text_projection),
+        "projected": True,
+        "token_path": "direct",
+        "cls_token": False,
+        "pool": "appended CLS (not stored as a token)" if coca else tower.pool_type,
+        "causal": tower.attn_mask is not None,
+    }
 
 
 def _tt_pools(tower: nn.Module) -> bool:
@@ -75,6 +89,7 @@ def _clip_pools(model: nn.Module) -> bool:
 
 
 # -- Hugging Face encoder (HFTextEncoder) -----------------------------------------------------------
+
 
 def _hf_text(tower: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
     """last_hidden_state at every position through `proj` (linear or MLP), as the pooled vector."""
@@ -88,12 +103,21 @@ def _hf_describe(tower: nn.Module) -> dict:
     pooler = type(tower.pooler).__name__
     proj = tower.proj
     kind = "identity" if isinstance(proj, nn.Identity) else "linear" if isinstance(proj, nn.Linear) else "mlp"
-    uses_pooler_output = pooler == "ClsPooler" and getattr(tower.pooler, "use_pooler_output", False) \
+    uses_pooler_output = (
+        pooler == "ClsPooler"
+        and getattr(tower.pooler, "use_pooler_output", False)
         and getattr(tower.transformer, "pooler", None) is not None
-    d = {"family": "hf-text", "layer": "last_hidden_state", "projection": f"proj ({kind}, per token)",
-         "projected": not uses_pooler_output, "token_path": "direct",
-         "cls_token": pooler.startswith("Cls"), "pool": pooler,
-         "hf_model_type": getattr(tower.config, "model_type", None)}
+    )
+    d = {
+        "family": "hf-text",
+        "layer": "last_hidden_state",
+        "projection": f"proj ({kind}, per token)",
+        "projected": not uses_pooler_output,
+        "token_path": "direct",
+        "cls_token": pooler.startswith("Cls"),
+        "pool": pooler,
+        "hf_model_type": getattr(tower.config, "model_type", None),
+    }
     if kind == "mlp":
         d["note"] = "the MLP projection is non-linear: the pooled vector is the MLP of the pooled state"
     if uses_pooler_output:

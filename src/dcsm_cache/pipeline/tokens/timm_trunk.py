@@ -4,6 +4,7 @@
 
 The trunk's own head (norm, pre-logits, classifier) and the adapter's projection run at every location.
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,9 +50,15 @@ def timm_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
 def _timm_describe(visual: nn.Module) -> dict:
     pool = getattr(visual.trunk, "global_pool", "avg")
     pool = getattr(pool, "pool_type", pool)  # SelectAdaptivePool2d on convolutional trunks
-    return {"family": "timm", "layer": "trunk.forward_features, then the trunk head per location",
-            "projection": "head (per location)", "projected": True, "token_path": "direct",
-            "cls_token": pool == "token", "pool": str(pool)}
+    return {
+        "family": "timm",
+        "layer": "trunk.forward_features, then the trunk head per location",
+        "projection": "head (per location)",
+        "projected": True,
+        "token_path": "direct",
+        "cls_token": pool == "token",
+        "pool": str(pool),
+    }
 
 
 def _timm_pooling(visual: nn.Module) -> bool:

@@ -5,6 +5,7 @@
 ln_post and proj go on every token, so tokens and the pooled vector share the joint space; the CLS
 token is kept (index 0) where it is the pooled token.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,9 +34,16 @@ def vit_image(visual: nn.Module, pixels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _vit_describe(visual: nn.Module) -> dict:
-    return {"family": "vit", "layer": "transformer output after ln_post", "projection": "visual.proj",
-            "projected": True, "token_path": "direct",
-            "cls_token": visual.pool_type == "tok", "grid": list(visual.grid_size), "pool": visual.pool_type}
+    return {
+        "family": "vit",
+        "layer": "transformer output after ln_post",
+        "projection": "visual.proj",
+        "projected": True,
+        "token_path": "direct",
+        "cls_token": visual.pool_type == "tok",
+        "grid": list(visual.grid_size),
+        "pool": visual.pool_type,
+    }
 
 
 def _plain_vit(visual: nn.Module) -> bool:

@@ -7,6 +7,7 @@ scenes.py (scene grammar, rendering, generation), files.py (the world's files, r
 export.py (probes in What'sUp, CLEVR-bind and SugarCREPE layouts), tinyclip.py (the shapes-clip
 open_clip configs), pretrain.py (CLIP's loss plus a token-level late-interaction loss).
 """
+
 from importlib import import_module
 
 from .files import read_world, read_world_file
@@ -14,8 +15,19 @@ from .scenes import FAMILIES, RELATIONS, WorldConfig, caption_is_true, generate_
 
 # pretraining and export load torch and open_clip, and tokens/ imports this package: re-exported lazily
 _LAZY = {"PretrainConfig": "pretrain", "export_world": "export"}
-__all__ = ["FAMILIES", "RELATIONS", "PretrainConfig", "WorldConfig", "caption_is_true", "export_world",
-           "generate_world", "parse_caption", "phrase", "read_world", "read_world_file"]
+__all__ = [
+    "FAMILIES",
+    "RELATIONS",
+    "PretrainConfig",
+    "WorldConfig",
+    "caption_is_true",
+    "export_world",
+    "generate_world",
+    "parse_caption",
+    "phrase",
+    "read_world",
+    "read_world_file",
+]
 
 
 def __getattr__(name: str):

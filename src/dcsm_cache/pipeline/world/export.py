@@ -24,6 +24,7 @@ are false, positives true; an item that fails is dropped and counted. In `test`,
 names a held-out combo (the world's own rule). `out/export.json` is written last and lists, per
 split, each benchmark key and its item count.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,14 +47,21 @@ FORMATS = ("whatsup", "clevr_bind", "sugarcrepe")
 SPLITS = ("test", "heldout")
 CLEVR_SPLIT = {"test": "val", "heldout": "gen"}
 PREP = {"above": "above", "below": "below", "to the left of": "left_of", "to the right of": "right_of"}
-SUGARCREPE = {("binding", "swap"): "swap_att", ("spatial", "flip"): "replace_rel", ("spatial", "swap"): "swap_obj",
-              ("negation", "flip"): "replace_rel"}
+SUGARCREPE = {
+    ("binding", "swap"): "swap_att",
+    ("spatial", "flip"): "replace_rel",
+    ("spatial", "swap"): "swap_obj",
+    ("negation", "flip"): "replace_rel",
+}
 
 
 def benchmark_key(fmt: str, split: str) -> str:
     """The BENCHMARKS key that reads export format `fmt` of world split `split`."""
-    return {"whatsup": "whatsUp_A", "sugarcrepe": "sugarcrepe",
-            "clevr_bind": "clevr_bind_2obj_valid" if split == "test" else "clevr_bind_2obj_gen"}[fmt]
+    return {
+        "whatsup": "whatsUp_A",
+        "sugarcrepe": "sugarcrepe",
+        "clevr_bind": "clevr_bind_2obj_valid" if split == "test" else "clevr_bind_2obj_gen",
+    }[fmt]
 
 
 def _jpeg(png: Path) -> bytes:
@@ -118,8 +126,11 @@ def export_split(world: Path, out: Path, info: dict, split: str, scenes: list[di
             name = f"{int(stem):012d}.jpg"
             write_bytes(out / "val2017" / name, jpeg)
             records = sugar.setdefault(subset, {})
-            records[str(len(records))] = {"filename": name, "caption": scene["positive"],
-                                          "negative_caption": scene["negatives"][0]}
+            records[str(len(records))] = {
+                "filename": name,
+                "caption": scene["positive"],
+                "negative_caption": scene["negatives"][0],
+            }
     counts = {}
     if "whatsup" in formats:
         (out / "controlled_images").mkdir(parents=True, exist_ok=True)
@@ -129,7 +140,8 @@ def export_split(world: Path, out: Path, info: dict, split: str, scenes: list[di
         (out / "clevr_bind/two_object/images" / CLEVR_SPLIT[split]).mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(
-            [["file_name", "pos", "neg_0", "neg_1", "neg_2", "neg_3"], *clevr])
+            [["file_name", "pos", "neg_0", "neg_1", "neg_2", "neg_3"], *clevr]
+        )
         write_bytes(out / "clevr_bind/two_object" / f"{CLEVR_SPLIT[split]}.csv", buf.getvalue())
         counts[benchmark_key("clevr_bind", split)] = len(clevr)
     if "sugarcrepe" in formats:
@@ -137,24 +149,38 @@ def export_split(world: Path, out: Path, info: dict, split: str, scenes: list[di
         for subset in SUGARCREPE_SUBSETS:  # all seven files, as released; those the world has no edit for stay empty
             write_bytes(out / "data" / f"{subset}.json", json.dumps(sugar.get(subset, {}), indent=1))
         counts[benchmark_key("sugarcrepe", split)] = sum(len(r) for r in sugar.values())
-    return {"root": split, "benchmarks": counts, "dropped": dropped,
-            "sugarcrepe_subsets": {s: len(r) for s, r in sorted(sugar.items())}}
+    return {
+        "root": split,
+        "benchmarks": counts,
+        "dropped": dropped,
+        "sugarcrepe_subsets": {s: len(r) for s, r in sorted(sugar.items())},
+    }
 
 
-def export_world(world_root: str | os.PathLike, out_root: str | os.PathLike,
-                 formats: Sequence[str] | str = FORMATS, splits: Sequence[str] = SPLITS) -> dict:
+def export_world(
+    world_root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    formats: Sequence[str] | str = FORMATS,
+    splits: Sequence[str] = SPLITS,
+) -> dict:
     """Export the world's probe splits (see the module docstring); returns what export.json holds."""
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS] + [s for s in splits if s not in SPLITS]
     if bad or not formats:
-        raise UnknownNameError(f"unknown export format or split {', '.join(bad) or '(none given)'}; "
-                               f"formats: {', '.join(FORMATS)}; splits: {', '.join(SPLITS)}")
+        raise UnknownNameError(
+            f"unknown export format or split {', '.join(bad) or '(none given)'}; "
+            f"formats: {', '.join(FORMATS)}; splits: {', '.join(SPLITS)}"
+        )
     world, out = Path(world_root), Path(out_root)
     info, scenes = read_world(world)
     out.mkdir(parents=True, exist_ok=True)
     (out / "export.json").unlink(missing_ok=True)  # written last: marks a complete export
-    doc = {"format": 1, "world": str(world.resolve()), "formats": list(formats),
-           "splits": {s: export_split(world, out / s, info, s, scenes[s], formats) for s in splits}}
+    doc = {
+        "format": 1,
+        "world": str(world.resolve()),
+        "formats": list(formats),
+        "splits": {s: export_split(world, out / s, info, s, scenes[s], formats) for s in splits},
+    }
     write_bytes(out / "export.json", json.dumps(doc, indent=1))
     return doc

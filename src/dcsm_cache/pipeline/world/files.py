@@ -5,6 +5,7 @@
 `world.json` is written last by `generate_world`, so a world without it is incomplete. Every file
 carries the world's FORMAT; one of another format, or unreadable, is one line saying to regenerate it.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,21 @@ def read_world_file(path: Path, root: Path) -> dict:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        what = f"no complete shapes world at {root} (world.json missing)" if path.name == "world.json" \
+        what = (
+            f"no complete shapes world at {root} (world.json missing)"
+            if path.name == "world.json"
             else f"world file {path} is missing"
+        )
         raise InputNotFoundError(f"{what}: run `dcsm-cache world --out {root}`") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BadInputError(f"{path} is not valid JSON ({err}): regenerate the world with `dcsm-cache world --out {root}`") from None
+        raise BadInputError(
+            f"{path} is not valid JSON ({err}): regenerate the world with `dcsm-cache world --out {root}`"
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else None
-        raise BadInputError(f"{path} has world format {found!r}, not {FORMAT}: regenerate it with `dcsm-cache world --out {root}`")
+        raise BadInputError(
+            f"{path} has world format {found!r}, not {FORMAT}: regenerate it with `dcsm-cache world --out {root}`"
+        )
     return doc
 
 
@@ -44,8 +52,10 @@ def read_world(root: str | os.PathLike) -> tuple[dict, dict[str, list[dict]]]:
     for split in SPLITS:
         doc = read_world_file(root / "scenes" / f"{split}.json", root)
         if not isinstance(doc.get("scenes"), list):
-            raise BadInputError(f"{root / 'scenes' / f'{split}.json'} has no scene list: "
-                                f"regenerate the world with `dcsm-cache world --out {root}`")
+            raise BadInputError(
+                f"{root / 'scenes' / f'{split}.json'} has no scene list: "
+                f"regenerate the world with `dcsm-cache world --out {root}`"
+            )
         scenes[split] = doc["scenes"]
     return info, scenes
 

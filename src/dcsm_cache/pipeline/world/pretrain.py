@@ -20,6 +20,7 @@ Two losses, both contrastive over the batch:
   doc), `"mean"` is the ClipLoss on the mean of the caption's tokens, `token_loss=0` is plain CLIP.
   Measured in docs/design.md, "Attribute binding on the shapes world".
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,7 +52,7 @@ class PretrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.1
     warmup: int = 40
-    token_loss: float = 1.0     # weight of the contrastive loss on the caption's tokens; 0 = plain CLIP
+    token_loss: float = 1.0  # weight of the contrastive loss on the caption's tokens; 0 = plain CLIP
     token_pool: str = "maxsim"  # "maxsim": each word's best patch; "filip": and each patch's best word; "mean"
     seed: int = 0
     device: str = "auto"
@@ -69,8 +70,9 @@ def _lr(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def late_interaction(patches: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor,
-                     both_ways: bool = False) -> torch.Tensor:
+def late_interaction(
+    patches: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor, both_ways: bool = False
+) -> torch.Tensor:
     """[I, P, D] image tokens × [T, L, D] text tokens ([T, L] valid) -> [I, T] scores: the mean over
     valid words of each word's best patch cosine (MaxSim); `both_ways` averages it with the mean over
     patches of each patch's best valid word cosine (FILIP)."""
@@ -101,25 +103,30 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
     model, preprocess, _ = open_clip.create_model_and_transforms(cfg.arch)
     tokenizer = open_clip.get_tokenizer(cfg.arch)
     model = model.to(device).train()
-    enc = token_encoder(model)   # its adapters' fns keep gradients (TokenEncoder.text/image are no_grad)
+    enc = token_encoder(model)  # its adapters' fns keep gradients (TokenEncoder.text/image are no_grad)
     text_fn, image_fn = enc.text_adapter.fn, enc.image_adapter.fn
 
     pairs = [(it.image, ds.captions[it.candidates[it.correct]]) for it in ds.items]
-    images = torch.stack([preprocess(open_image(ds, row)) for row, _ in
-                          tqdm(pairs, desc="load", disable=not cfg.progress)]).half()
+    images = torch.stack(
+        [preprocess(open_image(ds, row)) for row, _ in tqdm(pairs, desc="load", disable=not cfg.progress)]
+    ).half()
     texts = tokenizer([c for _, c in pairs])
     loss_fn = open_clip.ClipLoss()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     perm, pos, losses = torch.randperm(len(pairs), generator=gen), 0, []
     bar = tqdm(range(cfg.steps), desc="pretrain", disable=not cfg.progress)
     for step in bar:
         if pos + cfg.batch_size > len(perm):
             perm, pos = torch.randperm(len(pairs), generator=gen), 0
-        idx = perm[pos:pos + cfg.batch_size]
+        idx = perm[pos : pos + cfg.batch_size]
         pos += cfg.batch_size
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)

@@ -13,6 +13,7 @@ contains at least one. `caption_is_true` parses a caption and checks it against 
 objects, so every negative is verifiably false. `world.json` is written last and marks a
 complete world; the loader is `benchmarks/shapes.py`.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,24 @@ from PIL import Image, ImageDraw
 from ...errors import BadInputError, ConfigError
 from .files import FORMAT, SPLITS, write_world_json
 
-PALETTE = {"red": (220, 30, 30), "green": (30, 160, 50), "blue": (30, 70, 220),
-           "yellow": (240, 200, 0), "purple": (140, 50, 190), "orange": (255, 130, 0),
-           "black": (20, 20, 20), "pink": (250, 110, 180), "brown": (130, 75, 30)}
+PALETTE = {
+    "red": (220, 30, 30),
+    "green": (30, 160, 50),
+    "blue": (30, 70, 220),
+    "yellow": (240, 200, 0),
+    "purple": (140, 50, 190),
+    "orange": (255, 130, 0),
+    "black": (20, 20, 20),
+    "pink": (250, 110, 180),
+    "brown": (130, 75, 30),
+}
 SHAPES = ("circle", "square", "triangle", "star", "cross", "diamond")
-RELATIONS = {"above": "below", "below": "above", "to the left of": "to the right of",
-             "to the right of": "to the left of"}
+RELATIONS = {
+    "above": "below",
+    "below": "above",
+    "to the left of": "to the right of",
+    "to the right of": "to the left of",
+}
 FAMILIES = ("binding", "spatial", "negation")
 _WEB_PREFIXES = ("", "", "a photo of ", "a picture of ", "an image of ", "a drawing of ")
 Combo = tuple  # (colour, shape)
@@ -42,19 +55,19 @@ Combo = tuple  # (colour, shape)
 class WorldConfig:
     seed: int = 0
     image_size: int = 64
-    n_pretrain: int = 20000      # images with one web caption each
-    n_train: int = 6000          # DCSM training items, families mixed
-    n_val: int = 600             # DCSM validation items, families mixed
-    n_test: int = 1500           # probe items per family
-    n_heldout: int = 500         # probe items per family, each scene with a held-out combo
+    n_pretrain: int = 20000  # images with one web caption each
+    n_train: int = 6000  # DCSM training items, families mixed
+    n_val: int = 600  # DCSM validation items, families mixed
+    n_test: int = 1500  # probe items per family
+    n_heldout: int = 500  # probe items per family, each scene with a held-out combo
     heldout_fraction: float = 0.2
     colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "black")
     shapes: tuple[str, ...] = SHAPES
-    min_size: int = 14           # object bounding-box side, pixels
+    min_size: int = 14  # object bounding-box side, pixels
     max_size: int = 20
-    gap: int = 3                 # least empty pixels between two objects' boxes
-    noise: float = 0.0           # std of per-pixel Gaussian noise, 0-255 (noise makes PNGs 10x bigger)
-    supersample: int = 3         # draw at this many times the size, then downsample
+    gap: int = 3  # least empty pixels between two objects' boxes
+    noise: float = 0.0  # std of per-pixel Gaussian noise, 0-255 (noise makes PNGs 10x bigger)
+    supersample: int = 3  # draw at this many times the size, then downsample
 
     def __post_init__(self):
         bad = [c for c in self.colours if c not in PALETTE] + [s for s in self.shapes if s not in SHAPES]
@@ -63,7 +76,10 @@ class WorldConfig:
         if len(set(self.colours)) < 4 or len(set(self.shapes)) < 4:
             raise ConfigError("world: need at least 4 distinct colours and 4 distinct shapes")
         if not 1 <= self.min_size <= self.max_size or 2 * (self.max_size + self.gap + 1) > self.image_size:
-            raise ConfigError(f"world: sizes {self.min_size}-{self.max_size} do not fit 2 objects side by side in {self.image_size} px")
+            raise ConfigError(
+                f"world: sizes {self.min_size}-{self.max_size} do not fit 2 objects side by side "
+                f"in {self.image_size} px"
+            )
         if not 0 <= self.heldout_fraction < 0.5:
             raise ConfigError(f"world: heldout_fraction={self.heldout_fraction} must be in [0, 0.5)")
         if self.n_heldout and round(self.heldout_fraction * len(self.colours) * len(self.shapes)) == 0:
@@ -104,7 +120,7 @@ def parse_caption(caption: str) -> tuple[str, list[Combo]]:
     text = caption.strip().lower()
     for prefix in filter(None, _WEB_PREFIXES):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     m = _CLAUSE.match(text)
     kind, parts = (m.group(2), [m.group(1), m.group(3)]) if m else ("list", re.split(r", | and ", text))
     combos = []
@@ -119,8 +135,9 @@ def parse_caption(caption: str) -> tuple[str, list[Combo]]:
 def relation_holds(a: Obj, b: Obj, relation: str) -> bool:
     """True when `a` is wholly past `b` along the relation's axis and that axis dominates."""
     dx, dy = b.x - a.x, b.y - a.y  # image y grows downwards
-    along, across = {"above": (dy, dx), "below": (-dy, dx), "to the left of": (dx, dy),
-                     "to the right of": (-dx, dy)}[relation]
+    along, across = {"above": (dy, dx), "below": (-dy, dx), "to the left of": (dx, dy), "to the right of": (-dx, dy)}[
+        relation
+    ]
     return along >= (a.size + b.size) / 2 and abs(across) <= along
 
 
@@ -133,11 +150,11 @@ def caption_is_true(scene: Sequence[Obj | Mapping], caption: str) -> bool:
         return all(c in present for c in combos)
     if kind == "without":
         return combos[0] in present and combos[1] not in present
-    return any(relation_holds(a, b, kind) for a in objs for b in objs
-               if a.combo == combos[0] and b.combo == combos[1])
+    return any(relation_holds(a, b, kind) for a in objs for b in objs if a.combo == combos[0] and b.combo == combos[1])
 
 
 # ---- scenes ------------------------------------------------------------------------------
+
 
 def heldout_combos(cfg: WorldConfig) -> list[Combo]:
     """The seeded held-out combos; every colour and shape keeps at least 2 training combos."""
@@ -146,8 +163,9 @@ def heldout_combos(cfg: WorldConfig) -> list[Combo]:
     rng = np.random.default_rng([cfg.seed, 0])
     for _ in range(1000):
         held = {combos[i] for i in rng.choice(len(combos), k, replace=False)}
-        if (all(sum((c, s) not in held for s in cfg.shapes) >= 2 for c in cfg.colours)
-                and all(sum((c, s) not in held for c in cfg.colours) >= 2 for s in cfg.shapes)):
+        if all(sum((c, s) not in held for s in cfg.shapes) >= 2 for c in cfg.colours) and all(
+            sum((c, s) not in held for c in cfg.colours) >= 2 for s in cfg.shapes
+        ):
             return sorted(held)
     raise ConfigError(f"world: cannot hold out {k} combos and keep 2 per colour and shape; lower heldout_fraction")
 
@@ -199,10 +217,15 @@ def _binding(rng, cfg, pool, j):
     new_s = _pick(rng, [c for c in pool if c[0] == (a, b)[i][0] and c[1] not in present_s])
     if new_c is None or new_s is None:
         return None
-    def cap(x, y): return f"{phrase(x)} and {phrase(y)}"
-    negs = {"swap": cap((b[0], a[1]), (a[0], b[1])),
-            "colour": cap(new_c, b) if i == 0 else cap(a, new_c),
-            "shape": cap(new_s, b) if i == 0 else cap(a, new_s)}
+
+    def cap(x, y):
+        return f"{phrase(x)} and {phrase(y)}"
+
+    negs = {
+        "swap": cap((b[0], a[1]), (a[0], b[1])),
+        "colour": cap(new_c, b) if i == 0 else cap(a, new_c),
+        "shape": cap(new_s, b) if i == 0 else cap(a, new_s),
+    }
     return "pair", [a, b], None, cap(a, b), negs, "swap"
 
 
@@ -211,8 +234,11 @@ def _spatial(rng, cfg, pool, j):
     if b is None:
         return None
     rel = list(RELATIONS)[j % 4]
-    negs = {"flip": f"{phrase(a)} {RELATIONS[rel]} {phrase(b)}", "swap": f"{phrase(b)} {rel} {phrase(a)}",
-            "colour": f"{phrase((b[0], a[1]))} {rel} {phrase((a[0], b[1]))}"}
+    negs = {
+        "flip": f"{phrase(a)} {RELATIONS[rel]} {phrase(b)}",
+        "swap": f"{phrase(b)} {rel} {phrase(a)}",
+        "colour": f"{phrase((b[0], a[1]))} {rel} {phrase((a[0], b[1]))}",
+    }
     return rel, [a, b], rel, f"{phrase(a)} {rel} {phrase(b)}", negs, ("flip", "swap")[rng.integers(2)]
 
 
@@ -224,11 +250,17 @@ def _negation(rng, cfg, pool, j):
     if near is None:
         return None
     if j % 2 == 0:
-        negs = {"flip": f"{phrase(a)} without {phrase(b)}", "near": f"{phrase(a)} with {phrase(near)}",
-                "colour": f"{phrase((b[0], a[1]))} with {phrase((a[0], b[1]))}"}
+        negs = {
+            "flip": f"{phrase(a)} without {phrase(b)}",
+            "near": f"{phrase(a)} with {phrase(near)}",
+            "colour": f"{phrase((b[0], a[1]))} with {phrase((a[0], b[1]))}",
+        }
         return "with", [a, b], None, f"{phrase(a)} with {phrase(b)}", negs, "flip"
-    negs = {"flip": f"{phrase(a)} with {phrase(near)}", "near": f"{phrase(a)} without {phrase(b)}",
-            "swap": f"{phrase(near)} without {phrase(a)}"}
+    negs = {
+        "flip": f"{phrase(a)} with {phrase(near)}",
+        "near": f"{phrase(a)} without {phrase(b)}",
+        "swap": f"{phrase(near)} without {phrase(a)}",
+    }
     return "without", [a, b], None, f"{phrase(a)} without {phrase(near)}", negs, "flip"
 
 
@@ -264,8 +296,14 @@ def _scene(rng, cfg, family, j, pool, held, mode) -> dict:
             continue
         if not caption_is_true(objs, positive) or any(caption_is_true(objs, t) for t in captions[1:]):
             raise AssertionError(f"world generator bug: {captions} for {objs}")
-        return {"family": family, "kind": kind, "objects": [asdict(o) for o in objs],
-                "positive": positive, "negatives": captions[1:], "negative_kinds": kinds}
+        return {
+            "family": family,
+            "kind": kind,
+            "objects": [asdict(o) for o in objs],
+            "positive": positive,
+            "negatives": captions[1:],
+            "negative_kinds": kinds,
+        }
     raise ConfigError(f"world: cannot sample a {family} scene from {len(pool)} combos; add colours or shapes")
 
 
@@ -279,6 +317,7 @@ def _plan(cfg: WorldConfig, split: str) -> list[str]:
 
 # ---- images ------------------------------------------------------------------------------
 
+
 def _outline(shape, cx, cy, s):
     r = s / 2
     if shape == "triangle":
@@ -290,9 +329,20 @@ def _outline(shape, cx, cy, s):
         rad = np.where(np.arange(10) % 2 == 0, r, r * 0.42)
         return list(zip(cx + rad * np.cos(ang), cy + rad * np.sin(ang)))
     t, q = r * 0.36, r * 0.9  # cross: a plus sign
-    return [(cx - t, cy - q), (cx + t, cy - q), (cx + t, cy - t), (cx + q, cy - t), (cx + q, cy + t),
-            (cx + t, cy + t), (cx + t, cy + q), (cx - t, cy + q), (cx - t, cy + t), (cx - q, cy + t),
-            (cx - q, cy - t), (cx - t, cy - t)]
+    return [
+        (cx - t, cy - q),
+        (cx + t, cy - q),
+        (cx + t, cy - t),
+        (cx + q, cy - t),
+        (cx + q, cy + t),
+        (cx + t, cy + t),
+        (cx + t, cy + q),
+        (cx - t, cy + q),
+        (cx - t, cy + t),
+        (cx - q, cy + t),
+        (cx - q, cy - t),
+        (cx - t, cy - t),
+    ]
 
 
 def render(objects: Sequence[Obj], cfg: WorldConfig, rng: np.random.Generator) -> Image.Image:
@@ -318,6 +368,7 @@ def render(objects: Sequence[Obj], cfg: WorldConfig, rng: np.random.Generator) -
 
 
 # ---- writing -----------------------------------------------------------------------------
+
 
 def generate_world(cfg: WorldConfig, root: str | os.PathLike) -> Path:
     """Write images/{split}/NNNNNN.png, scenes/{split}.json, then world.json last; returns root."""
@@ -345,11 +396,21 @@ def generate_world(cfg: WorldConfig, root: str | os.PathLike) -> Path:
             if stale.stem.isdigit() and int(stale.stem) >= len(scenes):
                 stale.unlink()
         (root / "scenes").mkdir(exist_ok=True)
-        write_world_json(root / "scenes" / f"{split}.json", {"format": FORMAT, "split": split, "scenes": scenes},
-                    rows="scenes")
+        write_world_json(
+            root / "scenes" / f"{split}.json", {"format": FORMAT, "split": split, "scenes": scenes}, rows="scenes"
+        )
         counts[split] = len(scenes)
-    write_world_json(root / "world.json", {
-        "format": FORMAT, "config": asdict(cfg), "colours": {c: PALETTE[c] for c in cfg.colours},
-        "shapes": list(cfg.shapes), "relations": list(RELATIONS), "families": list(FAMILIES),
-        "heldout": [list(c) for c in held], "counts": counts})
+    write_world_json(
+        root / "world.json",
+        {
+            "format": FORMAT,
+            "config": asdict(cfg),
+            "colours": {c: PALETTE[c] for c in cfg.colours},
+            "shapes": list(cfg.shapes),
+            "relations": list(RELATIONS),
+            "families": list(FAMILIES),
+            "heldout": [list(c) for c in held],
+            "counts": counts,
+        },
+    )
     return root

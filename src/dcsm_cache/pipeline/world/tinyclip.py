@@ -10,6 +10,7 @@ blocks on the 8×8 grid) with average pooling and a linear projection keeps toke
 pooled embedding is exactly the mean of the projected patch tokens. It plugs into open_clip through
 its own extension points: timm's model registry for the trunk, `add_model_config` for the CLIP.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,14 +38,25 @@ class _Block(nn.Module):
 class ShapesConvNet(nn.Module):
     """Patchify stem (stride `patch`), then one local block per depthwise kernel size; timm's trunk interface."""
 
-    def __init__(self, width: int = 128, kernels: tuple[int, ...] = (3, 3, 3, 3), patch: int = 8,
-                 num_classes: int = 0, global_pool: str = "avg", **_timm_kwargs):
+    def __init__(
+        self,
+        width: int = 128,
+        kernels: tuple[int, ...] = (3, 3, 3, 3),
+        patch: int = 8,
+        num_classes: int = 0,
+        global_pool: str = "avg",
+        **_timm_kwargs,
+    ):
         super().__init__()
         self.num_features = width
         self.default_cfg = self.pretrained_cfg = {"architecture": "dcsm_shapes_convnet", "pool_size": None}
         self.stem = nn.Sequential(
-            nn.Conv2d(3, width // 2, patch // 2, stride=patch // 2), nn.GroupNorm(1, width // 2), nn.GELU(),
-            nn.Conv2d(width // 2, width, 2, stride=2), nn.GroupNorm(1, width))
+            nn.Conv2d(3, width // 2, patch // 2, stride=patch // 2),
+            nn.GroupNorm(1, width // 2),
+            nn.GELU(),
+            nn.Conv2d(width // 2, width, 2, stride=2),
+            nn.GroupNorm(1, width),
+        )
         self.blocks = nn.Sequential(*[_Block(width, k) for k in kernels])
         self.norm = nn.GroupNorm(1, width)
         self.global_pool = global_pool
