@@ -61,3 +61,18 @@ def test_bad_manifest_and_correct_index(tmp_path):
         read_manifest(tmp_path / "none.json")
     with pytest.raises(BadInputError, match="correct index 3"):
         DatasetBuilder("x", tmp_path).add("a.png", ["a", "b"], correct=3)
+
+
+def test_canvas_keeps_the_crop_unscaled_on_its_background(tmp_path):
+    im = Image.new("RGB", (30, 30), (200, 210, 220))
+    im.paste((255, 0, 0), (12, 12, 18, 18))  # a 6 px red square, centred at (15, 15)
+    im.save(tmp_path / "scene.png")
+    b = DatasetBuilder("cut", tmp_path)
+    b.add(ImageRef("scene.png", (8, 8, 14, 14), canvas=40), ["a red square"])
+    ds = b.build()
+    write_manifest(ds, tmp_path / "m.json")
+    assert read_manifest(tmp_path / "m.json").images == ds.images
+    out = open_image(ds, 0)
+    assert out.size == (40, 40) and out.getpixel((0, 0)) == out.getpixel((39, 39)) == (200, 210, 220)
+    red = [(x, y) for x in range(40) for y in range(40) if out.getpixel((x, y)) == (255, 0, 0)]
+    assert len(red) == 36 and min(red) == (17, 17) and max(red) == (22, 22)  # 6 px, at the canvas centre

@@ -27,10 +27,13 @@ METRICS = ("argmax", "strict")  # argmax: ties go to the first candidate; strict
 
 @dataclass(frozen=True)
 class ImageRef:
-    """An image file (relative to the dataset root, or absolute) and an optional (x, y, w, h) crop."""
+    """An image file (relative to the dataset root, or absolute), an optional (x, y, w, h) crop, and an
+    optional canvas: the crop pasted, unscaled and centred, on a square of that side filled with the
+    crop's background (the median of its border pixels), so a cut-out object keeps its native scale."""
 
     path: str
     box: tuple[float, float, float, float] | None = None
+    canvas: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ def _content(ds: Dataset) -> dict:
         "name": ds.name,
         "root": ds.root,
         "metric": ds.metric,
-        "images": [{"path": r.path, **({"box": list(r.box)} if r.box else {})} for r in ds.images],
+        "images": [{"path": r.path, **({"box": list(r.box)} if r.box else {}),
+                    **({"canvas": r.canvas} if r.canvas else {})} for r in ds.images],
         "captions": list(ds.captions),
         "items": [{"image": it.image, "candidates": list(it.candidates), "correct": it.correct,
                    "subset": it.subset, **({"tags": dict(it.tags)} if it.tags else {})}
@@ -137,7 +141,7 @@ def read_manifest(path: str | os.PathLike) -> Dataset:
         doc = json.loads(path.read_text())
         return Dataset(
             name=doc["name"], root=doc["root"], metric=doc.get("metric", "argmax"),
-            images=tuple(ImageRef(r["path"], tuple(r["box"]) if r.get("box") else None)
+            images=tuple(ImageRef(r["path"], tuple(r["box"]) if r.get("box") else None, r.get("canvas"))
                          for r in doc["images"]),
             captions=tuple(doc["captions"]),
             items=tuple(Item(it["image"], tuple(it["candidates"]), it["correct"], it["subset"],
@@ -162,4 +166,11 @@ def open_image(ds: Dataset, row: int):
     if ref.box:
         x, y, w, h = ref.box
         im = im.crop((x, y, x + w, y + h))
+    if ref.canvas:
+        import numpy as np
+        px = np.asarray(im)
+        ring = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])
+        canvas = Image.new("RGB", (ref.canvas, ref.canvas), tuple(int(v) for v in np.median(ring, axis=0)))
+        canvas.paste(im, ((ref.canvas - im.width) // 2, (ref.canvas - im.height) // 2))
+        im = canvas
     return im
