@@ -182,3 +182,18 @@ def test_open_image_reads_a_tar_member(tmp_path):
     bad.add(ImageRef("s.tar", member="k9.png"), ["red"])
     with pytest.raises(InputNotFoundError, match="s.tar has no member k9.png"):
         open_image(bad.build(), 0)
+
+
+def test_canvas_keeps_the_crop_unscaled_on_its_background(tmp_path):
+    im = Image.new("RGB", (30, 30), (200, 210, 220))
+    im.paste((255, 0, 0), (12, 12, 18, 18))  # a 6 px red square, centred at (15, 15)
+    im.save(tmp_path / "scene.png")
+    b = DatasetBuilder("cut", tmp_path)
+    b.add(ImageRef("scene.png", (8, 8, 14, 14), canvas=40), ["a red square"])
+    ds = b.build()
+    write_manifest(ds, tmp_path / "m.json")
+    assert read_manifest(tmp_path / "m.json").images == ds.images
+    out = open_image(ds, 0)
+    assert out.size == (40, 40) and out.getpixel((0, 0)) == out.getpixel((39, 39)) == (200, 210, 220)
+    red = [(x, y) for x in range(40) for y in range(40) if out.getpixel((x, y)) == (255, 0, 0)]
+    assert len(red) == 36 and min(red) == (17, 17) and max(red) == (22, 22)  # 6 px, at the canvas centre

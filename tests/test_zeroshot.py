@@ -22,7 +22,7 @@ from dcsm_cache.pipeline.tasks.choice import evaluate
 from dcsm_cache.pipeline.tasks.report import report
 from dcsm_cache.pipeline.tasks.results import write_result
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
-from dcsm_cache.pipeline.items import DatasetBuilder, write_manifest
+from dcsm_cache.pipeline.items import DatasetBuilder, open_image, write_manifest
 from dcsm_cache.pipeline.tasks.zeroshot import ZeroShotConfig, prompt_table, zeroshot
 from dcsm_cache.stores.feature_store import FeatureStore
 
@@ -201,6 +201,7 @@ def test_shapes_objects_are_each_object_cut_out_clear_of_the_others(world):
         ref = ds.images[it.image]
         x, y, w, h = ref.box
         assert ref.path == scene["file"] and w == h and x >= 0 and y >= 0 and x + w <= cfg["image_size"]
+        assert ref.canvas == cfg["image_size"]  # pasted unscaled on a scene-sized canvas
         cx, cy, half = obj["x"] + 0.5, obj["y"] + 0.5, obj["size"] / 2  # as the renderer draws it
         assert x <= cx - half and cx + half <= x + w and y <= cy - half and cy + half <= y + h
         for j, o in enumerate(scene["objects"]):
@@ -209,6 +210,7 @@ def test_shapes_objects_are_each_object_cut_out_clear_of_the_others(world):
                 assert ox + oh <= x or x + w <= ox - oh or oy + oh <= y or y + h <= oy - oh
         assert ds.captions[it.correct] == phrase((obj["colour"], obj["shape"]))  # the first template is "{}"
         assert it.tags["domain"] == ("heldout" if (obj["colour"], obj["shape"]) in held else "test")
+    assert {open_image(ds, row).size for row in range(3)} == {(cfg["image_size"],) * 2}
     shapes = load_benchmark("shapes_zeroshot", str(world), label="shape", templates=["a photo of {}"])
     assert shapes.captions == tuple(f"a photo of a {s}" for s in cfg["shapes"])
     assert [shapes.captions[it.correct] for it in shapes.items] == [

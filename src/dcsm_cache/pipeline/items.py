@@ -35,11 +35,14 @@ class ImageRef:
     """An image file (relative to the dataset root, or absolute) and an optional (x, y, w, h) crop.
 
     With `member`, the image is that file inside the uncompressed tar shard at `path` (webdataset).
+    With `canvas`, the crop is pasted, unscaled and centred, on a square of that side filled with the
+    crop's background (the median of its border pixels), so a cut-out object keeps its native scale.
     """
 
     path: str
     box: tuple[float, float, float, float] | None = None
     member: str | None = None
+    canvas: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,10 +109,7 @@ def _content(ds: Dataset) -> dict:
         "name": ds.name,
         "root": ds.root,
         "metric": ds.metric,
-        "images": [
-            {"path": r.path, **({"box": list(r.box)} if r.box else {}), **({"member": r.member} if r.member else {})}
-            for r in ds.images
-        ],
+        "images": [{"path": r.path, **_extras(r)} for r in ds.images],
         "captions": list(ds.captions),
         "items": [
             {
@@ -135,12 +135,19 @@ _REWRITE = (
 )
 
 
+def _extras(r: ImageRef) -> dict:
+    """An image record's optional fields, only where set (so older manifests and fingerprints are unchanged)."""
+    return {
+        **({"box": list(r.box)} if r.box else {}),
+        **({"member": r.member} if r.member else {}),
+        **({"canvas": r.canvas} if r.canvas else {}),
+    }
+
+
 def _image_json(r: ImageRef) -> str:
-    if r.box is None and r.member is None:
+    if r.box is None and r.member is None and r.canvas is None:
         return '{"path": ' + _esc(r.path) + "}"
-    return _encode(
-        {"path": r.path, **({"box": list(r.box)} if r.box else {}), **({"member": r.member} if r.member else {})}
-    )
+    return _encode({"path": r.path, **_extras(r)})
 
 
 def _item_json(it: Item) -> str:
@@ -238,7 +245,7 @@ def manifest_fingerprint(path: str | os.PathLike) -> str:
 
 
 def _image_ref(r: dict) -> ImageRef:
-    return ImageRef(r["path"], tuple(r["box"]) if r.get("box") else None, r.get("member"))
+    return ImageRef(r["path"], tuple(r["box"]) if r.get("box") else None, r.get("member"), r.get("canvas"))
 
 
 def _item(r: dict) -> Item:
@@ -313,4 +320,12 @@ def open_image(ds: Dataset, row: int):
     if ref.box:
         x, y, w, h = ref.box
         im = im.crop((x, y, x + w, y + h))
+    if ref.canvas:
+        import numpy as np
+
+        px = np.asarray(im)
+        ring = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])
+        canvas = Image.new("RGB", (ref.canvas, ref.canvas), tuple(int(v) for v in np.median(ring, axis=0)))
+        canvas.paste(im, ((ref.canvas - im.width) // 2, (ref.canvas - im.height) // 2))
+        im = canvas
     return im

@@ -103,11 +103,15 @@ class _Checker:
     def image(self, i: int, rec) -> ImageRef:
         if isinstance(rec, str):
             rec = {"path": rec}
-        if not isinstance(rec, dict) or not isinstance(rec.get("path"), str) or set(rec) - {"path", "box", "member"}:
+        if (
+            not isinstance(rec, dict)
+            or not isinstance(rec.get("path"), str)
+            or set(rec) - {"path", "box", "member", "canvas"}
+        ):
             raise self.error(
                 f'should be a path or {{"path": ..., "box"?: [x, y, w, h], "member"?: ...}}, got {rec!r}', f"image {i}"
             )
-        box, member = rec.get("box"), rec.get("member")
+        box, member, canvas = rec.get("box"), rec.get("member"), rec.get("canvas")
         if box is not None and not (
             isinstance(box, list)
             and len(box) == 4
@@ -116,7 +120,7 @@ class _Checker:
             raise self.error(f"box should be [x, y, w, h], got {box!r}", f"image {i}")
         if member is not None and not isinstance(member, str):
             raise self.error(f"member should be the name of a file inside the tar, got {member!r}", f"image {i}")
-        return ImageRef(rec["path"], tuple(box) if box else None, member)
+        return ImageRef(rec["path"], tuple(box) if box else None, member, canvas)
 
     def index(self, value, n: int, what: str, where: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
