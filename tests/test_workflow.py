@@ -287,3 +287,12 @@ def test_a_benchmark_is_known_by_a_file_its_native_layout_has(tmp_path, key):
     _layouts()[key](root)
     load_benchmark(key, str(root))  # the stand-in is a real copy of the layout
     assert any((root / f).exists() for f in expected_files(key))
+
+
+def test_every_registered_loader_has_a_fingerprint_and_expected_files():
+    """A loader in any room (benchmarks/, formats/) is planned and fingerprinted, never a crash of the DAG."""
+    from dcsm_cache.pipeline.benchmarks import BENCHMARKS, expected_files
+
+    for name in BENCHMARKS:
+        assert len(code.items_fingerprint(name)) == 12, name
+        assert isinstance(expected_files(name), tuple), name

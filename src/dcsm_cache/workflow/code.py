@@ -40,6 +40,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     ),
     "extract": (
         "pipeline/extract.py",
+        "pipeline/feeding.py",
+        "pipeline/formats/shards.py",
         "pipeline/tokens",
         "pipeline/items.py",
         "pipeline/dcsm.py",
@@ -74,8 +76,13 @@ STAGES: dict[str, tuple[str, ...]] = {
     "report": ("pipeline/tasks/report.py", "pipeline/paper/table.py"),
 }
 
-# what a loader module reads besides itself, _common.py and items.py
-_LOADER_EXTRAS = {"shapes": _WORLD, "shapes_zeroshot": _WORLD}
+# what a loader module reads besides itself, benchmarks/_common.py and items.py
+_LOADER_EXTRAS = {
+    "pipeline/benchmarks/shapes.py": _WORLD,
+    "pipeline/benchmarks/shapes_zeroshot.py": _WORLD,
+    "pipeline/formats/img2dataset.py": ("pipeline/formats/shards.py",),
+    "pipeline/formats/manifest.py": ("pipeline/formats/shards.py",),
+}
 
 
 def source_files(paths) -> list[Path]:
@@ -117,11 +124,11 @@ def items_fingerprint(benchmark: str, paper_compat: bool = False) -> str:
     from ..pipeline.benchmarks import get_benchmark  # the registry imports numpy and PIL: only when asked
 
     bench = get_benchmark(benchmark)
-    module = bench.loader.__module__.rsplit(".", 1)[1]
+    module = bench.loader.__module__.split(".", 1)[1].replace(".", "/") + ".py"  # pipeline/<room>/<loader>.py
     files = (
         "pipeline/items.py",
         "pipeline/benchmarks/_common.py",
-        f"pipeline/benchmarks/{module}.py",
+        module,
         *_LOADER_EXTRAS.get(module, ()),
         *(("pipeline/paper/captions.py",) if paper_compat else ()),
     )
