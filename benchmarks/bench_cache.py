@@ -27,7 +27,7 @@ from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import open_image, write_manifest
 from dcsm_cache.pipeline.scorer import DCSMScorer, ScorerConfig
 from dcsm_cache.pipeline.tokens.encoder import token_encoder
-from dcsm_cache.pipeline.world.scenes import WorldConfig, generate_world
+from dcsm_cache.pipeline.world import WorldConfig, generate_world
 
 
 def main() -> None:

@@ -12,7 +12,9 @@ from PIL import Image
 from dcsm_cache.errors import ConfigError, InputNotFoundError, UnknownNameError
 from dcsm_cache.pipeline.world import scenes as W
 from dcsm_cache.pipeline.benchmarks import load_benchmark, shapes
-from dcsm_cache.pipeline.world.scenes import Obj, WorldConfig, caption_is_true, generate_world, parse_caption
+from dcsm_cache.pipeline.world import files, generate
+from dcsm_cache.pipeline.world.generate import generate_world
+from dcsm_cache.pipeline.world.scenes import Obj, WorldConfig, caption_is_true, parse_caption
 
 TINY = WorldConfig(seed=3, n_pretrain=30, n_train=24, n_val=6, n_test=8, n_heldout=6, noise=2.0)
 EXPECTED = {"pretrain": 30, "train": 24, "val": 6, "test": 24, "heldout": 18}
@@ -33,7 +35,7 @@ def tiny(tmp_path_factory) -> Path:
 
 def test_layout_and_counts(tiny):
     info = json.loads((tiny / "world.json").read_text())
-    assert info["format"] == W.FORMAT and info["counts"] == EXPECTED
+    assert info["format"] == files.FORMAT and info["counts"] == EXPECTED
     assert WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in info["config"].items()}) == TINY
     for split, n in EXPECTED.items():
         rows = scenes(tiny, split)
@@ -63,7 +65,7 @@ def test_positives_true_and_every_negative_false(tiny):
 
 
 def test_objects_inside_image_and_apart(tiny):
-    for split in W.SPLITS:
+    for split in files.SPLITS:
         for s in scenes(tiny, split):
             objs = [Obj(**o) for o in s["objects"]]
             for i, a in enumerate(objs):
@@ -176,7 +178,7 @@ def test_crash_leaves_no_complete_marker(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(W, "render", broken)
+    monkeypatch.setattr(generate, "render", broken)
     with pytest.raises(OSError, match="disk full"):
         generate_world(small, root)
     assert not (root / "world.json").exists()

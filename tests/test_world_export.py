@@ -16,7 +16,7 @@ from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.tasks.choice import evaluate
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import write_manifest
-from dcsm_cache.pipeline.world.scenes import WorldConfig, caption_is_true, generate_world
+from dcsm_cache.pipeline.world import WorldConfig, caption_is_true, generate_world
 from dcsm_cache.pipeline.world.export import export_world
 from dcsm_cache.stores.feature_store import FeatureStore
 

@@ -69,7 +69,7 @@ def main(verbose: bool) -> None:
 @settings_option
 def world(out: str, sets: tuple[str, ...]) -> None:
     """Generate the shapes world: images, scenes and probe sets."""
-    from ..pipeline.world.scenes import WorldConfig, generate_world
+    from ..pipeline.world import WorldConfig, generate_world
 
     generate_world(from_mapping(WorldConfig, _settings(sets), "world"), out)
     click.echo(f"wrote {out}")

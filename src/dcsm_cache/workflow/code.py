@@ -26,7 +26,7 @@ __all__ = ["PACKAGE", "STAGES", "code_fingerprint", "items_fingerprint", "source
 PACKAGE = Path(__file__).resolve().parent.parent  # src/dcsm_cache
 _STORE = ("stores",)
 _READ = ("pipeline/cache.py", "pipeline/items.py", "pipeline/tasks/results.py", *_STORE)
-_WORLD = ("pipeline/world/scenes.py", "pipeline/world/files.py")
+_WORLD = ("pipeline/world/scenes.py", "pipeline/world/generate.py", "pipeline/world/files.py")
 
 STAGES: dict[str, tuple[str, ...]] = {
     "world": _WORLD,

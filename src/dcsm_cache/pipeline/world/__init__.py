@@ -3,7 +3,8 @@
     generate_world(WorldConfig(seed=0), "data/world")
     pretrain("manifests/shapes_pretrain.json", "models/shapes-clip.pt", PretrainConfig(steps=400))
 
-scenes.py (scene grammar, rendering, generation), files.py (the world's files, read and written),
+scenes.py (scene grammar: objects, captions, scenes), generate.py (drawing and writing
+them), files.py (the world's files, read and written),
 export.py (probes in What'sUp, CLEVR-bind and SugarCREPE layouts), tinyclip.py (the shapes-clip
 open_clip configs), pretrain.py (CLIP's loss plus a token-level late-interaction loss).
 """
@@ -11,7 +12,8 @@ open_clip configs), pretrain.py (CLIP's loss plus a token-level late-interaction
 from importlib import import_module
 
 from .files import read_world, read_world_file
-from .scenes import FAMILIES, RELATIONS, WorldConfig, caption_is_true, generate_world, parse_caption, phrase
+from .generate import generate_world
+from .scenes import FAMILIES, RELATIONS, WorldConfig, caption_is_true, parse_caption, phrase
 
 # pretraining and export load torch and open_clip, and tokens/ imports this package: re-exported lazily
 _LAZY = {"PretrainConfig": "pretrain", "export_world": "export"}

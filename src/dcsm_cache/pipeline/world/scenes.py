@@ -16,17 +16,13 @@ complete world; the loader is `benchmarks/shapes.py`.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
 
 from ...errors import BadInputError, ConfigError
-from .files import FORMAT, SPLITS, write_world_json
 
 PALETTE = {
     "red": (220, 30, 30),
@@ -313,104 +309,3 @@ def _plan(cfg: WorldConfig, split: str) -> list[str]:
         return ["pretrain"] * cfg.n_pretrain
     n = {"train": cfg.n_train, "val": cfg.n_val, "test": 3 * cfg.n_test, "heldout": 3 * cfg.n_heldout}[split]
     return [FAMILIES[i % len(FAMILIES)] for i in range(n)]
-
-
-# ---- images ------------------------------------------------------------------------------
-
-
-def _outline(shape, cx, cy, s):
-    r = s / 2
-    if shape == "triangle":
-        return [(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)]
-    if shape == "diamond":
-        return [(cx, cy - r), (cx + r * 0.8, cy), (cx, cy + r), (cx - r * 0.8, cy)]
-    if shape == "star":
-        ang = -np.pi / 2 + np.arange(10) * np.pi / 5
-        rad = np.where(np.arange(10) % 2 == 0, r, r * 0.42)
-        return list(zip(cx + rad * np.cos(ang), cy + rad * np.sin(ang)))
-    t, q = r * 0.36, r * 0.9  # cross: a plus sign
-    return [
-        (cx - t, cy - q),
-        (cx + t, cy - q),
-        (cx + t, cy - t),
-        (cx + q, cy - t),
-        (cx + q, cy + t),
-        (cx + t, cy + t),
-        (cx + t, cy + q),
-        (cx - t, cy + q),
-        (cx - t, cy + t),
-        (cx - q, cy + t),
-        (cx - q, cy - t),
-        (cx - t, cy - t),
-    ]
-
-
-def render(objects: Sequence[Obj], cfg: WorldConfig, rng: np.random.Generator) -> Image.Image:
-    """The scene as an RGB image: light tinted background, shapes with slight colour jitter, noise."""
-    k, n = cfg.supersample, cfg.image_size
-    bg = np.clip(rng.integers(195, 241) + rng.integers(-8, 9, 3), 0, 255)
-    im = Image.new("RGB", (n * k, n * k), tuple(int(v) for v in bg))
-    draw = ImageDraw.Draw(im)
-    for o in objects:
-        fill = tuple(int(v) for v in np.clip(np.array(PALETTE[o.colour]) + rng.integers(-12, 13, 3), 0, 255))
-        cx, cy, s = (o.x + 0.5) * k, (o.y + 0.5) * k, o.size * k
-        if o.shape == "circle":
-            draw.ellipse([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], fill=fill)
-        elif o.shape == "square":
-            draw.rectangle([cx - s * 0.44, cy - s * 0.44, cx + s * 0.44, cy + s * 0.44], fill=fill)
-        else:
-            draw.polygon(_outline(o.shape, cx, cy, s), fill=fill)
-    im = im.resize((n, n), Image.Resampling.BOX)
-    if cfg.noise:
-        arr = np.asarray(im, dtype=np.float32) + cfg.noise * rng.standard_normal((n, n, 3), np.float32)
-        im = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))
-    return im
-
-
-# ---- writing -----------------------------------------------------------------------------
-
-
-def generate_world(cfg: WorldConfig, root: str | os.PathLike) -> Path:
-    """Write images/{split}/NNNNNN.png, scenes/{split}.json, then world.json last; returns root."""
-    root = Path(root)
-    held = heldout_combos(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "world.json").unlink(missing_ok=True)  # the marker goes first, so a crash leaves none
-    pool_train = [(c, s) for c in cfg.colours for s in cfg.shapes if (c, s) not in held]
-    pool_all = [(c, s) for c in cfg.colours for s in cfg.shapes]
-    counts, held_set = {}, set(held)
-    for split_no, split in enumerate(SPLITS):
-        rng = np.random.default_rng([cfg.seed, split_no + 1])
-        mode = {"pretrain": "web", "train": "dcsm", "val": "dcsm", "test": "probe"}.get(split, "heldout")
-        pool = pool_all if split == "heldout" else pool_train
-        folder = root / "images" / split
-        folder.mkdir(parents=True, exist_ok=True)
-        scenes, seen = [], {}
-        for i, family in enumerate(_plan(cfg, split)):
-            j = seen[family] = seen.get(family, -1) + 1  # index within the family: balances kinds
-            scene = _scene(rng, cfg, family, j, pool, held_set, mode)
-            file = f"images/{split}/{i:06d}.png"
-            render([Obj(**o) for o in scene["objects"]], cfg, rng).save(root / file, compress_level=1)
-            scenes.append({"file": file, **scene})
-        for stale in folder.glob("*.png"):  # left by an earlier, larger world
-            if stale.stem.isdigit() and int(stale.stem) >= len(scenes):
-                stale.unlink()
-        (root / "scenes").mkdir(exist_ok=True)
-        write_world_json(
-            root / "scenes" / f"{split}.json", {"format": FORMAT, "split": split, "scenes": scenes}, rows="scenes"
-        )
-        counts[split] = len(scenes)
-    write_world_json(
-        root / "world.json",
-        {
-            "format": FORMAT,
-            "config": asdict(cfg),
-            "colours": {c: PALETTE[c] for c in cfg.colours},
-            "shapes": list(cfg.shapes),
-            "relations": list(RELATIONS),
-            "families": list(FAMILIES),
-            "heldout": [list(c) for c in held],
-            "counts": counts,
-        },
-    )
-    return root
