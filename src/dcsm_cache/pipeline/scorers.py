@@ -47,6 +47,7 @@ SCORERS: dict[str, Scorer] = {
         Scorer(
             "dcsm-paper", "the DCSM reference's scorer and checkpoint, its quirks included (--checkpoint)", "dcsm_paper"
         ),
+        Scorer("blip-itm", "BLIP's image-text matching head, re-run on the images (BLIP backbones only)"),
     )
 }
 

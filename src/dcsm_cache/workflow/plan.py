@@ -235,8 +235,9 @@ def _requests(config: Mapping):
     backbones = config["backbones"]
     evaluate = config.get("evaluate") or {}
     for b in evaluate.get("backbones", []):
+        own = backbones[b].get("scorers", [])  # scorers only this backbone has (BLIP's ITM head)
         for d, bcfg in evaluate.get("benchmarks", {}).items():
-            for s in bcfg["scorers"]:
+            for s in dict.fromkeys([*bcfg["scorers"], *own]):
                 source = SCORERS[s].checkpoint
                 if source in (None, "trained") or source in backbones[b]:  # dcsm-paper: where a file is named
                     yield b, d, s

@@ -150,11 +150,18 @@ def _score_paper(data, items, model, device, batch_size):
     return reference_scores(data, items, model, device, batch_size)
 
 
+def _score_itm(data, items, model, device, batch_size):
+    from .itm import itm_item_scores  # re-runs BLIP on the images: ITM is not in the cache
+
+    return itm_item_scores(data, items, device, batch_size)
+
+
 IMPLEMENTATIONS: dict[str, Implementation] = {
     "cosine": Implementation(_no_model, _training_free(cosine_scores)),
     "maxsim": Implementation(_no_model, _training_free(maxsim_scores)),
     "dcsm": Implementation(_load_dcsm, _score_dcsm),
     "dcsm-paper": Implementation(_load_paper, _score_paper),
+    "blip-itm": Implementation(_no_model, _score_itm),
 }
 
 

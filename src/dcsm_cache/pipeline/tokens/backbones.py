@@ -23,6 +23,7 @@ import torch
 from ..._openclip import open_clip
 from ...errors import BackboneLoadError, DcsmCacheError, InputNotFoundError, MissingPackageError
 from ..device import resolve_device
+from .blip import is_blip, load_blip
 from .checkpoints import load_into, read_checkpoint, sha256_file, to_open_clip_keys
 from .hub import cached_weights_sha256, needs_quick_gelu, not_cached, offline, weights_cached
 from .names import BackboneSpec, parse_backbone
@@ -173,6 +174,8 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
     """Build the open_clip model, its image preprocessing and tokenizer, on `device`, in eval mode."""
     bs = parse_backbone(spec) if isinstance(spec, str) else spec
     dev = resolve_device(device)
+    if is_blip(bs, cache_dir):  # Hugging Face BLIP, wrapped in open_clip's shape
+        return load_blip(bs, dev, cache_dir)
     sha, info = None, {}
     try:
         if bs.path:

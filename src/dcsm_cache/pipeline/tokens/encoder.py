@@ -13,8 +13,8 @@ the store's attributes. Tokens are not normalised here.
 Families, one module each: `vit` (open_clip ViT with CLS or average pooling), `timm_trunk` (timm
 trunks with average/token pooling and a per-location head), `attnpool` (the attention-pooled ones:
 CoCa, ModifiedResNet, SigLIP's MAP head, whose tokens come from the pool's value path) and `text`
-(the text towers). Add a family with a module of its own and its adapter in IMAGE_ADAPTERS or
-TEXT_ADAPTERS (first match wins).
+(the text towers); `blip` wraps Hugging Face BLIP in open_clip's shape, both towers. Add a family
+with a module of its own and its adapter in IMAGE_ADAPTERS or TEXT_ADAPTERS (first match wins).
 
 `describe()` keys: family, layer, projection, projected, token_path, cls_token, pool, and for images
 the grid. `projected: true` means each token is an output of the model's own final maps into the joint
@@ -32,7 +32,8 @@ from ...errors import BadInputError
 from ..device import autocast
 from .adapters import ImageAdapter, TextAdapter
 from .attnpool import ATTNPOOL_IMAGE_ADAPTERS
-from .text import TEXT_ADAPTERS
+from .blip import BLIP_IMAGE_ADAPTER, BLIP_TEXT_ADAPTER
+from .text import TEXT_ADAPTERS as OPEN_CLIP_TEXT_ADAPTERS
 from .timm_trunk import TIMM_ADAPTER
 from .vit import VIT_ADAPTER
 
@@ -48,7 +49,8 @@ __all__ = [
     "token_encoder",
 ]
 
-IMAGE_ADAPTERS: list[ImageAdapter] = [VIT_ADAPTER, TIMM_ADAPTER, *ATTNPOOL_IMAGE_ADAPTERS]
+IMAGE_ADAPTERS: list[ImageAdapter] = [VIT_ADAPTER, TIMM_ADAPTER, *ATTNPOOL_IMAGE_ADAPTERS, BLIP_IMAGE_ADAPTER]
+TEXT_ADAPTERS: list[TextAdapter] = [*OPEN_CLIP_TEXT_ADAPTERS, BLIP_TEXT_ADAPTER]
 
 
 # -- dispatch -------------------------------------------------------------------------------------

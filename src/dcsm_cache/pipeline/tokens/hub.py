@@ -40,7 +40,11 @@ def weights_cached(bs: BackboneSpec, cache_dir: str | None = None) -> bool:
     """Whether `arch.tag` or `hf-hub:` weights are already on this machine (no network is used)."""
     if bs.hub:
         repo = bs.hub[len("hf-hub:") :]
-        return hub_cached(repo, "open_clip_config.json", cache_dir) and hub_cached(repo, HF_WEIGHTS_NAME, cache_dir)
+        if hub_cached(repo, "open_clip_config.json", cache_dir):
+            return hub_cached(repo, HF_WEIGHTS_NAME, cache_dir)
+        # a transformers model (BLIP, tokens/blip.py): its config.json and weights
+        weights = ("model.safetensors", "pytorch_model.bin")
+        return hub_cached(repo, "config.json", cache_dir) and any(hub_cached(repo, w, cache_dir) for w in weights)
     cfg = open_clip.get_pretrained_cfg(bs.arch, bs.tag)
     if "file" in cfg:
         return os.path.isfile(cfg["file"])

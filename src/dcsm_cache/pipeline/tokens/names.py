@@ -42,7 +42,8 @@ def parse_backbone(spec: str) -> BackboneSpec:
         return BackboneSpec(spec, arch=spec, hub=spec)
     if "@" in spec:
         arch, path = spec.split("@", 1)
-        _check_arch(arch, spec)
+        if arch != "blip":  # blip@folder: a Hugging Face BLIP folder (tokens/blip.py), not an open_clip arch
+            _check_arch(arch, spec)
         if not path:
             raise UnknownNameError(f"backbone {spec!r}: no weights file after '@' (write arch@/path/to/weights.pt)")
         return BackboneSpec(spec, arch=arch, path=os.path.expanduser(path))
