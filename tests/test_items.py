@@ -94,6 +94,7 @@ def _reference_fingerprint(ds) -> str:
                 "correct": it.correct,
                 "subset": it.subset,
                 **({"tags": dict(it.tags)} if it.tags else {}),
+                **({"opposite": it.opposite} if it.opposite is not None else {}),
             }
             for it in ds.items
         ],
@@ -112,6 +113,7 @@ def _awkward(root):
     b.add(ImageRef("b.png", (0, 1.5, 5, 5)), ["line\nbreak"], subset="s2")
     b.add(ImageRef("s.tar", None, "0001.jpg"), ["red ☃"])
     b.add(ImageRef("s.tar", None, "0002.jpg"), ["line\nbreak", "z"], correct=1)
+    b.add("a.png", ["z", "red ☃"], subset="pair", opposite="b2.png")  # an image-side hard negative
     return b.build()
 
 
@@ -123,7 +125,7 @@ def test_fingerprint_is_unchanged_by_streaming_and_members_round_trip(tmp_path):
     assert read_manifest(tmp_path / "m.json") == ds
     doc = json.loads((tmp_path / "m.json").read_text())  # still one plain JSON document
     assert doc["fingerprint"] == fp and doc["images"][2] == {"path": "s.tar", "member": "0001.jpg"}
-    assert len((tmp_path / "m.json").read_text().splitlines()) == 1 + 3 * 2 + 4 + 4 + 4  # one record a line
+    assert len((tmp_path / "m.json").read_text().splitlines()) == 1 + 3 * 2 + 4 + 5 + 5  # one record a line
 
 
 def test_manifest_of_the_earlier_layout_still_reads(tmp_path):

@@ -47,13 +47,19 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class Item:
-    """One image, its candidate caption rows, which candidate is right, and where it is reported."""
+    """One image, its candidate caption rows, which candidate is right, and where it is reported.
+
+    `opposite` is the image row of the item's opposite image (training sets with image-side hard
+    negatives: the same objects with the attributes swapped, the relation flipped, the negated object
+    present), which its second candidate describes; None where there is none.
+    """
 
     image: int
     candidates: tuple[int, ...]
     correct: int = 0
     subset: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    opposite: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,14 +91,24 @@ class DatasetBuilder:
         self._items: list[Item] = []
 
     def add(
-        self, image: str | ImageRef, captions: Sequence[str], correct: int = 0, subset: str = "", **tags: str
+        self,
+        image: str | ImageRef,
+        captions: Sequence[str],
+        correct: int = 0,
+        subset: str = "",
+        opposite: str | ImageRef | None = None,
+        **tags: str,
     ) -> None:
-        ref = image if isinstance(image, ImageRef) else ImageRef(str(image))
         if not 0 <= correct < len(captions):
             raise BadInputError(f"{self.name}: correct index {correct} outside {len(captions)} candidates")
-        img = self._images.setdefault(ref, len(self._images))
+        img = self._image(image)
+        opp = None if opposite is None else self._image(opposite)
         rows = tuple(self._captions.setdefault(c, len(self._captions)) for c in captions)
-        self._items.append(Item(img, rows, correct, subset, dict(tags)))
+        self._items.append(Item(img, rows, correct, subset, dict(tags), opp))
+
+    def _image(self, image: str | ImageRef) -> int:
+        ref = image if isinstance(image, ImageRef) else ImageRef(str(image))
+        return self._images.setdefault(ref, len(self._images))
 
     def build(self) -> Dataset:
         if not self._items:
@@ -118,6 +134,7 @@ def _content(ds: Dataset) -> dict:
                 "correct": it.correct,
                 "subset": it.subset,
                 **({"tags": dict(it.tags)} if it.tags else {}),
+                **({"opposite": it.opposite} if it.opposite is not None else {}),
             }
             for it in ds.items
         ],
@@ -152,9 +169,10 @@ def _image_json(r: ImageRef) -> str:
 
 def _item_json(it: Item) -> str:
     tags = ', "tags": ' + _encode(dict(it.tags)) if it.tags else ""
+    opposite = f'"opposite": {it.opposite}, ' if it.opposite is not None else ""  # keys sorted, as json.dumps
     return (
         f'{{"candidates": [{", ".join(map(str, it.candidates))}], "correct": {it.correct}, '
-        f'"image": {it.image}, "subset": {_esc(it.subset)}{tags}}}'
+        f'"image": {it.image}, {opposite}"subset": {_esc(it.subset)}{tags}}}'
     )
 
 
@@ -249,7 +267,7 @@ def _image_ref(r: dict) -> ImageRef:
 
 
 def _item(r: dict) -> Item:
-    return Item(r["image"], tuple(r["candidates"]), r["correct"], r["subset"], r.get("tags", {}))
+    return Item(r["image"], tuple(r["candidates"]), r["correct"], r["subset"], r.get("tags", {}), r.get("opposite"))
 
 
 def _sections(f) -> dict | None:

@@ -23,6 +23,7 @@ from ..formats import img2dataset, manifest, table
 from . import (
     ccneg,
     clevr_bind,
+    dcsm_train,
     imagefolder,
     karpathy,
     ncd,
@@ -102,6 +103,16 @@ BENCHMARKS: dict[str, Benchmark] = {
     "ccneg": Benchmark(ccneg.load, {}, "CoN-CLIP CC-Neg, last 40,000 entries: [caption, negated], chance 50%"),
     "sugarcrepe": Benchmark(
         sugarcrepe.load, {}, "SugarCREPE, 7 subsets: [caption, hard negative], strict metric, chance 50%"
+    ),
+    # The DCSM paper's training sets (docs/benchmarks.md §4): image, [caption, opposite caption], opposite image.
+    "dcsm_train_spatial": Benchmark(
+        dcsm_train.load, {"source": "spatial"}, "DCSM training: Objaverse spatial composites, CUTMIX_ opposites"
+    ),
+    "dcsm_train_colour": Benchmark(
+        dcsm_train.load, {"source": "colour"}, "DCSM training: Objaverse colour/size overlays, MIRROR_ opposites"
+    ),
+    "dcsm_train_negation": Benchmark(
+        dcsm_train.load, {"source": "negation"}, "DCSM training: COCO negation pairs (negated_pairs_cocotrain_v1.json)"
     ),
     # Zero-shot classification and retrieval, scored by `dcsm-cache zeroshot` / `dcsm-cache retrieval`.
     "imagefolder": Benchmark(

@@ -11,9 +11,10 @@ The file is one JSON object of the form `write_manifest` writes, without a finge
 
 Image paths are relative to `root` (a `root` field, if the file has one, must name that folder).
 `name` (default: the file's stem; the option `name` overrides both), `metric`, `correct` (0),
-`subset` ("") and `tags` may be left out. Checked: every index in range, every image an item uses
-present (a shard holding its member), no unknown field. Equal captions and images become one row
-each and unused ones are dropped. Any problem is a one-line error naming the item, image or caption.
+`subset` (""), `tags` and `opposite` (the image row of the item's opposite image) may be left out.
+Checked: every index in range, every image an item uses present (a shard holding its member), no
+unknown field. Equal captions and images become one row each and unused ones are dropped. Any
+problem is a one-line error naming the item, image or caption.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from ..items import METRICS, Dataset, DatasetBuilder, ImageRef
 from .shards import has_member
 
 TOP = {"schema", "fingerprint", "name", "root", "metric", "images", "captions", "items"}
-ITEM = {"image", "candidates", "correct", "subset", "tags"}
-RESERVED_TAGS = ("image", "captions", "correct", "subset")  # DatasetBuilder.add's own arguments
+ITEM = {"image", "candidates", "correct", "subset", "tags", "opposite"}
+RESERVED_TAGS = ("image", "captions", "correct", "subset", "opposite")  # DatasetBuilder.add's own arguments
 
 
 def expected(file: str | None = None, **_) -> tuple[str, ...]:
@@ -72,9 +73,12 @@ def load(root: str | os.PathLike, file: str | None = None, name: str | None = No
             raise check.error(f"caption {i} should be text, got {c!r}")
     builder = DatasetBuilder(name, root, metric=metric)
     for j, item in enumerate(check.array(doc, "items")):
-        img, cands, correct, subset, tags = check.item(j, item, len(images), len(captions))
+        img, cands, correct, subset, tags, opp = check.item(j, item, len(images), len(captions))
         check.present(j, img, images[img])
-        builder.add(images[img], [captions[c] for c in cands], correct, subset, **tags)
+        if opp is not None:
+            check.present(j, opp, images[opp])
+        opposite = None if opp is None else images[opp]
+        builder.add(images[img], [captions[c] for c in cands], correct, subset, opposite, **tags)
     return builder.build()
 
 
@@ -131,14 +135,15 @@ class _Checker:
             )
         return value
 
-    def item(self, j: int, item, n_images: int, n_captions: int) -> tuple[int, list[int], int, str, dict]:
+    def item(self, j: int, item, n_images: int, n_captions: int) -> tuple[int, list[int], int, str, dict, int | None]:
         where = f"item {j}"
         if not isinstance(item, dict):
             raise self.error(f"should be an object with image and candidates, got {item!r}", where)
         unknown = sorted(set(item) - ITEM)
         if unknown or "image" not in item or "candidates" not in item:
             raise self.error(
-                f"fields are image, candidates, correct?, subset?, tags?; got {', '.join(sorted(item))}", where
+                f"fields are image, candidates, correct?, subset?, tags?, opposite?; got {', '.join(sorted(item))}",
+                where,
             )
         img = self.index(item["image"], n_images, "image", where)
         cands = item["candidates"]
@@ -153,7 +158,9 @@ class _Checker:
             raise self.error(f"tags should map names to text, got {tags!r}", where)
         if set(tags) & set(RESERVED_TAGS):
             raise self.error(f"tag names {', '.join(RESERVED_TAGS)} are reserved", where)
-        return img, cands, correct, subset, tags
+        opp = item.get("opposite")
+        opp = None if opp is None else self.index(opp, n_images, "opposite", where)
+        return img, cands, correct, subset, tags, opp
 
     def present(self, j: int, row: int, ref: ImageRef) -> None:
         if row in self.checked:

@@ -32,7 +32,7 @@ from ...errors import BadInputError, ConfigError, InputNotFoundError
 from ..items import Dataset, DatasetBuilder
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".jsonl": None}
-RESERVED = ("image", "captions", "correct", "subset")  # DatasetBuilder.add's own arguments: not tag names
+RESERVED = ("image", "captions", "correct", "subset", "opposite")  # DatasetBuilder.add's own arguments: not tag names
 
 
 def expected(file: str | None = None, **_) -> tuple[str, ...]:
