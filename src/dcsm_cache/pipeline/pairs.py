@@ -1,0 +1,87 @@
+"""Image-side hard negatives: each image with its opposite image, against both their captions.
+
+    scores = paired_scores(scorer, data, images, opposites, captions, opposite_captions, device)  # [2B, 2B]
+    loss = paired_loss(scores)                        # default: row + column cross-entropy
+    loss = reference_loss(scores, generator)          # paper_compat: the DCSM reference's recipe
+
+A training item with an `opposite` image (the shapes world's training items, the paper's training
+sets: `benchmarks/dcsm_train.py`) gives two images and two captions that differ only in what the
+benchmark probes (attributes swapped, relation flipped, the negated object present). A batch of B
+such items is a 2B × 2B score matrix: rows [images; opposite images], columns [captions; opposite
+captions], the diagonal the true pairs. Each image must pick its caption over its opposite caption
+and every other caption, and each caption its image over the opposite image (the column direction),
+which caption-side negatives alone never ask.
+
+The reference (docs/benchmarks.md §4, "Batch construction and loss") standardises the matrix,
+permutes both axes at random and sums the row and column cross-entropies with identity targets, per
+source and caption version; `reference_step` sums those over the sources and versions and divides
+by 3, as it does before one Adam step.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+
+from .cache import CachedDataset
+
+__all__ = ["paired_loss", "paired_scores", "reference_loss", "reference_step", "same_caption_mask"]
+
+Tensor = torch.Tensor
+
+
+def paired_scores(
+    scorer,
+    data: CachedDataset,
+    images: tuple[Tensor, Tensor],
+    opposites: tuple[Tensor, Tensor],
+    captions: Tensor,
+    opposite_captions: Tensor,
+    device,
+) -> Tensor:
+    """[2B, 2B] scores of [images; opposites] (each a (tokens, pooled) pair) against [captions; opposite captions]."""
+    tok = torch.cat([images[0], opposites[0]]).to(device)
+    pooled = torch.cat([images[1], opposites[1]]).to(device)
+    cols = torch.cat([captions, opposite_captions])
+    rows = cols.unsqueeze(0).expand(len(cols), len(cols))
+    return scorer(
+        tok,
+        pooled,
+        data.text_tokens[rows].to(device),
+        data.text_pooled[rows].to(device),
+        data.lengths[rows].to(device),
+        data.fr_columns[rows].to(device),
+    )
+
+
+def paired_loss(scores: Tensor, same: Tensor | None = None) -> Tensor:
+    """Mean of the row (image -> caption) and column (caption -> image) cross-entropies, diagonal targets.
+
+    `same` [2B, 2B] marks off-diagonal pairs that are not negatives (two items sharing a caption text):
+    they are masked out of both directions."""
+    if same is not None:
+        scores = scores.masked_fill(same & ~torch.eye(len(scores), dtype=torch.bool, device=scores.device), -1e4)
+    target = torch.arange(len(scores), device=scores.device)
+    return (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
+
+
+def reference_loss(scores: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """The reference's loss on one 2B x 2B map: standardise, permute both axes, row CE + column CE."""
+    z = (scores - scores.mean()) / scores.std()
+    perm = torch.randperm(len(z), generator=generator).to(z.device)
+    z = z[perm][:, perm]  # the same permutation on both axes: the true pairs stay on the diagonal
+    target = torch.arange(len(z), device=z.device)
+    return F.cross_entropy(z, target) + F.cross_entropy(z.T, target)
+
+
+def reference_step(maps: Iterable[Tensor], generator: torch.Generator | None = None) -> Tensor:
+    """What the reference back-propagates per step: its loss summed over sources x versions, divided by 3."""
+    return sum(reference_loss(m, generator) for m in maps) / 3
+
+
+def same_caption_mask(captions: Tensor, opposite_captions: Tensor) -> Tensor:
+    """[2B, 2B] True where two columns hold the same caption row (not a negative of each other)."""
+    cols = torch.cat([captions, opposite_captions])
+    return cols.unsqueeze(0) == cols.unsqueeze(1)

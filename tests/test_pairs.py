@@ -1,0 +1,75 @@
+"""Image-side hard negatives (pipeline/pairs.py): the reference's loss against an independent numpy
+re-implementation of its formula, the default loss's directions, and the 2B x 2B map's layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dcsm_cache.pipeline.pairs import paired_loss, paired_scores, reference_loss, reference_step, same_caption_mask
+
+
+def _ce(logits: np.ndarray) -> float:
+    """Mean cross-entropy of each row against its own index, in float64."""
+    m = logits.max(axis=1, keepdims=True)
+    logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+    return float(-np.mean(np.diag(logp)))
+
+
+def _reference(s: np.ndarray) -> float:
+    """The reference's formula: (S - mean) / std (unbiased), then CE over rows + CE over columns."""
+    z = (s - s.mean()) / s.std(ddof=1)
+    return _ce(z) + _ce(z.T)
+
+
+def test_reference_loss_equals_the_formula_whatever_the_permutation():
+    rng = np.random.default_rng(0)
+    for seed in range(5):
+        s = rng.normal(size=(16, 16)) * 3 + 1  # B = 8: a 2B x 2B map
+        got = reference_loss(torch.tensor(s, dtype=torch.float32), torch.Generator().manual_seed(seed))
+        assert abs(got.item() - _reference(s)) < 1e-5
+
+
+def test_reference_step_sums_sources_and_versions_and_divides_by_three():
+    rng = np.random.default_rng(1)
+    maps = [rng.normal(size=(16, 16)) for _ in range(6)]  # 3 sources x 2 versions
+    got = reference_step([torch.tensor(m, dtype=torch.float32) for m in maps], torch.Generator().manual_seed(0))
+    assert abs(got.item() - sum(_reference(m) for m in maps) / 3) < 1e-5
+
+
+def test_paired_loss_is_both_directions_and_masks_shared_captions():
+    s = torch.randn(6, 6)
+    by_hand = (_ce(s.numpy().astype(np.float64)) + _ce(s.numpy().T.astype(np.float64))) / 2
+    assert abs(paired_loss(s).item() - by_hand) < 1e-5
+    caps, opp = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 0])  # column 5 repeats column 0's caption
+    same = same_caption_mask(caps, opp)
+    assert same[0, 5] and same[5, 0] and not same[0, 1]
+    masked = s.clone()
+    masked[0, 5] = masked[5, 0] = -1e4
+    assert abs(paired_loss(s, same).item() - paired_loss(masked).item()) < 1e-6
+
+
+class _Probe(torch.nn.Module):
+    """A scorer that returns image id * 100 + caption row, to read the map's layout back."""
+
+    def forward(self, image_tokens, image_pooled, text_tokens, text_pooled, lengths, fr_columns):
+        return image_pooled[:, :1] * 100 + text_pooled[..., 0]
+
+
+class _Data:
+    def __init__(self, m: int):
+        rows = torch.arange(m, dtype=torch.float32)
+        self.text_pooled = rows[:, None].repeat(1, 2)
+        self.text_tokens = torch.zeros(m, 3, 2)
+        self.lengths = torch.ones(m, dtype=torch.long)
+        self.fr_columns = torch.full((m, 3), -1)
+
+
+def test_paired_scores_rows_are_images_then_opposites_columns_captions_then_opposites():
+    ids = torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0], [4.0]])  # pooled "ids" of images and opposites
+    tok = torch.zeros(2, 4, 2)
+    scores = paired_scores(
+        _Probe(), _Data(8), (tok, ids[0]), (tok, ids[1]), torch.tensor([5, 6]), torch.tensor([7, 0]), "cpu"
+    )
+    expect = torch.tensor([[i * 100 + c for c in (5, 6, 7, 0)] for i in (1, 2, 3, 4)], dtype=torch.float32)
+    assert torch.equal(scores, expect)
