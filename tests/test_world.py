@@ -40,7 +40,8 @@ def test_layout_and_counts(tiny):
     for split, n in EXPECTED.items():
         rows = scenes(tiny, split)
         assert [r["file"] for r in rows] == [f"images/{split}/{i:06d}.png" for i in range(n)]
-        assert len(list((tiny / "images" / split).glob("*.png"))) == n
+        twins = 2 if split in ("train", "val") else 1  # train and val scenes have an opposite image each
+        assert len(list((tiny / "images" / split).glob("*.png"))) == twins * n
     with Image.open(tiny / "images/test/000000.png") as im:
         assert im.mode == "RGB" and im.size == (64, 64)
 
@@ -62,6 +63,25 @@ def test_positives_true_and_every_negative_false(tiny):
             assert len(s["negatives"]) == len(s["negative_kinds"]) == n
             for neg in s["negatives"]:
                 assert not caption_is_true(s["objects"], neg), (neg, s)
+
+
+def test_opposite_images_make_the_first_negative_true_and_keep_the_background(tiny):
+    for split in ("train", "val"):
+        for s in scenes(tiny, split):
+            opp = s["opposite"]
+            assert opp["file"] == s["file"].replace(".png", "_opposite.png") and opp["caption"] == s["negatives"][0]
+            assert caption_is_true(opp["objects"], opp["caption"]) and not caption_is_true(
+                opp["objects"], s["positive"]
+            )
+            with Image.open(tiny / s["file"]) as a, Image.open(tiny / opp["file"]) as b:
+                a, b = a.load(), b.load()
+                if s["family"] != "negation":  # same draws in the same order: same background, jitter and noise
+                    assert a[0, 0] == b[0, 0]
+    s = next(s for s in scenes(tiny, "train") if s["family"] == "spatial")
+    moved = [(o["x"], o["y"]) for o in s["opposite"]["objects"]]
+    assert moved == [(o["x"], o["y"]) for o in reversed(s["objects"])]  # the relation flips by swapping places
+    ds = load_benchmark("shapes_train", str(tiny))
+    assert all(ds.images[it.opposite].path.endswith("_opposite.png") for it in ds.items)
 
 
 def test_objects_inside_image_and_apart(tiny):

@@ -4,6 +4,7 @@
 
 Families: `pretrain` (one item per pretraining image, its web caption as the single candidate,
 subset "pretrain"); `train` (DCSM items, [positive, 3 hard negatives], subsets "train" and "val");
+each train item's `opposite` is its opposite image, of which its first negative is true;
 `binding`, `spatial`, `negation` (probe items, [positive, hard negative], subsets "test" and
 "heldout"). The correct candidate is always 0. Image paths are relative to `root`. Items carry the
 tags `family` and `kind` (the relation, "with"/"without", ...) and, for probes, `negative` (which
@@ -48,7 +49,8 @@ def load(root: str | os.PathLike, name: str = "shapes", family: str = "binding")
                 tags = {"family": scene["family"], "kind": scene["kind"]}
                 if split in ("test", "heldout"):
                     tags["negative"] = scene["negative_kinds"][0]
-                builder.add(scene["file"], [scene["positive"], *scene["negatives"]], 0, split, **tags)
+                opposite = scene["opposite"]["file"] if family == "train" else None  # image-side hard negative
+                builder.add(scene["file"], [scene["positive"], *scene["negatives"]], 0, split, opposite, **tags)
         except (KeyError, TypeError, IndexError) as err:
             raise BadInputError(
                 f"{base / 'scenes' / f'{split}.json'} lacks {err} in a scene: "

@@ -17,7 +17,7 @@ from ...errors import BadInputError, InputNotFoundError
 
 __all__ = ["FORMAT", "SPLITS", "read_world", "read_world_file", "write_world_json"]
 
-FORMAT = 1
+FORMAT = 2  # 2: train/val scenes have opposite images
 SPLITS = ("pretrain", "train", "val", "test", "heldout")
 
 

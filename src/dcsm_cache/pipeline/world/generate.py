@@ -2,6 +2,10 @@
 
     generate_world(WorldConfig(seed=0), "data/world")      # images/{split}/NNNNNN.png, scenes/{split}.json
 
+train and val scenes also get NNNNNN_opposite.png, their opposite image (`scenes.opposite_scene`), drawn
+with the same background and colour jitter as the scene itself, from a copy of the generator's state
+(so every other image is the same as in a world without opposites).
+
 The scenes themselves (what is where, which captions are true) come from `scenes.py`; this module only
 draws them (`render`, anti-aliased shapes on a plain background) and writes them, world.json last so
 that a crash leaves no world that looks complete.
@@ -18,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .files import FORMAT, SPLITS, write_world_json
-from .scenes import FAMILIES, PALETTE, RELATIONS, Obj, WorldConfig, _plan, _scene, heldout_combos
+from .scenes import FAMILIES, PALETTE, RELATIONS, Obj, WorldConfig, _plan, _scene, heldout_combos, opposite_scene
 
 __all__ = ["generate_world", "render"]
 
@@ -92,10 +96,20 @@ def generate_world(cfg: WorldConfig, root: str | os.PathLike) -> Path:
             j = seen[family] = seen.get(family, -1) + 1  # index within the family: balances kinds
             scene = _scene(rng, cfg, family, j, pool, held_set, mode)
             file = f"images/{split}/{i:06d}.png"
+            twin = np.random.default_rng()
+            twin.bit_generator.state = rng.bit_generator.state  # the opposite gets the same background and jitter
             render([Obj(**o) for o in scene["objects"]], cfg, rng).save(root / file, compress_level=1)
+            if mode == "dcsm":
+                objs, caption = opposite_scene(scene)
+                opp = f"images/{split}/{i:06d}_opposite.png"
+                render(objs, cfg, twin).save(root / opp, compress_level=1)
+                scene["opposite"] = {"file": opp, "objects": [asdict(o) for o in objs], "caption": caption}
             scenes.append({"file": file, **scene})
         for stale in folder.glob("*.png"):  # left by an earlier, larger world
-            if stale.stem.isdigit() and int(stale.stem) >= len(scenes):
+            stem = stale.stem.removesuffix("_opposite")
+            if stem.isdigit() and (
+                int(stem) >= len(scenes) or stem != stale.stem and "opposite" not in scenes[int(stem)]
+            ):
                 stale.unlink()
         (root / "scenes").mkdir(exist_ok=True)
         write_world_json(

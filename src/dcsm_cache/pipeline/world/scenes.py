@@ -4,7 +4,8 @@
 
 Each image shows 1-3 non-overlapping coloured shapes on a light, noisy background. Splits:
 `pretrain` (web-style captions that only list objects), `train`/`val` (DCSM items: a positive and
-3 minimal-edit hard negatives, families mixed) and `test`/`heldout` (probe items per family:
+3 minimal-edit hard negatives, families mixed, each with an opposite image of which its first
+negative is true: `opposite_scene`) and `test`/`heldout` (probe items per family:
 [positive, hard negative]). Families: binding ("a red circle and a blue square" vs attributes
 swapped), spatial ("a red circle above a blue square" vs relation flipped or objects swapped) and
 negation ("a red circle with/without a blue square"). A seeded set of (colour, shape) combos is
@@ -301,6 +302,28 @@ def _scene(rng, cfg, family, j, pool, held, mode) -> dict:
             "negative_kinds": kinds,
         }
     raise ConfigError(f"world: cannot sample a {family} scene from {len(pool)} combos; add colours or shapes")
+
+
+def opposite_scene(scene: Mapping) -> tuple[list[Obj], str]:
+    """The scene's opposite image and the caption that is true of it (its first hard negative):
+    binding swaps the two colours, spatial swaps the two positions (the relation flips), negation
+    removes the object a "with" caption names, or puts the named absent object in the distractor's
+    place for "without". The positive caption is false of the opposite, so the two images are each
+    other's image-side hard negative."""
+    a, b = (Obj(**o) for o in scene["objects"])
+    kind, caption = scene["kind"], scene["negatives"][0]
+    if scene["family"] == "binding":
+        objs = [Obj(b.colour, a.shape, a.x, a.y, a.size), Obj(a.colour, b.shape, b.x, b.y, b.size)]
+    elif scene["family"] == "spatial":
+        objs = [Obj(a.colour, a.shape, b.x, b.y, a.size), Obj(b.colour, b.shape, a.x, a.y, b.size)]
+    elif kind == "with":
+        objs = [a]
+    else:
+        near = parse_caption(caption)[1][1]
+        objs = [a, Obj(near[0], near[1], b.x, b.y, b.size)]
+    if not caption_is_true(objs, caption) or caption_is_true(objs, scene["positive"]):
+        raise AssertionError(f"world generator bug: opposite {objs} of {scene['positive']!r} vs {caption!r}")
+    return objs, caption
 
 
 def _plan(cfg: WorldConfig, split: str) -> list[str]:
