@@ -39,3 +39,30 @@ def test_training_changes_only_the_scorer(stores, tmp_path):
     fresh = (torch.nn.functional.normalize(torch.randn(scorer.fr_vectors.shape), dim=1) + 1) / 3
     assert not torch.allclose(scorer.fr_vectors, fresh)
     assert (stores["shapes_train"] / "image" / "tokens" / "zarr.json").stat().st_mtime_ns == before
+
+
+def test_opposite_images_add_the_image_side_term(stores, tmp_path, monkeypatch):
+    """The tiny world's training items have opposite images: every batch gets the 2B x 2B term."""
+    import dcsm_cache.pipeline.train as T
+
+    seen, real = [], T.pair_term
+
+    def spy(*args, **kwargs):
+        seen.append(real(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(T, "pair_term", spy)
+    cfg = TrainConfig(steps=3, batch_size=8, device="cpu", progress=False, text_len=16)
+    train(stores["shapes_train"], tmp_path / "a.pt", cfg)
+    assert len(seen) == 3 and all(t is not None and torch.isfinite(t) for t in seen)
+    seen.clear()
+    train(stores["shapes_train"], tmp_path / "b.pt", TrainConfig(**{**cfg.__dict__, "pair_weight": 0.0}))
+    assert not seen  # the ablation: caption-side negatives only
+
+
+def test_reference_recipe_trains_with_adam_on_the_pairs(stores, tmp_path):
+    cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, loss="reference", device="cpu", progress=False, text_len=16)
+    summary = train(stores["shapes_train"], tmp_path / "r.pt", cfg)
+    assert summary["steps"] == 4 and torch.isfinite(torch.tensor(summary["final_loss"]))
+    _, ckpt = load_scorer(tmp_path / "r.pt", "cpu")
+    assert ckpt["train_config"]["loss"] == "reference"

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .cache import CachedDataset
 
-__all__ = ["paired_loss", "paired_scores", "reference_loss", "reference_step", "same_caption_mask"]
+__all__ = ["pair_term", "paired_loss", "paired_scores", "reference_loss", "reference_step", "same_caption_mask"]
 
 Tensor = torch.Tensor
 
@@ -85,3 +86,40 @@ def same_caption_mask(captions: Tensor, opposite_captions: Tensor) -> Tensor:
     """[2B, 2B] True where two columns hold the same caption row (not a negative of each other)."""
     cols = torch.cat([captions, opposite_captions])
     return cols.unsqueeze(0) == cols.unsqueeze(1)
+
+
+def _rows(data: CachedDataset, rows: list[int], tok: Tensor, pooled: Tensor, local: dict[int, int]):
+    """Image tokens and pooled of `rows`: from the chunk buffer where they are in it, else read."""
+    if all(r in local for r in rows):
+        idx = torch.tensor([local[r] for r in rows])
+        return tok[idx], pooled[idx]
+    return data.image_rows(np.asarray(rows))
+
+
+def pair_term(
+    scorer, data: CachedDataset, items: list, tok: Tensor, pooled: Tensor, local: dict, device, reference: bool, gen
+) -> Tensor | None:
+    """The image-side term of a training batch; None where its items have no opposite image.
+
+    Default: `paired_loss` on one 2B x 2B map of the whole batch. Reference: one map per source and
+    caption version (tags `source`/`family` and `version`), `reference_step` over them."""
+    items = [it for it in items if it.opposite is not None]
+    if len(items) < 2:
+        return None
+    groups: dict[tuple, list] = {}
+    for it in items:
+        key = (it.tags.get("source", it.tags.get("family", "")), it.tags.get("version", "")) if reference else ()
+        groups.setdefault(key, []).append(it)
+    maps = []
+    for group in groups.values():
+        if len(group) < 2 and reference:
+            continue
+        images = _rows(data, [it.image for it in group], tok, pooled, local)
+        opposites = _rows(data, [it.opposite for it in group], tok, pooled, local)
+        caps = torch.tensor([it.candidates[it.correct] for it in group])
+        opp = torch.tensor([it.candidates[1 if it.correct == 0 else 0] for it in group])
+        scores = paired_scores(scorer, data, images, opposites, caps, opp, device)
+        maps.append(scores if reference else paired_loss(scores, same_caption_mask(caps, opp).to(scores.device)))
+    if not maps:
+        return None
+    return reference_step(maps, gen) if reference else maps[0]

@@ -6,7 +6,11 @@ Each batch takes B images (whole chunks at random, shuffled within a buffer) wit
 captions: the positive and the item's hard negatives. Every image is scored against all B
 positives and its own hard negatives; the loss is cross-entropy image→caption over those, plus
 caption→image over the B positives (both directions). Identical positives of two images are
-masked, as they are not negatives. Items with subset "val" are held out and scored every
+masked, as they are not negatives. Items with an opposite image (the shapes world's, the paper's
+training sets) add the image-side term (`pairs.py`): each image and its opposite against both their
+captions, both directions, weighted by `pair_weight`; `loss="reference"` trains with the DCSM
+reference's recipe alone (its loss per source and version, Adam at a fixed `lr`). Items with subset
+"val" are held out and scored every
 `eval_every` steps. The checkpoint holds the scorer's weights, its config and what it was trained on.
 """
 
@@ -22,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..config import at_least, config_hash, require
+from ..config import at_least, config_hash, one_of, require
 from ..errors import BadInputError
 from .cache import CachedDataset
 from .device import resolve_device
+from .pairs import pair_term
 from .scorer import DCSMScorer, ScorerConfig
 from .scorer_file import save_scorer
 
@@ -42,6 +47,8 @@ class TrainConfig:
     buffer_chunks: int = 64
     eval_every: int = 500
     hard_negative_weight: float = 1.0
+    pair_weight: float = 1.0  # weight of the image-side term (items with an opposite image; pairs.py); 0: off
+    loss: str = "default"  # "reference": the DCSM reference's recipe alone (pairs.reference_step, Adam, fixed lr)
     seed: int = 0
     device: str = "auto"
     progress: bool = True
@@ -56,7 +63,9 @@ class TrainConfig:
             buffer_chunks=(self.buffer_chunks, 1),
             eval_every=(self.eval_every, 1),
             hard_negative_weight=(self.hard_negative_weight, 0.0),
+            pair_weight=(self.pair_weight, 0.0),
         )
+        one_of("train", "loss", self.loss, ("default", "reference"))
         require(self.lr > 0, "train", f"lr={self.lr} must be positive")
         require(0 <= self.weight_decay, "train", f"weight_decay={self.weight_decay} must not be negative")
 
@@ -124,10 +133,15 @@ def train(
             f"{store}: training needs items with the same number (>1) of candidates, found {sorted(ks)}"
         )
     scorer = DCSMScorer(cfg.scorer, data.n_tokens, cfg.text_len, len(data.fr_words)).to(device)
-    opt = torch.optim.AdamW(
-        [p for p in scorer.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    params = [p for p in scorer.parameters() if p.requires_grad]
+    reference = cfg.loss == "reference"
+    if reference:  # the reference's Adam at a fixed learning rate
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    gen = torch.Generator().manual_seed(cfg.seed)  # the reference's random permutations
     bar = tqdm(total=cfg.steps, desc="train", disable=not cfg.progress)
     step, losses, history = 0, [], []
     batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
@@ -141,9 +155,21 @@ def train(
                 idx = torch.tensor([local[it.image] for it in chosen])
                 img_tok, img_pooled, pos, negs = _batch_inputs(data, chosen, tok[idx], pooled[idx], device)
                 scorer.train()
-                loss = contrastive_loss(
-                    batch_scores(scorer, data, img_tok, img_pooled, pos, negs, device), pos, cfg.hard_negative_weight
-                )
+                pairs = None
+                if cfg.pair_weight or reference:
+                    pairs = pair_term(scorer, data, chosen, tok, pooled, local, device, reference, gen)
+                if reference:
+                    if pairs is None:
+                        raise BadInputError(f"{store}: loss=reference needs training items with opposite images")
+                    loss = pairs
+                else:
+                    loss = contrastive_loss(
+                        batch_scores(scorer, data, img_tok, img_pooled, pos, negs, device),
+                        pos,
+                        cfg.hard_negative_weight,
+                    )
+                    if pairs is not None:
+                        loss = loss + cfg.pair_weight * pairs
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
