@@ -131,6 +131,16 @@ def test_negation_draws_every_phrase_over_many_pairs(tmp_path):
     assert set(used) == {"and not", "but no", "without"}
 
 
+def test_the_three_sources_in_one_set_keep_their_links_and_tags(data):
+    every = _pairs(load_benchmark("dcsm_train_synth", str(data)))
+    parts = {}
+    for key in ("spatial", "colour", "negation"):
+        parts.update(_pairs(load_benchmark(f"dcsm_train_{key}", str(data))))
+    assert every == parts
+    sources = Counter(it.tags["source"] for it in load_benchmark("dcsm_train_synth", str(data)).items)
+    assert sources == {"spatial": 4, "colour": 4, "negation": 2}
+
+
 def test_opposite_links_survive_the_manifest(data, tmp_path):
     ds = load_benchmark("dcsm_train_spatial", str(data))
     write_manifest(ds, tmp_path / "m.json")

@@ -111,6 +111,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "dcsm_train_colour": Benchmark(
         dcsm_train.load, {"source": "colour"}, "DCSM training: Objaverse colour/size overlays, MIRROR_ opposites"
     ),
+    "dcsm_train_synth": Benchmark(
+        dcsm_train.load, {"source": "all"}, "DCSM training: the three sources in one set (DCSM-synth's data)"
+    ),
     "dcsm_train_negation": Benchmark(
         dcsm_train.load, {"source": "negation"}, "DCSM training: COCO negation pairs (negated_pairs_cocotrain_v1.json)"
     ),

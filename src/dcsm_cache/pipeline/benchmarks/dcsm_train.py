@@ -3,6 +3,7 @@
     ds = load("data", source="spatial")    # objaverse_train_composite_newrelations_withbg/, CUTMIX_ opposites
     ds = load("data", source="colour")     # objaverse_attributes_overlay_withbg/ (+ objaverse_smallbig_withbg/)
     ds = load("data", source="negation")   # negated_pairs_cocotrain_v1.json: img1 against img2
+    ds = load("data", source="all")        # the three together (negation where its JSON is there): DCSM-synth
 
 As the reference's `training_util.make_and_return_train_data(data_path)` reads them
 (docs/benchmarks.md §4). Each item is one image with [its caption, its opposite caption], correct 0,
@@ -82,12 +83,12 @@ def _parts(folder: Path, f: str, n: int, form: str, name: str) -> list[str]:
     return parts
 
 
-SOURCES = ("spatial", "colour", "negation")
+SOURCES = ("spatial", "colour", "negation", "all")
 
 
 def expected(source: str = "spatial", **_) -> tuple[str, ...]:
     """What the workflow checks for before it plans this source: its folder or its JSON."""
-    return ({"spatial": SPATIAL, "colour": COLOUR, "negation": NEGATION}[source],)
+    return ({"spatial": SPATIAL, "colour": COLOUR, "negation": NEGATION, "all": SPATIAL}[source],)
 
 
 def load(
@@ -96,9 +97,24 @@ def load(
     """One of the three training sources (`spatial`, `colour`, `negation`), both caption versions by default."""
     if source not in SOURCES:
         raise ConfigError(f"{name}: source {source!r} is not one of {', '.join(SOURCES)}")
+    if source == "all":  # the three in one dataset (one store): the reference trains on them together
+        parts = [load_spatial(root, name, versions), load_colour(root, name, versions)]
+        if Path(root, NEGATION).is_file():
+            parts.append(load_negation(root, name, versions, seed))
+        return _union(name, root, parts)
     if source == "negation":
         return load_negation(root, name, versions, seed)
     return (load_spatial if source == "spatial" else load_colour)(root, name, versions)
+
+
+def _union(name: str, root, parts: list[Dataset]) -> Dataset:
+    builder = DatasetBuilder(name, root)
+    for ds in parts:
+        for it in ds.items:
+            opposite = None if it.opposite is None else ds.images[it.opposite]
+            caps = [ds.captions[c] for c in it.candidates]
+            builder.add(ds.images[it.image], caps, it.correct, it.subset, opposite, **it.tags)
+    return builder.build()
 
 
 def load_spatial(root: str | os.PathLike, name: str = "dcsm_train_spatial", versions=(0, 1)) -> Dataset:
