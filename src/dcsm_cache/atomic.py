@@ -3,18 +3,21 @@
     write_json({"accuracy": 0.9}, "results/shapes-clip/shapes_spatial/dcsm.json")
 
 A reader, or a rerun after a crash, sees the old file or the new one, never half of one; a failed
-write leaves no temporary file behind. Manifests, store markers, checkpoints, results and reports
-all go through here.
+write leaves no temporary file behind, and a full disk is a DiskFullError naming the file.
+Manifests, store markers, checkpoints, results and reports all go through here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import DiskFullError
 
 __all__ = ["atomic_path", "write_bytes", "write_json", "write_text"]
 
@@ -30,6 +33,12 @@ def atomic_path(out: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, out)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        raise DiskFullError(
+            f"no space left writing {out} ({os.strerror(err.errno)}); it was left as it was: free space and rerun"
+        ) from err
     finally:
         tmp.unlink(missing_ok=True)
 
