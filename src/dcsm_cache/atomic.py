@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from .errors import DiskFullError
 
-__all__ = ["atomic_path", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_path", "save_torch", "write_bytes", "write_json", "write_text"]
 
 
 @contextlib.contextmanager
@@ -58,3 +58,13 @@ def write_bytes(out: str | os.PathLike, data: bytes | str) -> Path:
 
 def write_json(obj: Any, out: str | os.PathLike, indent: int | None = 1) -> Path:
     return write_text(out, json.dumps(obj, indent=indent))
+
+
+def save_torch(obj: Any, out: str | os.PathLike) -> Path:
+    """torch.save through a file handle: the zip's inner folder is then always `archive`, not the name of
+    the temporary file, so the same tensors give the same bytes (and the same sha256) on every run."""
+    import torch
+
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+    return Path(out)
