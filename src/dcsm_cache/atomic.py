@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -61,10 +62,21 @@ def write_json(obj: Any, out: str | os.PathLike, indent: int | None = 1) -> Path
 
 
 def save_torch(obj: Any, out: str | os.PathLike) -> Path:
-    """torch.save through a file handle: the zip's inner folder is then always `archive`, not the name of
-    the temporary file, so the same tensors give the same bytes (and the same sha256) on every run."""
+    """torch.save, so that the same contents give the same bytes (and sha256) on every run: through a
+    file handle (the zip's inner folder is then `archive`, not the temporary file's name), with every
+    string interned (pickle refers back to a string it has seen by identity, not by value)."""
     import torch
 
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+        torch.save(_interned(obj), f)
     return Path(out)
+
+
+def _interned(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return type(obj)((_interned(k), _interned(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)) and type(obj) in (list, tuple):
+        return type(obj)(map(_interned, obj))
+    return obj

@@ -228,12 +228,19 @@ def extract(
 @click.option("--store", required=True, type=click.Path(), help="Feature store of the training set.")
 @click.option("--out", required=True, type=click.Path(), help="Scorer checkpoint to write.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--resume", is_flag=True, help="Continue from OUT.resume (written every checkpoint_every steps) if there."
+)
 @settings_option
-def train(store: str, out: str, device: str, sets: tuple[str, ...]) -> None:
-    """Train the DCSM scorer from cached features."""
+def train(store: str, out: str, device: str, resume: bool, sets: tuple[str, ...]) -> None:
+    """Train the DCSM scorer from cached features.
+
+    Example: dcsm-cache train --store stores/shapes-clip/shapes_train.zarr --out models/shapes-clip/dcsm.pt --resume
+    """
     from ..pipeline.train import TrainConfig, train as run
 
-    summary = run(store, out, from_mapping(TrainConfig, {"device": device, **_settings(sets)}, "train"))
+    cfg = from_mapping(TrainConfig, {"device": device, "resume": resume, **_settings(sets)}, "train")
+    summary = run(store, out, cfg)
     click.echo(json.dumps(summary))
 
 
@@ -260,11 +267,21 @@ def eval_(store: str, scorer: str, checkpoint: str | None, out: str, device: str
 
     cfg = from_mapping(EvalConfig, {"checkpoint": checkpoint, "device": device, **_settings(sets)}, "eval")
     result = evaluate(store, scorer, cfg)
-    write_result(result, out)
+    write_result(result, out, seeds=_train_seeds(checkpoint))
     click.echo(
         f"{result['dataset']} {scorer}: {100 * result['accuracy']:.1f}% of {result['n_items']} items "
         f"(chance {100 * result['chance']:.1f}%) -> {out}"
     )
+
+
+def _train_seeds(checkpoint: str | None) -> dict:
+    """The seed a dcsm-cache scorer checkpoint was trained with ({} for none or another kind)."""
+    from ..pipeline.scorer_file import read_meta
+
+    try:
+        return {"train": read_meta(checkpoint)["train_config"]["seed"]} if checkpoint else {}
+    except (DcsmCacheError, KeyError, TypeError):
+        return {}
 
 
 @main.command()
