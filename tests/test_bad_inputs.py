@@ -192,7 +192,6 @@ EXTRACT = ["--backbone", TINY_BACKBONE, "--device", "cpu", "--workers", "0", "--
 @pytest.mark.parametrize("how", ["corrupt", "missing"])
 def test_a_bad_image_stops_with_fail_and_is_listed_with_skip(world, tmp_path, out, how):
     manifest, name = _manifest_with(world, tmp_path, how)
-    before = folder_hash(out)
     args = ["extract", "--items", str(manifest), "--out", str(out / "s.zarr"), *EXTRACT]
     res = CliRunner().invoke(main, [*args, "--on-bad-image", "fail"])
     assert res.exit_code == 2 and Path(name).name in res.stderr.splitlines()[-1]
@@ -203,7 +202,17 @@ def test_a_bad_image_stops_with_fail_and_is_listed_with_skip(world, tmp_path, ou
     bad = json.loads((out / "s.zarr" / "bad_images" / "0-of-1.json").read_text())
     assert [(b["row"], b["path"]) for b in bad] == [(0, name)]
     assert ("missing" if how == "missing" else "cannot be read") in bad[0]["reason"]
-    del before
+    res = CliRunner().invoke(
+        main,
+        ["eval", "--store", str(out / "s.zarr"), "--scorer", "cosine", "--out", str(out / "r.json"), "--device", "cpu"],
+    )
+    result = json.loads((out / "r.json").read_text())
+    n = sum(it.image == 0 for it in read_manifest(manifest).items)
+    assert (
+        res.exit_code == 0
+        and result["n_skipped"] == n > 0
+        and result["n_items"] + n == len(read_manifest(manifest).items)
+    )
 
 
 def test_an_unknown_config_key_is_one_line(manifests, out):

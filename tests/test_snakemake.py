@@ -402,6 +402,7 @@ def test_killed_mid_run_and_rerun_in_another_folder_gives_byte_identical_results
     while not list(folder.glob("stores/*/*.zarr")) and proc.poll() is None and time.monotonic() < end:
         time.sleep(0.2)
     time.sleep(1.0)
+    assert proc.poll() is None, "snakemake stopped before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (folder / "results" / "default" / "summary.md").exists()  # killed before the end
