@@ -1,4 +1,5 @@
 # The DCSM scorer, trained from the training set's feature store of each backbone.
+# --resume: a run killed mid-way continues from models/{backbone}/dcsm.pt.resume (same final weights).
 
 
 rule train:
@@ -17,5 +18,5 @@ rule train:
         device=config["train"]["device"],
         code=code_fingerprint("train"),
     shell:
-        "dcsm-cache train --store {params.store} --out {output} --device {params.device} "
+        "dcsm-cache train --store {params.store} --out {output} --device {params.device} --resume "
         "{params.settings} > {log} 2>&1"

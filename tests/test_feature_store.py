@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from zarr.codecs import Crc32cCodec
 
 from dcsm_cache.errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
 from dcsm_cache.pipeline.tokens.backbones import load_backbone
@@ -30,7 +31,7 @@ def test_schema_and_attrs(stores, manifests):
     assert store.text_ids.shape == (m, length) and store.text_length.shape == (m,)
     assert int(store.text_length[:].max()) == length  # L = longest caption
     assert store.image_tokens.dtype == np.float16 and store.text_ids.dtype == np.int32
-    assert store.image_tokens.compressors == ()  # fp16 embeddings do not compress
+    assert store.image_tokens.compressors == (Crc32cCodec(),)  # fp16 does not compress; a checksum per chunk
     assert store.image_tokens.chunks[1:] == (p, d)  # chunks along the first axis only
     a = store.attrs
     for key in (

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from dcsm_cache.pipeline.scorer_file import load_scorer
@@ -66,3 +69,59 @@ def test_reference_recipe_trains_with_adam_on_the_pairs(stores, tmp_path):
     assert summary["steps"] == 4 and torch.isfinite(torch.tensor(summary["final_loss"]))
     _, ckpt = load_scorer(tmp_path / "r.pt", "cpu")
     assert ckpt["train_config"]["loss"] == "reference"
+
+
+# ---------------------------------------------------------------- reproducible, killed and resumed
+
+
+RESUMABLE = dict(steps=16, batch_size=8, eval_every=5, text_len=16, buffer_chunks=2, checkpoint_every=4)
+
+
+@pytest.fixture(scope="module")
+def chunked_store(manifests, tmp_path_factory):
+    """The training store in chunks of a few rows: an epoch (6 steps) reads several buffers."""
+    from dcsm_cache.pipeline.extract import ExtractConfig, extract
+
+    out = tmp_path_factory.mktemp("chunked") / "train.zarr"
+    cfg = ExtractConfig(batch_size=16, device="cpu", progress=False, chunk_bytes=20000)
+    return extract(manifests["shapes_train"], TINY_BACKBONE, out, cfg).path
+
+
+def test_training_twice_gives_the_same_bytes(chunked_store, tmp_path):
+    cfg = TrainConfig(**RESUMABLE, device="cpu", progress=False)
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    summary = train(chunked_store, a, cfg)
+    train(chunked_store, b, cfg)
+    assert a.read_bytes() == b.read_bytes() and summary["threads"] >= 1
+    assert not Path(f"{a}.resume").exists()  # removed when training ends
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_training_ends_with_the_uninterrupted_weights(chunked_store, tmp_path):
+    from forkserver import ForkServer
+
+    whole = tmp_path / "whole.pt"
+    train(chunked_store, whole, TrainConfig(**RESUMABLE, device="cpu", progress=False))
+    out, log = tmp_path / "m.pt", tmp_path / "log"
+    args = ["train", "--store", chunked_store, "--out", out, "--device", "cpu", "--resume", "--set", "progress=false"]
+    args += [a for k, v in RESUMABLE.items() for a in ("--set", f"{k}={v}")]
+    with ForkServer() as fs:
+        # killed at step 10 (last checkpoint: step 8, inside the second epoch), then while writing the
+        # step-12 checkpoint (the step-8 one stays whole), then resumed to the end
+        assert fs.run(args, log, env={"DCSM_CACHE_FAULT": "kill@train.step#10"}) == -9, log.read_text()
+        assert Path(f"{out}.resume").is_file() and not out.exists()
+        assert fs.run(args, log, env={"DCSM_CACHE_FAULT": "kill@train.checkpoint#1"}) == -9, log.read_text()
+        assert "resuming at step 8 of 16" in log.read_text()
+        assert fs.run(args, log) == 0, log.read_text()
+    assert "resuming at step 8 of 16" in log.read_text()
+    assert out.read_bytes() == whole.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log", "m.pt", "whole.pt"]  # no temporary file left
+
+
+def test_a_resume_file_of_other_settings_is_refused(chunked_store, tmp_path):
+    from dcsm_cache.errors import BadInputError
+
+    out = tmp_path / "m.pt"
+    Path(f"{out}.resume").write_bytes(b"not a checkpoint")
+    with pytest.raises(BadInputError, match=r"m\.pt\.resume cannot be read"):
+        train(chunked_store, out, TrainConfig(**RESUMABLE, device="cpu", progress=False, resume=True))

@@ -53,3 +53,15 @@ class BackboneLoadError(DcsmCacheError, RuntimeError):
 
 class MissingPackageError(DcsmCacheError, ImportError):
     """A backbone family needs an optional package (an extra of dcsm-cache) that is not installed."""
+
+
+class PartBusyError(DcsmCacheError, RuntimeError):
+    """Another process holds the lock of the store part this one was asked to write."""
+
+
+class StoreCorruptError(DcsmCacheError, ValueError):
+    """A store's bytes changed after they were written: a chunk fails its checksum."""
+
+
+class DiskFullError(DcsmCacheError, OSError):
+    """A write ran out of space (or hit a file size limit); nothing half-written is left."""

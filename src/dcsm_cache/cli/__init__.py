@@ -10,8 +10,10 @@ config dataclass; an unknown key is an error that lists the known ones. Errors r
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -23,12 +25,42 @@ from ..pipeline.scorers import SCORERS
 
 
 class _Group(click.Group):
+    def parse_args(self, ctx, args):
+        ctx.meta["argv"] = list(args)  # to name the store in a checksum error
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except DcsmCacheError as err:
             click.echo(f"dcsm-cache: error: {err}", err=True)
             sys.exit(2)
+        except OSError as err:
+            if err.errno not in _FULL:
+                raise
+            where = f" writing {err.filename}" if err.filename else ""
+            click.echo(
+                f"dcsm-cache: error: no space left{where} ({os.strerror(err.errno)}); nothing half-written "
+                f"was kept: free space (or raise the file size limit) and rerun",
+                err=True,
+            )
+            sys.exit(2)
+        except Exception as err:
+            from ..stores.feature_store import is_checksum_error
+
+            if not is_checksum_error(err):
+                raise
+            argv = ctx.meta.get("argv", [])
+            store = argv[argv.index("--store") + 1] if "--store" in argv[:-1] else "the store"
+            click.echo(
+                f"dcsm-cache: error: a chunk of {store} fails its checksum (its bytes changed after "
+                f"extraction): run `dcsm-cache verify {store}` to see which, then re-extract it",
+                err=True,
+            )
+            sys.exit(2)
+
+
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def _settings(pairs: tuple[str, ...]) -> dict:
@@ -149,6 +181,14 @@ def pretrain(items_path: str, out: str, sets: tuple[str, ...]) -> None:
     help="Processes decoding images ahead of the model (0: in this process; -1: auto).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace a store made with other settings or data.")
+@click.option(
+    "--on-bad-image",
+    type=click.Choice(["skip", "fail"]),
+    default="skip",
+    show_default=True,
+    help="An unreadable or missing image: mark its row invalid and list it in STORE/bad_images/, or stop.",
+)
+@click.option("--wait", is_flag=True, help="If another process is writing this part, wait for it instead of stopping.")
 @settings_option
 def extract(
     items_path: str,
@@ -159,6 +199,8 @@ def extract(
     device: str,
     workers: int,
     overwrite: bool,
+    on_bad_image: str,
+    wait: bool,
     sets: tuple[str, ...],
 ) -> None:
     """Extract per-token image and text features into a Zarr store."""
@@ -172,6 +214,8 @@ def extract(
             "device": device,
             "workers": workers,
             "overwrite": overwrite,
+            "on_bad_image": on_bad_image,
+            "wait": wait,
             **_settings(sets),
         },
         "extract",
@@ -184,12 +228,19 @@ def extract(
 @click.option("--store", required=True, type=click.Path(), help="Feature store of the training set.")
 @click.option("--out", required=True, type=click.Path(), help="Scorer checkpoint to write.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--resume", is_flag=True, help="Continue from OUT.resume (written every checkpoint_every steps) if there."
+)
 @settings_option
-def train(store: str, out: str, device: str, sets: tuple[str, ...]) -> None:
-    """Train the DCSM scorer from cached features."""
+def train(store: str, out: str, device: str, resume: bool, sets: tuple[str, ...]) -> None:
+    """Train the DCSM scorer from cached features.
+
+    Example: dcsm-cache train --store stores/shapes-clip/shapes_train.zarr --out models/shapes-clip/dcsm.pt --resume
+    """
     from ..pipeline.train import TrainConfig, train as run
 
-    summary = run(store, out, from_mapping(TrainConfig, {"device": device, **_settings(sets)}, "train"))
+    cfg = from_mapping(TrainConfig, {"device": device, "resume": resume, **_settings(sets)}, "train")
+    summary = run(store, out, cfg)
     click.echo(json.dumps(summary))
 
 
@@ -216,11 +267,21 @@ def eval_(store: str, scorer: str, checkpoint: str | None, out: str, device: str
 
     cfg = from_mapping(EvalConfig, {"checkpoint": checkpoint, "device": device, **_settings(sets)}, "eval")
     result = evaluate(store, scorer, cfg)
-    write_result(result, out)
+    write_result(result, out, seeds=_train_seeds(checkpoint))
     click.echo(
         f"{result['dataset']} {scorer}: {100 * result['accuracy']:.1f}% of {result['n_items']} items "
         f"(chance {100 * result['chance']:.1f}%) -> {out}"
     )
+
+
+def _train_seeds(checkpoint: str | None) -> dict:
+    """The seed a dcsm-cache scorer checkpoint was trained with ({} for none or another kind)."""
+    from ..pipeline.scorer_file import read_meta
+
+    try:
+        return {"train": read_meta(checkpoint)["train_config"]["seed"]} if checkpoint else {}
+    except (DcsmCacheError, KeyError, TypeError):
+        return {}
 
 
 @main.command()
@@ -234,3 +295,4 @@ def report(results: tuple[str, ...], out: str) -> None:
 
 
 from . import tasks  # noqa: E402,F401
+from . import safety  # noqa: E402,F401

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 
 TEXT_PADDINGS = ("longest", "reference")
+BAD_IMAGE = ("skip", "fail")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class ExtractConfig:
     overwrite: bool = False  # replace a store made with other settings
     text_padding: str = "longest"  # "reference": 30 columns padded as the reference DCSM code does (paper/padding.py)
     cache_dir: str | None = None  # the Hugging Face cache of registry weights; default: HF_HOME's
+    on_bad_image: str = "skip"  # skip: mark the row invalid and list it in STORE/bad_images/; fail: stop
+    wait: bool = False  # another process writing this part: wait for it instead of stopping
+    chunk_bytes: int = 0  # bytes per chunk of the large arrays; 0: the store's default (CHUNK_BYTES)
 
     def __post_init__(self):
         at_least(
@@ -71,6 +75,8 @@ class ExtractConfig:
         )
         one_of("extract", "precision", self.precision, ("auto", *PRECISIONS))
         one_of("extract", "text_padding", self.text_padding, TEXT_PADDINGS)
+        one_of("extract", "on_bad_image", self.on_bad_image, BAD_IMAGE)
+        at_least("extract", chunk_bytes=(self.chunk_bytes, 0))
 
 
 def _pad_id(tokenizer) -> int:
@@ -137,10 +143,20 @@ def extract(
         "text_padding": cfg.text_padding,
         "tokenizer": tokenizer_record(bb.spec.hub or bb.spec.arch, bb.tokenizer),
     }
-    store = FeatureStore.create(out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite)
+    store = FeatureStore.create(
+        out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite, chunk_bytes=cfg.chunk_bytes
+    )
     if store.part_done(cfg.part):
         log.info("%s: part %d of %d already done", out, cfg.part, cfg.nparts)
+        store.finish()
         return store
+    with store.hold_part(cfg.part, wait=cfg.wait):
+        if not store.part_done(cfg.part):  # (done by the holder we waited for)
+            _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, cfg)
+    return store
+
+
+def _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, cfg) -> None:
     ranges = store.part_rows(cfg.part)
     workers = auto_workers(bb.device) if cfg.workers < 0 else cfg.workers
     batches = image_batches(
@@ -154,9 +170,9 @@ def extract(
     )  # decoding starts now...
     text_fn = (lambda x, n: reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
     _extract_text(store, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)  # ...while text runs
-    _extract_images(store, enc, batches, cfg)
+    bad = _extract_images(store, enc, batches, ds, cfg)
+    store.write_bad_images(cfg.part, bad)
     store.mark_done(cfg.part)
-    return store
 
 
 def tokenizer_record(name: str, tokenizer) -> dict:
@@ -192,15 +208,20 @@ def _extract_text(store, text_fn, ids, lengths, span, text_len, device, cfg) -> 
     bar.close()
 
 
-def _extract_images(store, enc, batches, cfg) -> None:
-    """Consume decoded batches; the model sees only readable images, every row is written."""
-    bad: list[str] = []
+def _extract_images(store, enc, batches, ds, cfg) -> list[dict]:
+    """Consume decoded batches; the model sees only readable images, every row is written.
+
+    Returns the unreadable images ({row, path, reason}); with on_bad_image=fail the first one stops the run."""
+    bad: list[dict] = []
     (a, b), device = store.part_rows(cfg.part)["image"], next(enc.model.parameters()).device
     bar = tqdm(total=b - a, desc="images", unit="img", disable=not cfg.progress)
     width = (store.image_tokens.shape[1:], store.image_pooled.shape[1])
     with StoreWriter(store) as write:
         for start, pixels, valid, errors in batches:
-            bad += errors
+            for row, reason in zip(start + np.flatnonzero(~valid), errors):
+                if cfg.on_bad_image == "fail":
+                    raise BadInputError(f"{reason} (row {row}): fix or remove it, or pass --on-bad-image skip")
+                bad.append({"row": int(row), "path": ds.images[row].path, "reason": reason})
             tokens = np.zeros((len(valid), *width[0]), np.float16)
             pooled = np.zeros((len(valid), width[1]), np.float16)
             if valid.any():
@@ -211,7 +232,10 @@ def _extract_images(store, enc, batches, cfg) -> None:
             write(start, {"image/tokens": tokens, "image/pooled": pooled, "image/valid": valid})
             bar.update(len(valid))
     bar.close()
-    for msg in bad[:10]:
-        log.warning("%s (row kept, marked invalid)", msg)
+    for rec in bad[:10]:
+        log.warning("%s (row %d kept, marked invalid)", rec["reason"], rec["row"])
     if len(bad) > 10:
         log.warning("... and %d more unreadable images", len(bad) - 10)
+    if bad:
+        log.warning("%d unreadable image(s) listed in %s/bad_images/", len(bad), store.path)
+    return bad

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import save_torch
 from ..errors import BadInputError, InputNotFoundError
 from .scorer import DCSMScorer, ScorerConfig
 
@@ -32,9 +32,7 @@ def save_scorer(scorer: DCSMScorer, meta: dict, out: str | os.PathLike) -> Path:
     if missing:
         raise ValueError(f"scorer checkpoint meta lacks {missing}")
     ckpt = {"format": FORMAT, **meta, "state_dict": {k: v.detach().cpu() for k, v in scorer.state_dict().items()}}
-    with atomic_path(out) as tmp:
-        torch.save(ckpt, tmp)
-    return Path(out)
+    return save_torch(ckpt, out)
 
 
 def read_meta(path: str | os.PathLike) -> dict:

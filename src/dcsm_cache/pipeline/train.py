@@ -12,6 +12,14 @@ captions, both directions, weighted by `pair_weight`; `loss="reference"` trains 
 reference's recipe alone (its loss per source and version, Adam at a fixed `lr`). Items with subset
 "val" are held out and scored every
 `eval_every` steps. The checkpoint holds the scorer's weights, its config and what it was trained on.
+
+Reproducible and resumable: on the CPU training runs with deterministic kernels on a fixed number of
+threads (`threads`, recorded), so the same store and config give the same weights, bit for bit; on
+CUDA `deterministic=True` sets PyTorch's documented determinism switches (slower). Every
+`checkpoint_every` steps the model, optimiser, scheduler, RNG states and data position go to
+`OUT.resume` (atomically); `resume=True` (`train --resume`) continues from it, replaying the
+interrupted epoch's data order without training on it, and ends with the weights an uninterrupted
+run would have. The file is removed when training ends.
 """
 
 from __future__ import annotations
@@ -20,12 +28,15 @@ import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .. import faults
+from ..atomic import atomic_path
 from ..config import at_least, config_hash, one_of, require
 from ..errors import BadInputError
 from .cache import CachedDataset
@@ -52,6 +63,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    checkpoint_every: int = 200  # steps between resume checkpoints (OUT.resume); 0: none
+    resume: bool = False  # continue from OUT.resume if it is there
+    threads: int = 0  # CPU threads for training; 0: min(4, cores); fixed, so that results repeat
+    deterministic: bool = False  # on CUDA: deterministic kernels (slower); the CPU always runs deterministically
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
 
     def __post_init__(self):
@@ -64,6 +79,8 @@ class TrainConfig:
             eval_every=(self.eval_every, 1),
             hard_negative_weight=(self.hard_negative_weight, 0.0),
             pair_weight=(self.pair_weight, 0.0),
+            checkpoint_every=(self.checkpoint_every, 0),
+            threads=(self.threads, 0),
         )
         one_of("train", "loss", self.loss, ("default", "reference"))
         require(self.lr > 0, "train", f"lr={self.lr} must be positive")
@@ -117,12 +134,66 @@ def contrastive_loss(scores: torch.Tensor, pos: torch.Tensor, hard_weight: float
     return loss
 
 
+RESUME_FORMAT = "dcsm-cache/train-resume-v1"
+# settings that change how a run goes but not what it computes: a run may resume under other values
+_RUN_ONLY = ("device", "progress", "checkpoint_every", "resume")
+_RESUMING = ("checkpoint_every", "resume")  # a resumed run's scorer file is the uninterrupted run's
+
+
+def deterministic_setup(cfg: TrainConfig, device: torch.device) -> int:
+    """Seed, fix the thread count and ask for deterministic kernels; the thread count used."""
+    torch.manual_seed(cfg.seed)
+    threads = cfg.threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    torch.set_num_threads(threads)
+    if device.type == "cuda" and cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # PyTorch's reproducibility notes
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(device.type != "cuda" or cfg.deterministic, warn_only=True)
+    return threads
+
+
+def resume_path(out: str | os.PathLike) -> Path:
+    return Path(f"{out}.resume")
+
+
+def _run_key(cfg: TrainConfig, data: CachedDataset) -> str:
+    return config_hash(
+        {**dataclasses.asdict(cfg), **{k: None for k in _RUN_ONLY}, "store": data.store.attrs["fingerprint"]}
+    )
+
+
+def _save_resume(out, key: str, state: dict) -> None:
+    with atomic_path(resume_path(out)) as tmp, open(tmp, "wb") as f:
+        torch.save({"format": RESUME_FORMAT, "key": key, **state}, f)
+        f.flush()
+        faults.point("train.checkpoint")
+
+
+def _load_resume(out, key: str) -> dict | None:
+    path = resume_path(out)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise BadInputError(
+            f"resume checkpoint {path} cannot be read ({type(err).__name__}): delete it to start over"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT or state.get("key") != key:
+        raise BadInputError(
+            f"resume checkpoint {path} is from another store, config or dcsm-cache version: "
+            f"delete it to start over, or resume with the settings it was made with"
+        )
+    return state
+
+
 def train(
     store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = TrainConfig(), items: str | None = None
 ) -> dict:
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     device = resolve_device(cfg.device)
+    threads = deterministic_setup(cfg, device)
+    rng = np.random.default_rng(cfg.seed)
     data = CachedDataset.open(store, text_len=cfg.text_len, items=items)
     train_items, val_items = _group_items(data, False), _group_items(data, True)
     if not train_items:
@@ -142,15 +213,31 @@ def train(
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
     gen = torch.Generator().manual_seed(cfg.seed)  # the reference's random permutations
-    bar = tqdm(total=cfg.steps, desc="train", disable=not cfg.progress)
-    step, losses, history = 0, [], []
+    step, losses, history, replay_to = 0, [], [], 0
+    key = _run_key(cfg, data)
+    state = _load_resume(out, key) if cfg.resume else None
+    if state is not None:  # back to the start of the interrupted epoch; its data order is replayed to `step`
+        scorer.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["perm_rng"])
+        rng.bit_generator.state = state["epoch_rng"]
+        step, replay_to, losses = state["epoch_start"], state["step"], state["losses"]
+        # rebuilt with this module's key strings, so the scorer file pickles to the same bytes
+        history = [{"step": int(h["step"]), "val_accuracy": float(h["val_accuracy"])} for h in state["history"]]
+        log.warning("%s: resuming at step %d of %d", resume_path(out), replay_to, cfg.steps)
+    bar = tqdm(total=cfg.steps, initial=replay_to, desc="train", disable=not cfg.progress)
     batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
     while step < cfg.steps:
-        epoch_start = step
+        epoch_start, epoch_rng = step, rng.bit_generator.state
         for rows, tok, pooled in data.chunk_buffers(rng, cfg.buffer_chunks):
             local = {int(r): j for j, r in enumerate(rows)}
             pool = rng.permutation([i for r in rows if int(r) in train_items for i in train_items[int(r)]])
             for s in range(0, len(pool) - batch + 1, batch):
+                if step < replay_to:  # trained on before the interruption
+                    step += 1
+                    continue
                 chosen = [data.dataset.items[i] for i in pool[s : s + batch]]
                 idx = torch.tensor([local[it.image] for it in chosen])
                 img_tok, img_pooled, pos, negs = _batch_inputs(data, chosen, tok[idx], pooled[idx], device)
@@ -181,6 +268,24 @@ def train(
                 if val_items and (step % cfg.eval_every == 0 or step == cfg.steps):
                     history.append({"step": step, "val_accuracy": validate(scorer, data, val_items, device)})
                     log.info("step %d: val accuracy %.3f", step, history[-1]["val_accuracy"])
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                    _save_resume(
+                        out,
+                        key,
+                        {
+                            "step": step,
+                            "epoch_start": epoch_start,
+                            "epoch_rng": epoch_rng,
+                            "torch_rng": torch.get_rng_state(),
+                            "perm_rng": gen.get_state(),
+                            "model": scorer.state_dict(),
+                            "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(),
+                            "losses": losses,
+                            "history": history,
+                        },
+                    )
+                faults.point("train.step")
                 if step >= cfg.steps:
                     break
             if step >= cfg.steps:
@@ -190,8 +295,11 @@ def train(
                 f"{store}: no buffer of {cfg.buffer_chunks} chunks holds a batch of {batch} items; raise buffer_chunks"
             )
     bar.close()
-    summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history}
+    summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history, "threads": threads}
     save_scorer(scorer, checkpoint_meta(data, cfg, summary), out)
+    resume = resume_path(out)
+    for left in [resume, *resume.parent.glob(f".{resume.name}.*.tmp")]:  # (a write a kill cut short)
+        left.unlink(missing_ok=True)
     return summary
 
 
@@ -219,8 +327,8 @@ def checkpoint_meta(data: CachedDataset, cfg: TrainConfig, summary: dict) -> dic
     a = data.store.attrs
     return {
         "scorer_config": dataclasses.asdict(cfg.scorer),
-        "train_config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "scorer"},
-        "config_hash": config_hash(cfg),
+        "train_config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "scorer" and k not in _RESUMING},
+        "config_hash": config_hash({k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RESUMING}),
         "n_tokens": data.n_tokens,
         "text_len": cfg.text_len,
         "fr_words": list(data.fr_words),

@@ -4,30 +4,41 @@
     tokens = store.image_tokens[0:32]          # [32, P, D] float16, unit-norm rows
 
 This is the only module that knows the on-disk layout (design.md, "The feature store"). Arrays are
-created at full size up front; extraction fills them in chunk-aligned parts, each followed by a
-marker file, so a crashed part is redone and a finished part is never written twice. Reading a
-store checks its schema, backbone, dataset fingerprint and that every part is finished.
+created at full size up front, in a folder beside the store that is renamed into place when whole;
+extraction fills them in chunk-aligned parts, each followed by a marker file, so a crashed part is
+redone and a finished part is never written twice. A process writes a part only while it holds that
+part's lock (`hold_part`, an OS file lock the kernel releases when the process dies); a second one
+stops with a line naming the holder, or waits. Every chunk ends in a crc32c checksum (Zarr v3's
+codec): a changed byte is an error on reading, never a plausible number (`verify.py` checks them all).
+Reading a store checks its schema, backbone, dataset fingerprint and that every part is finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec
 
-from ..atomic import write_text
-from ..errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
+from .. import faults
+from ..atomic import write_json, write_text
+from ..errors import IncompleteStoreError, PartBusyError, StoreMismatchError, StoreNotFoundError
 
-SCHEMA_VERSION = 2  # 2: attrs name the backbone by what was loaded (backbone_id, identity)
+# 2: attrs name the backbone by what was loaded (backbone_id, identity); 3: every chunk carries a crc32c checksum
+SCHEMA_VERSION = 3
 CHUNK_BYTES = 1_500_000  # ~1.5 MB per chunk of the large arrays; fp16 does not compress, so no compressor
 PARTS_DIR = ".parts"
+BAD_DIR = "bad_images"  # per part: the images that could not be read, with the reason
 # attrs that say how things were named, not what they are: a store is reused whatever their spelling
 _NAMES_ONLY = ("backbone", "weights", "manifest")
 
@@ -39,10 +50,6 @@ class StoreShape:
     n_captions: int
     text_len: int  # L: longest caption in tokens
     dim: int  # D: joint-space width
-
-
-def _rows_per_chunk(row_bytes: int) -> int:
-    return max(1, CHUNK_BYTES // max(1, row_bytes))
 
 
 def _layout(shape: StoreShape) -> dict[str, dict[str, tuple]]:
@@ -62,10 +69,10 @@ def _layout(shape: StoreShape) -> dict[str, dict[str, tuple]]:
     }
 
 
-def _chunk_rows(arrays: dict[str, tuple]) -> int:
+def _chunk_rows(arrays: dict[str, tuple], chunk_bytes: int = CHUNK_BYTES) -> int:
     """One chunk height per group: the large tokens array sets it, so every array's chunks align."""
     (n, *rest), dtype = arrays["tokens"]
-    return min(max(1, n), _rows_per_chunk(int(np.prod(rest)) * np.dtype(dtype).itemsize))
+    return min(max(1, n), max(1, chunk_bytes // max(1, int(np.prod(rest)) * np.dtype(dtype).itemsize)))
 
 
 def part_ranges(n_rows: int, chunk: int, nparts: int) -> list[tuple[int, int]]:
@@ -80,29 +87,40 @@ class FeatureStore:
 
     def __init__(self, path: Path, group: zarr.Group):
         self.path, self.group = path, group
+        self._holding: dict[int, object] = {}
 
     # -- creating and filling -------------------------------------------------------------------
     @classmethod
     def create(
-        cls, path: str | os.PathLike, shape: StoreShape, attrs: dict, nparts: int = 1, overwrite: bool = False
+        cls,
+        path: str | os.PathLike,
+        shape: StoreShape,
+        attrs: dict,
+        nparts: int = 1,
+        overwrite: bool = False,
+        chunk_bytes: int = 0,
     ) -> "FeatureStore":
         """Create the store with every array at full size; reuse it if it was made with the same attrs.
 
         A store made with other attrs (another backbone, dataset version or part count) is replaced
         only with `overwrite`; otherwise its finished parts are kept and this is an error. Parts
-        started at once by several processes serialise here on a lock file beside the store.
+        started at once by several processes serialise here on a lock file beside the store. The
+        arrays are made in `.NAME.creating` and renamed to `path` when whole, so a process killed
+        while creating leaves no half store (the next one clears the folder and starts again).
+        `chunk_bytes` (default CHUNK_BYTES) sets the size of a chunk of the large arrays.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f".{path.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            return cls._create_locked(path, shape, attrs, nparts, overwrite)
+        with _store_lock(path):
+            return cls._create_locked(path, shape, attrs, nparts, overwrite, chunk_bytes or CHUNK_BYTES)
 
     @classmethod
-    def _create_locked(cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool) -> "FeatureStore":
+    def _create_locked(
+        cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool, chunk_bytes: int
+    ) -> "FeatureStore":
         attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.__dict__, "nparts": nparts}
         if (path / "zarr.json").exists():
-            old = zarr.open_group(path, mode="r").attrs.asdict()
+            old = _read_attrs(path)
             new = json.loads(json.dumps(attrs))
             changed = sorted(k for k in new if k not in _NAMES_ONLY and old.get(k) != new[k])
             if not changed:
@@ -112,22 +130,51 @@ class FeatureStore:
                     f"{path} holds finished parts made with other settings ({', '.join(changed)}): "
                     f"pass --overwrite to re-extract, or extract into another path"
                 )
+            for part in range(old.get("nparts", 0) if isinstance(old.get("nparts"), int) else 0):
+                with _part_lock(path, part, old["nparts"], wait=False):
+                    pass  # a part being written by another process is never deleted under it
             shutil.rmtree(path)
-        group = zarr.open_group(path, mode="w", zarr_format=3)
+        elif path.exists():  # no zarr.json: a folder left by a process killed while replacing it
+            shutil.rmtree(path)
+        tmp = path.parent / f".{path.name}.creating"
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a process killed while creating
+        group = zarr.open_group(tmp, mode="w", zarr_format=3)
         for gname, arrays in _layout(shape).items():
-            rows = _chunk_rows(arrays)
+            rows = _chunk_rows(arrays, chunk_bytes)
             for name, (shp, dtype) in arrays.items():
                 group.create_array(
                     f"{gname}/{name}",
                     shape=shp,
                     dtype=dtype,
-                    compressors=None,
+                    compressors=(Crc32cCodec(),),  # fp16 does not compress; the checksum is 4 bytes a chunk
                     chunks=(rows, *shp[1:]) if shp[0] else shp,
                     fill_value=0,
+                    config={"write_empty_chunks": True},  # every chunk of a finished part is a file
                 )
+                faults.point("store.create")
         group.attrs.update(attrs)
-        (path / PARTS_DIR).mkdir()
-        return cls(path, group)
+        (tmp / PARTS_DIR).mkdir()
+        os.rename(tmp, path)
+        return cls(path, zarr.open_group(path, mode="r+"))
+
+    @contextlib.contextmanager
+    def hold_part(self, part: int, wait: bool = False) -> Iterator[None]:
+        """Hold part `part`'s lock while writing it: another holder is a PartBusyError naming it (or, with
+        `wait`, waited for). Partial chunk files a killed writer of this part left are removed."""
+        with _part_lock(self.path, part, self.attrs["nparts"], wait):
+            self._sweep(part)
+            yield
+
+    def _sweep(self, part: int) -> None:
+        """Remove the `*.partial` files (zarr's atomic writes cut short) in this part's chunks."""
+        for g, (a, b) in self.part_rows(part).items():
+            for name in self.group[g].array_keys():
+                arr = self.group[f"{g}/{name}"]
+                first, end = a // arr.chunks[0], -(-b // arr.chunks[0])
+                for tmp in (self.path / g / name / "c").rglob("*.partial"):
+                    head = tmp.relative_to(self.path / g / name / "c").parts[0].split(".")[0]
+                    if head.isdigit() and first <= int(head) < end:
+                        tmp.unlink(missing_ok=True)
 
     def part_rows(self, part: int) -> dict[str, tuple[int, int]]:
         """The image and caption row ranges that part `part` of `nparts` writes."""
@@ -146,12 +193,35 @@ class FeatureStore:
         return self._marker(part).exists()
 
     def mark_done(self, part: int) -> None:
+        faults.point("part.marker")
         write_text(self._marker(part), "ok\n")
-        if all(self.part_done(i) for i in range(self.attrs["nparts"])):
-            self.group.attrs["complete"] = True
+        self.finish()
+
+    def finish(self) -> bool:
+        """Record `complete` once every part's marker is there (again, if a kill came between the two)."""
+        if not all(self.part_done(i) for i in range(self.attrs["nparts"])):
+            return False
+        with _store_lock(self.path):
+            for tmp in self.path.glob("*.partial"):  # the group's zarr.json, cut short by a kill
+                tmp.unlink(missing_ok=True)
+            if not self.attrs.get("complete"):
+                self.group.attrs["complete"] = True
+        return True
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
         self.group[name][start : start + len(values)] = values
+        faults.point("chunk.write")
+
+    def write_bad_images(self, part: int, bad: list[dict]) -> Path:
+        """The part's unreadable images ({row, path, reason} each), in bad_images/ inside the store."""
+        return write_json(bad, self.path / BAD_DIR / f"{part}-of-{self.attrs['nparts']}.json")
+
+    def bad_images(self) -> list[dict]:
+        """Every finished part's unreadable images, by row."""
+        out = []
+        for f in sorted((self.path / BAD_DIR).glob("*.json")):
+            out += json.loads(f.read_text())
+        return sorted(out, key=lambda r: r["row"])
 
     # -- opening and reading --------------------------------------------------------------------
     @classmethod
@@ -176,7 +246,7 @@ class FeatureStore:
             )
         if fingerprint is not None:
             store.check_fingerprint(fingerprint)
-        if not a.get("complete"):
+        if not a.get("complete") and not all(store.part_done(i) for i in range(a["nparts"])):
             missing = [i for i in range(a["nparts"]) if not store.part_done(i)]
             raise IncompleteStoreError(
                 f"{path} is missing extraction part(s) {missing} of {a['nparts']}: "
@@ -208,3 +278,47 @@ class FeatureStore:
     text_length = property(lambda self: self.group["text/length"])
     text_ids = property(lambda self: self.group["text/ids"])
     text_pooled = property(lambda self: self.group["text/pooled"])
+
+
+def _read_attrs(path: Path) -> dict:
+    try:
+        return json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+@contextlib.contextmanager
+def _store_lock(path: Path) -> Iterator[None]:
+    """The store-wide lock (creating, replacing, finishing), a file beside the store."""
+    with open(path.parent / f".{path.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def _part_lock(path: Path, part: int, nparts: int, wait: bool) -> Iterator[None]:
+    """An exclusive flock on `.NAME.part-K-of-N.lock` beside the store, holding 'pid P on host H'."""
+    lock_path = path.parent / f".{path.name}.part-{part}-of-{nparts}.lock"
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise PartBusyError(
+                f"{path}: part {part} of {nparts} is being written by {holder} (lock {lock_path}): "
+                f"wait for it, or pass --wait to wait; it is never written twice at once"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
+        lock.flush()
+        yield
+
+
+def is_checksum_error(err: BaseException | None) -> bool:
+    """Whether `err` (or what caused it) is a chunk failing its crc32c checksum on reading."""
+    while err is not None:
+        if isinstance(err, ValueError) and "checksum do not match" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..._openclip import open_clip
-from ...atomic import atomic_path
+from ...atomic import save_torch
 from ...errors import ConfigError
 from . import tinyclip  # noqa: F401  (registers shapes-clip)
 from ..device import resolve_device
@@ -146,6 +146,5 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
             model.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", refresh=False)
-    with atomic_path(out) as tmp:
-        torch.save(model.state_dict(), tmp)
+    save_torch(model.state_dict(), out)
     return {"steps": cfg.steps, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])), "n_pairs": len(pairs)}
