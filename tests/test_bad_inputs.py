@@ -201,6 +201,7 @@ def _manifest_with(world: Path, tmp_path: Path, how: str) -> tuple[Path, str]:
 EXTRACT = ["--backbone", TINY_BACKBONE, "--device", "cpu", "--workers", "0", "--set", "progress=false"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["corrupt", "missing"])
 def test_a_bad_image_stops_with_fail_and_is_listed_with_skip(world, tmp_path, out, how):
     manifest, name = _manifest_with(world, tmp_path, how)
@@ -301,6 +302,7 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_file(world, out):
 # ---------------------------------------------------------------- arbitrary bytes
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(max_size=600), st.text(max_size=600).map(str.encode)))
 def test_the_manifest_reader_raises_only_its_own_errors(tmp_path, data):
@@ -319,6 +321,7 @@ JSONISH = st.recursive(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bench", [b for b in LOADERS if not LOADERS[b][1].endswith(".pt")])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(max_size=300), JSONISH.map(lambda d: json.dumps(d).encode())))
@@ -333,6 +336,7 @@ def test_annotation_loaders_raise_only_their_own_errors(tmp_path_factory, bench,
         pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt,file", [("table", "my.csv"), ("table", "my.jsonl"), ("manifest", "my.json")])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(max_size=300), JSONISH.map(lambda d: json.dumps(d).encode())))
