@@ -10,6 +10,7 @@ annotation loaders raise only DcsmCacheError on arbitrary bytes.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from dcsm_cache.pipeline.items import read_manifest
 
 from conftest import TINY_BACKBONE
 from test_benchmarks import QA, make_clevr, make_vg_attr, make_whatsup_a, write_image, write_json
-from test_benchmarks_negation import make_ccneg, make_sugarcrepe
+from test_benchmarks_negation import make_ccneg, make_negbench, make_sugarcrepe
 from test_retrieval import karpathy_doc, write_images
 
 
@@ -42,6 +43,14 @@ def make_qa(root: Path) -> None:
     write_json(root / "coco_qa_one_obj.json", recs)
     for r in recs:
         write_image(root / "val2017" / f"{r[0]:012d}.jpg")
+
+
+NEGBENCH_CSV = "NegBench/evaluation data/images/COCO_val_mcq_llama3.1_rephrased.csv"
+
+
+def make_negbench_coco(root: Path) -> None:
+    write_image(root / "val2017" / "000000000632.jpg")  # the one image the shared rows leave out
+    make_negbench(root, (root / NEGBENCH_CSV).parent, Path(NEGBENCH_CSV).name, "val2017", "/data/coco/val2017")
 
 
 def make_karpathy(root: Path) -> None:
@@ -59,6 +68,7 @@ LOADERS = {
     "sugarcrepe": (lambda r: make_sugarcrepe(r), "data/add_att.json", "negative_caption"),
     "ccneg": (lambda r: make_ccneg(r), "ccneg_dataset/ccneg_preprocessed.pt", "json"),
     "karpathy_coco": (make_karpathy, "dataset_coco.json", "filename"),
+    "negbench_coco": (make_negbench_coco, NEGBENCH_CSV, "image_path"),
 }
 
 
@@ -115,9 +125,11 @@ def mutate(path: Path, key, how: str) -> None:
     elif path.suffix == ".pt":
         _edit_pt(path, key, "drop" if how == "no_field" else "type")
     elif path.suffix == ".csv":  # a CSV has no types: drop the column
-        lines = path.read_text().splitlines()
-        col = lines[0].split(",").index(key)
-        path.write_text("\n".join(",".join(c for i, c in enumerate(ln.split(",")) if i != col) for ln in lines) + "\n")
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+        col = rows[0].index(key)
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows([c for i, c in enumerate(r) if i != col] for r in rows)
     else:
         doc = json.loads(path.read_text())
         rec = _first_holding(doc, key)
@@ -189,6 +201,7 @@ def _manifest_with(world: Path, tmp_path: Path, how: str) -> tuple[Path, str]:
 EXTRACT = ["--backbone", TINY_BACKBONE, "--device", "cpu", "--workers", "0", "--set", "progress=false"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["corrupt", "missing"])
 def test_a_bad_image_stops_with_fail_and_is_listed_with_skip(world, tmp_path, out, how):
     manifest, name = _manifest_with(world, tmp_path, how)
@@ -289,6 +302,7 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_file(world, out):
 # ---------------------------------------------------------------- arbitrary bytes
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(max_size=600), st.text(max_size=600).map(str.encode)))
 def test_the_manifest_reader_raises_only_its_own_errors(tmp_path, data):
@@ -307,6 +321,7 @@ JSONISH = st.recursive(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bench", [b for b in LOADERS if not LOADERS[b][1].endswith(".pt")])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(max_size=300), JSONISH.map(lambda d: json.dumps(d).encode())))
@@ -317,5 +332,19 @@ def test_annotation_loaders_raise_only_their_own_errors(tmp_path_factory, bench,
     (root / ann).write_bytes(data)
     try:
         load_benchmark(bench, str(root))
+    except DcsmCacheError:
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt,file", [("table", "my.csv"), ("table", "my.jsonl"), ("manifest", "my.json")])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=300), JSONISH.map(lambda d: json.dumps(d).encode())))
+def test_your_own_data_formats_raise_only_their_own_errors(tmp_path_factory, fmt, file, data):
+    root = tmp_path_factory.mktemp(fmt)
+    write_image(root / "a.jpg")
+    (root / file).write_bytes(data)
+    try:
+        load_benchmark(fmt, str(root), file=file)
     except DcsmCacheError:
         pass

@@ -90,6 +90,8 @@ def test_killed_at_each_named_point_a_rerun_gives_the_same_store(server, manifes
         status = server.run(args, log, env={"DCSM_CACHE_FAULT": f"kill@{point}"})
         assert status == -signal.SIGKILL, (point, log.read_text())
     assert not (out / ".parts" / "0-of-1.done").exists()
+    # what a kill inside zarr's own atomic chunk write leaves: a half-written temporary file
+    (out / "image" / "tokens" / "c" / "0" / "0" / "0.0123456789abcdef.partial").write_bytes(b"half a chunk")
     assert server.run(args, log) == 0, log.read_text()
     assert files(out) == files(reference[0])
 
@@ -138,4 +140,19 @@ def test_a_part_held_by_another_process_is_never_written_twice(server, manifests
     os.kill(holder, signal.SIGKILL)  # the kernel releases its lock; the waiter redoes the part
     assert server.wait(holder) == -signal.SIGKILL
     assert server.wait(waiter) == 0, (tmp_path / "waiter").read_text()
+    assert files(out) == files(reference[0])
+
+
+def test_the_dcsm_cache_command_itself_killed_mid_write(server, manifests, reference, tmp_path):
+    """The same, through the installed `dcsm-cache` entry point in a plain subprocess."""
+    import shutil
+    import subprocess
+
+    out, log = tmp_path / "s.zarr", tmp_path / "log"
+    args = extract_args(manifests["shapes_spatial"], out)
+    cmd = [shutil.which("dcsm-cache") or "dcsm-cache", *map(str, args)]
+    env = {**os.environ, "DCSM_CACHE_FAULT": "kill@chunk.write#9"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert server.run(args, log) == 0, log.read_text()
     assert files(out) == files(reference[0])

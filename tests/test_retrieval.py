@@ -137,6 +137,7 @@ def test_cli(extracted):
     res = CliRunner().invoke(main, ["retrieval", "--store", str(tmp / "coco.zarr"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
+    assert set(doc.pop("provenance")) == {"seeds", "versions", "hardware"}
     assert doc == json.loads(json.dumps(retrieval(tmp / "coco.zarr")))
     assert doc["scorer"] == "cosine" and doc["metric"] == "recall@k" and doc["n_items"] == 12
     assert "image->text R@1" in res.output

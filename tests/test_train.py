@@ -87,6 +87,7 @@ def chunked_store(manifests, tmp_path_factory):
     return extract(manifests["shapes_train"], TINY_BACKBONE, out, cfg).path
 
 
+@pytest.mark.slow
 def test_training_twice_gives_the_same_bytes(chunked_store, tmp_path):
     cfg = TrainConfig(**RESUMABLE, device="cpu", progress=False)
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"

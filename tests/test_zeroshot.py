@@ -146,6 +146,7 @@ def test_cli(extracted):
     )
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
+    assert set(doc.pop("provenance")) == {"seeds", "versions", "hardware"}
     assert doc == json.loads(json.dumps(zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(1, 3)))))
     assert {"dataset", "backbone", "scorer", "metric", "n_items"} <= set(doc) and doc["scorer"] == "cosine"
     assert "top3" in res.output
