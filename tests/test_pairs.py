@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dcsm_cache.pipeline.pairs import paired_loss, paired_scores, reference_loss, reference_step, same_caption_mask
+from dcsm_cache.pipeline.pairs import (
+    block_loss,
+    block_scores,
+    paired_loss,
+    paired_scores,
+    reference_loss,
+    reference_step,
+    same_caption_mask,
+)
 
 
 def _ce(logits: np.ndarray) -> float:
@@ -73,3 +81,19 @@ def test_paired_scores_rows_are_images_then_opposites_columns_captions_then_oppo
     )
     expect = torch.tensor([[i * 100 + c for c in (5, 6, 7, 0)] for i in (1, 2, 3, 4)], dtype=torch.float32)
     assert torch.equal(scores, expect)
+
+
+def test_blocks_are_each_image_and_its_opposite_against_the_items_two_captions():
+    ids = torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0], [4.0]])
+    tok = torch.zeros(2, 4, 2)
+    blocks = block_scores(
+        _Probe(), _Data(8), (tok, ids[0]), (tok, ids[1]), torch.tensor([5, 6]), torch.tensor([7, 0]), "cpu"
+    )
+    expect = torch.tensor([[[105, 107], [305, 307]], [[206, 200], [406, 400]]], dtype=torch.float32)
+    assert torch.equal(blocks, expect)
+
+
+def test_block_loss_is_both_axes_of_each_block():
+    b = torch.randn(3, 2, 2)
+    by_hand = np.mean([(_ce(m) + _ce(m.T)) / 2 for m in b.numpy().astype(np.float64)])
+    assert abs(block_loss(b).item() - by_hand) < 1e-5

@@ -211,7 +211,8 @@ def train(
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     else:
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+        warm = max(0.05, 2.5 / cfg.steps)  # OneCycleLR divides by zero on a warm-up under 2 steps
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warm)
     gen = torch.Generator().manual_seed(cfg.seed)  # the reference's random permutations
     step, losses, history, replay_to = 0, [], [], 0
     key = _run_key(cfg, data)
