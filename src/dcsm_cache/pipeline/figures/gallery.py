@@ -24,6 +24,7 @@ from ..device import resolve_device
 from ..scorer_file import load_scorer
 from ..tasks.choice import _check_trained_on, cosine_scores, dcsm_scores, is_correct, score_items
 from ..tasks.grounding import store_tokenizer
+from ..world import tinyclip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)
 from .heatmap import show_item
 
 __all__ = ["KINDS", "gallery"]

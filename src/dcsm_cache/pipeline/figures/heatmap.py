@@ -76,18 +76,17 @@ def draw_maps(
     img = np.asarray(_square(image))
     words = [i for i in range(1, len(true.labels) - 1)][:MAX_WORDS]  # start and end tokens left out
     n_top = 3 if wrong is not None else 2
-    n_bottom = max(len(words), 1)
-    ncols = max(n_top * 2, n_bottom)
-    fig = plt.figure(figsize=(max(7.0, 1.3 * ncols), 6.2))
-    grid_spec = fig.add_gridspec(2, ncols, height_ratios=[1.6, 1])
-    span = ncols // n_top
-    ax = fig.add_subplot(grid_spec[0, :span])
+    n_bottom = max(len(words), 4)
+    fig = plt.figure(figsize=(3.4 * n_top, 4.2 + 3.4 * n_top / n_bottom))
+    rows = fig.add_gridspec(2, 1, height_ratios=[4.2, 3.4 * n_top / n_bottom])
+    top, bottom = rows[0].subgridspec(1, n_top, wspace=0.4), rows[1].subgridspec(1, n_bottom)
+    ax = fig.add_subplot(top[0, 0])
     ax.imshow(img)
     ax.set_title("image", fontsize=9)
     ax.axis("off")
     vmax = float(np.abs(maps[:, skip:]).max()) or 1.0
     for j, cand in enumerate([c for c in (true, wrong) if c is not None]):
-        ax = fig.add_subplot(grid_spec[0, span * (j + 1) : span * (j + 2)])
+        ax = fig.add_subplot(top[0, j + 1])
         m = maps[j][:, : len(cand.labels)]
         im = ax.imshow(m, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
         ax.set_xticks(range(len(cand.labels)), cand.labels, rotation=70, fontsize=7)
@@ -105,7 +104,7 @@ def draw_maps(
         ax.set_title(f"{kind}: {_short(cand.caption)}\n{score}", fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=6)
     for k, col in enumerate(words):
-        ax = fig.add_subplot(grid_spec[1, k])
+        ax = fig.add_subplot(bottom[0, k])
         heat = maps[0][skip : skip + h * w, col].reshape(h, w)
         ax.imshow(img)
         ax.imshow(heat, cmap="jet", alpha=0.5, interpolation="bilinear", extent=(0, img.shape[1], img.shape[0], 0))
@@ -164,6 +163,7 @@ def show_item(
         raise BadInputError(f"store {store}: {data.n_tokens} image tokens are not a square patch grid")
     if tokenizer is None:
         from ..tasks.grounding import store_tokenizer
+        from ..world import tinyclip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)
 
         tokenizer = store_tokenizer(data.store)
     cos, dcsm = _scores(data, it, model, device)

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from ...atomic import write_text
 from ...errors import BadInputError
-from ...progress import tqdm
 from ..paper.table import paper_table
 from .results_table import ChoiceTable, choice_table
 from .schema import read_results, row_name, stderr
@@ -214,7 +213,7 @@ def _csv(rows: list[list]) -> str:
 def report(paths, out: str | os.PathLike, figures: bool = True, gallery=()) -> str:
     """Write OUT (Markdown), OUT.csv, OUT.json and, with `figures`, the PNG figures and OUT.html beside it
     (the PNGs in the `gallery` folders shown at its end)."""
-    results = load_results(tqdm(list(paths), desc="read results", unit="file", leave=False))
+    results = load_results(paths)
     if not results:
         raise BadInputError("no result files to report: run `dcsm-cache eval` first")
     by_task = {t: [r for r in results if r.get("task") == t] for t in TASKS}
