@@ -10,7 +10,7 @@ rule gallery:
         scorer="models/{backbone}/dcsm.pt",
     output:
         report(
-            directory(f"results/{NAME}/gallery/{{backbone}}"),
+            directory(f"results/{NAME}/gallery-{{backbone}}"),
             patterns=["{name}.png"],
             caption="../report/gallery.rst",
             category="Gallery",
@@ -30,7 +30,7 @@ rule gallery:
 rule report:
     input:
         results=PLAN.targets,
-        gallery=[f"results/{NAME}/gallery/{b}" for b in sorted(GALLERY)],
+        gallery=[f"results/{NAME}/gallery-{b}" for b in sorted(GALLERY)],
     output:
         md=PLAN.summary,
         csv=PLAN.summary.replace(".md", ".csv"),

@@ -48,7 +48,7 @@ def test_cli_prints_both_rankings_ordered_by_their_scores_and_draws_heatmaps(ite
     args = ["score", str(image), *captions, "--backbone", TINY_BACKBONE, "--checkpoint", str(tiny_scorer)]
     res = CliRunner().invoke(main, [*args, "--heatmaps", str(tmp_path / "maps")])
     assert res.exit_code == 0, res.output
-    rows = [line for line in res.output.splitlines() if re.match(r"\s+\d+\. ", line)]
+    rows = [line for line in res.output.splitlines() if re.match(r"\s*\d+\. ", line)]
     assert len(rows) == len(captions)
     columns: list[list[tuple[float, str]]] = [[], []]
     for line in rows:

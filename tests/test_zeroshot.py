@@ -181,7 +181,7 @@ def test_report_adds_a_zeroshot_table_below_the_choice_table(extracted, tmp_path
     for d, sub in result["subsets"].items():
         assert _row(both, f"{name}/{d}")[2:4] == [f"{100 * sub['top1']:.1f}", f"{100 * sub['top5']:.1f}"]
     rows = (tmp_path / "summary.csv").read_text().splitlines()
-    assert f"zeroshot,{result['backbone']},cosine,{name}/top5,{result['top5']:.4f}" in "\n".join(rows)
+    assert f"zeroshot,zero-shot,{result['backbone']},cosine,{name}/top5,{result['top5']:.4f}" in "\n".join(rows)
     assert sum(r.startswith("zeroshot,") for r in rows) == 2 * (1 + len(result["subsets"]))
 
 

@@ -60,9 +60,15 @@ def tqdm(*args, **kwargs) -> _tqdm:
         kwargs.setdefault("ascii", True)
         kwargs.setdefault("dynamic_ncols", False)
         kwargs.setdefault("ncols", 100)
-        if "TQDM_MININTERVAL" not in os.environ:
-            kwargs.setdefault("mininterval", LOG_INTERVAL)
+        kwargs.setdefault("mininterval", _interval())
     return _tqdm(*args, **kwargs)
+
+
+def _interval() -> float:
+    try:
+        return float(os.environ.get("TQDM_MININTERVAL", LOG_INTERVAL))
+    except ValueError:
+        return LOG_INTERVAL
 
 
 def _isatty(stream) -> bool:

@@ -74,15 +74,16 @@ def score(
         f"{out['image']}  backbone {out['backbone']}" + (f", scorer {out['checkpoint']}" if out["checkpoint"] else "")
     )
     columns = [("cosine (CLIP)", "cosine")] + ([("DCSM scorer", "dcsm")] if "dcsm" in out["scores"] else [])
-    width = min(48, max(len(c) for c in captions)) + 14
-    click.echo("".join(f"  {title:<{width}}" for title, _ in columns).rstrip())
+    text = [c if len(c) <= 48 else c[:47] + "…" for c in captions]
+    width = max(len(t) for t in text)
+    num = len(str(len(captions)))
+    click.echo("   ".join(f"{title:<{num + 12 + width}}" for title, _ in columns).rstrip())
     for rank in range(len(captions)):
         cells = []
         for _, key in columns:
             k = out["ranked"][key][rank]
-            text = captions[k] if len(captions[k]) <= 48 else captions[k][:47] + "…"
-            cells.append(f"  {rank + 1}. {out['scores'][key][k]:8.3f}  {text:<{width - 14}}")
-        click.echo("".join(cells).rstrip())
+            cells.append(f"{rank + 1:>{num}}. {out['scores'][key][k]:8.3f}  {text[k]:<{width}}")
+        click.echo("   ".join(cells).rstrip())
     if not out["checkpoint"]:
         click.echo("(no DCSM scorer: pass --checkpoint, or build the workflow's with `snakemake --cores all`)")
     for path in out.get("heatmaps", []):
@@ -101,7 +102,7 @@ def gallery(stores: tuple[str, ...], checkpoint: str, out: str, per_kind: int, d
     \b
     Example:
       dcsm-cache gallery --store stores/shapes-clip/shapes_spatial.zarr \\
-        --checkpoint models/shapes-clip/dcsm.pt --out results/default/gallery/shapes-clip
+        --checkpoint models/shapes-clip/dcsm.pt --out results/default/gallery-shapes-clip
     """
     from ..pipeline.figures.gallery import gallery as run
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from ..progress import tqdm
 
 from ..config import at_least, config_hash, require
 from ..errors import BadInputError

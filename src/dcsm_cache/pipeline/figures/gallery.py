@@ -7,7 +7,9 @@ Every valid item of each store is scored by the pooled cosine and by the trained
 eval` scores them); of the items where exactly one is right, the `per_kind` with the largest margin
 (the winner's score for the true caption over the best wrong one, in the winner's units) are drawn
 with `heatmap.show_item` as `<dataset>_<kind>_<item>.png`: kind `dcsm-right` (the cosine is wrong) or
-`cosine-right` (the DCSM is wrong). `index.json` lists them with the counts.
+`cosine-right` (the DCSM is wrong). `index.json` lists them with the counts. The workflow writes a
+backbone's gallery to results/<name>/gallery-<backbone>/, a level above the result files, so that
+`results/<name>/*/*/*.json` still globs results only.
 """
 
 from __future__ import annotations

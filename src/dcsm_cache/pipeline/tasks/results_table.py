@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..scorers import SCORERS
 from .schema import row_name, stderr
 
 __all__ = ["FAMILIES", "OWN_METRICS", "ChoiceTable", "Column", "benchmark_key", "choice_table", "family_of"]
@@ -157,5 +158,6 @@ def choice_table(results: list[dict]) -> ChoiceTable:
             columns.setdefault(col.id, col)
             table.cells.setdefault(row, {})[col.id] = _cell(v, r)
     table.columns = list(columns.values())
-    table.rows = sorted(table.cells)
+    order = list(SCORERS)  # the registry's order: the cosine first, then what improves on it
+    table.rows = sorted(table.cells, key=lambda k: (k[0], order.index(k[1]) if k[1] in order else len(order), k[1]))
     return table
