@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dcsm_cache.cli import main
+from dcsm_cache.errors import BadInputError
 from dcsm_cache.pipeline.figures.plots import COLUMN_WIDTH_IN, DPI
 from dcsm_cache.pipeline.tasks.choice import EvalConfig, evaluate
 from dcsm_cache.pipeline.tasks.report import report
@@ -109,6 +110,13 @@ def test_a_result_missing_a_declared_key_is_one_error_line(results, tmp_path):
     (tmp_path / "sub.json").write_text(json.dumps(sub))
     with pytest.raises(ResultSchemaError, match="subsets.test.n_items"):
         read_result(tmp_path / "sub.json")
+
+
+def test_a_report_never_overwrites_its_inputs(results, tmp_path):
+    target = results["cosine"].with_suffix(".md")  # its .json beside it would be the summary
+    with pytest.raises(BadInputError, match="would overwrite its input"):
+        report([results["cosine"]], target)
+    assert json.loads(results["cosine"].read_text())["scorer"] == "cosine"
 
 
 def test_keys_not_declared_are_allowed_and_rows_are_named_by_key(results, tmp_path):

@@ -173,7 +173,7 @@ def test_report_adds_a_zeroshot_table_below_the_choice_table(extracted, tmp_path
     write_result(evaluate(tmp / "dn.zarr", "cosine"), tmp_path / "choice.json")
     result = zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(1, 5)))
     write_result(result, tmp_path / "zs.json")
-    alone = report([tmp_path / "choice.json"], tmp_path / "choice.md")
+    alone = report([tmp_path / "choice.json"], tmp_path / "alone.md")
     both = report([tmp_path / "choice.json", tmp_path / "zs.json"], tmp_path / "summary.md")
     assert both.startswith(alone) and "## Zero-shot classification" in both[len(alone) :]
     name = result["dataset"]

@@ -30,6 +30,7 @@ from ..paper.table import paper_table
 from .results_table import ChoiceTable, choice_table
 from .schema import read_results, row_name, stderr
 
+FIGURES = ("accuracy.png", "gain.png")  # written beside the report (figures/plots.py)
 TASKS = ("zeroshot", "retrieval")  # results of these carry `task`; choice benchmarks' do not
 CSV_HEADER = [
     "task",
@@ -213,6 +214,11 @@ def _csv(rows: list[list]) -> str:
 def report(paths, out: str | os.PathLike, figures: bool = True, gallery=()) -> str:
     """Write OUT (Markdown), OUT.csv, OUT.json and, with `figures`, the PNG figures and OUT.html beside it
     (the PNGs in the `gallery` folders shown at its end)."""
+    paths, out = list(paths), Path(out)
+    mine = {out, *(out.with_suffix(s) for s in (".csv", ".json", ".html")), *(out.parent / f for f in FIGURES)}
+    clash = [str(p) for p in paths if Path(p).resolve() in {m.resolve() for m in mine}]
+    if clash:
+        raise BadInputError(f"report --out {out} would overwrite its input {clash[0]}: write the report elsewhere")
     results = load_results(paths)
     if not results:
         raise BadInputError("no result files to report: run `dcsm-cache eval` first")
@@ -225,7 +231,6 @@ def report(paths, out: str | os.PathLike, figures: bool = True, gallery=()) -> s
         md += zeroshot_table(by_task["zeroshot"], rows)
     if by_task["retrieval"]:
         md += retrieval_table(by_task["retrieval"], rows)
-    out = Path(out)
     doc = {
         "schema": "dcsm-cache/summary-v1",
         "choice": choice_json(table),
