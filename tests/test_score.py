@@ -74,7 +74,8 @@ def test_backbone_keys_resolve_through_the_config_and_mismatches_are_refused(ite
     (tmp_path / "models" / "tiny" / "dcsm.pt").write_bytes(tiny_scorer.read_bytes())
     assert resolve_backbone("tiny", None) == (TINY_BACKBONE, "models/tiny/dcsm.pt")
     out = rank_captions(image, captions, "tiny")  # the workflow's key finds its trained scorer
-    assert "dcsm" in out["scores"]
+    assert "dcsm" in out["scores"] and "note" in out  # tiny's weights are random: said so
+    assert "seeded random weights" in out["note"]
     with pytest.raises(StoreMismatchError, match="trained on"):
         rank_captions(image, captions, "shapes-clip", str(tiny_scorer))  # another architecture
     with pytest.raises(InputNotFoundError, match="no/such.png"):

@@ -84,6 +84,8 @@ def score(
             k = out["ranked"][key][rank]
             cells.append(f"{rank + 1:>{num}}. {out['scores'][key][k]:8.3f}  {text[k]:<{width}}")
         click.echo("   ".join(cells).rstrip())
+    if "note" in out:
+        click.echo(f"note: {out['note']}")
     if not out["checkpoint"]:
         click.echo("(no DCSM scorer: pass --checkpoint, or build the workflow's with `snakemake --cores all`)")
     for path in out.get("heatmaps", []):

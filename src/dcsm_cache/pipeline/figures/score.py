@@ -83,6 +83,10 @@ def rank_captions(
     ttok, tpooled = normalise_tokens(ttok[:, :width]).cpu(), tpooled.float().cpu().half().float()
     cos = (F.normalize(pooled, dim=-1) @ F.normalize(tpooled, dim=-1).T)[0].numpy()
     out = {"image": str(image), "backbone": spec, "checkpoint": checkpoint, "captions": list(captions)}
+    if bb.spec.weights == "random":  # a bare architecture: what `extract` gives it, but rarely what is meant here
+        out["note"] = f"backbone {spec!r} names no weights: the architecture {bb.spec.arch}, seeded random weights"
+        if spec == backbone:
+            out["note"] += f" ({backbone!r} is not a key of {config}'s backbones: run in the workflow's folder)"
     out["scores"] = {"cosine": cos.tolist()}
     fr_cols = None
     if checkpoint:
