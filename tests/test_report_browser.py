@@ -5,7 +5,7 @@ results only as data inside scripts, and the page's body is empty until the app 
 the DOM Chromium has *after* running it (`--dump-dom`, scripts given virtual time) and looks only at
 elements outside <script>: the results table must be there as a table whose numbers are those of the
 result files, and the figures as <img> elements carrying exactly the PNGs the report rule drew. A
-screenshot then shows the figures were painted: the DCSM's bars (matplotlib's tab10 orange) are on it.
+screenshot then shows the figures were painted: the DCSM's bars (its colour, tab10 green) are on it.
 Chromium is Debian's `chromium`, which .ci/run installs; without it the test is skipped.
 """
 
@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH"),
 ]
 
-DCSM_ORANGE = (255, 127, 14)  # tab10's second colour: the DCSM's bars in accuracy.png and gain.png
+DCSM_GREEN = (44, 160, 44)  # the DCSM's colour in accuracy.png and gain.png (figures/plots.py: scorer_colour)
 
 
 class Rendered(HTMLParser):
@@ -116,5 +116,5 @@ def test_the_browser_shows_the_results_table_and_the_figures(report):
     shot = report / "shot.png"
     chromium("--window-size=1400,3000", f"--screenshot={shot}", page.as_uri())
     px = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
-    painted = (np.abs(px - DCSM_ORANGE) < 4).all(axis=1).sum()
+    painted = (np.abs(px - DCSM_GREEN) < 4).all(axis=1).sum()
     assert painted > 1000, f"only {painted} pixels of the DCSM's bars on the screenshot"

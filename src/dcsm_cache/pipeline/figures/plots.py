@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ...atomic import atomic_path
+from ..scorers import SCORERS
 from ..tasks.results_table import OWN_METRICS, ChoiceTable
 
 __all__ = [
@@ -37,6 +38,14 @@ DPI = 200
 BASELINE = "cosine"
 GAIN_SCORERS = ("dcsm", "dcsm-paper")  # scorers whose gain over the cosine is plotted
 _OWN = {name for name, _ in OWN_METRICS.values()}  # extra sub-columns re-scoring the same items: not pooled
+
+
+def scorer_colour(scorer: str):
+    """One colour per scorer in every figure: tab10 in the scorer registry's order (cosine blue, maxsim orange,
+    dcsm green, dcsm-paper red); scorers not registered take the colours after those."""
+    colours, order = plt.get_cmap("tab10").colors, list(SCORERS)
+    i = order.index(scorer) if scorer in order else len(order) + sum(map(ord, scorer)) % (10 - len(order))
+    return colours[i % len(colours)]
 
 
 def family_accuracy(table: ChoiceTable) -> dict[tuple[str, str], dict[str, dict]]:
@@ -63,20 +72,19 @@ def accuracy_figure(table: ChoiceTable, out: str | os.PathLike) -> Path | None:
     backbones = sorted({b for b, _ in fam})
     if not backbones:
         return None
-    scorers = sorted({s for _, s in fam}, key=lambda s: (s != BASELINE, s))
+    scorers = list(dict.fromkeys(s for _, s in table.rows if any(k[1] == s for k in fam)))  # the table's order
     families = [f for f, _ in table.families() if any(f in v for v in fam.values())]
     fig, axes = plt.subplots(
         len(backbones), 1, figsize=(COLUMN_WIDTH_IN, 2.3 * len(backbones) + 0.4), squeeze=False, sharex=True
     )
     width = 0.8 / len(scorers)
-    colours = plt.get_cmap("tab10").colors
     for ax, backbone in zip(axes[:, 0], backbones):
         for j, scorer in enumerate(scorers):
             v = fam.get((backbone, scorer), {})
             x = np.arange(len(families)) - 0.4 + width * (j + 0.5)
             acc = [100 * v[f]["accuracy"] if f in v else np.nan for f in families]
             err = [100 * v[f]["stderr"] if f in v else 0 for f in families]
-            ax.bar(x, acc, width, yerr=err, capsize=2, label=scorer, color=colours[j % len(colours)])
+            ax.bar(x, acc, width, yerr=err, capsize=2, label=scorer, color=scorer_colour(scorer))
         for i, f in enumerate(families):
             chance = [v[f]["chance"] for (b, _), v in fam.items() if b == backbone and f in v]
             if chance:
@@ -110,7 +118,8 @@ def gain_figure(table: ChoiceTable, out: str | os.PathLike) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 0.9 + 0.22 * len(cols) * max(1, len(pairs) / 2)))
     height = 0.8 / len(pairs)
-    colours = plt.get_cmap("tab10").colors
+    hatches = ["", "//", "..", "xx", "\\\\", "++"]  # one per backbone; the colour is the scorer's
+    backbones = list(dict.fromkeys(b for b, _ in pairs))
     y0 = np.arange(len(cols))
     for j, (b, s) in enumerate(pairs):
         gain, err = [], []
@@ -125,7 +134,8 @@ def gain_figure(table: ChoiceTable, out: str | os.PathLike) -> Path | None:
             gain.append(100 * (a["accuracy"] - base["accuracy"]) if ok else np.nan)
             err.append(100 * math.hypot(a["stderr"], base["stderr"]) if ok else 0)
         y = y0 - 0.4 + height * (j + 0.5)
-        ax.barh(y, gain, height, xerr=err, capsize=2, color=colours[(j + 1) % len(colours)], label=f"{b}: {s}")
+        hatch = hatches[backbones.index(b) % len(hatches)]
+        ax.barh(y, gain, height, xerr=err, capsize=2, color=scorer_colour(s), hatch=hatch, label=f"{b}: {s}")
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y0, [c.id for c in cols])
     ax.invert_yaxis()
