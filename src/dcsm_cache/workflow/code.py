@@ -79,6 +79,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/tasks/results_table.py",
         "pipeline/tasks/report_html.py",
         "pipeline/figures/plots.py",
+        "pipeline/scorers.py",
         "pipeline/paper/table.py",
     ),
     "gallery": (
