@@ -24,6 +24,10 @@ if not workflow.overwrite_configfiles:
 validate(config, os.path.join(workflow.basedir, "config", "config.schema.yaml"))
 
 
+# `snakemake --report results/report.html`: this page first, then the table, figures and gallery (rules/report.smk).
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/world.smk"
 include: "rules/items.smk"

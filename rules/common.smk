@@ -83,3 +83,21 @@ wildcard_constraints:
     dataset="[^/]+",
     benchmark="[^/]+",
     scorer="|".join(re.escape(s) for s in SCORERS),
+
+
+# The report's gallery (rules/report.smk): one per backbone whose trained scorer is evaluated here.
+def gallery_benchmarks():
+    """Backbone -> the benchmarks its trained scorer is evaluated on here (from the plan's result files)."""
+    out = {}
+    for path in PLAN.targets:
+        parts = path.split("/")
+        if len(parts) == 5 and parts[4] == "dcsm.json":
+            out.setdefault(parts[2], []).append(parts[3])
+    return out
+
+
+GALLERY = gallery_benchmarks()
+
+
+def gallery_flags(wc):
+    return " ".join(f"--store {store(wc.backbone, b)}" for b in sorted(GALLERY[wc.backbone]))

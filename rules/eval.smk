@@ -20,4 +20,4 @@ rule evaluate:
         code=code_fingerprint("evaluate"),
     shell:
         "dcsm-cache eval --store {params.store} --scorer {wildcards.scorer} {params.checkpoint} "
-        "--out {output} {params.settings} > {log} 2>&1"
+        "--out {output} --backbone-name {wildcards.backbone} {params.settings} > {log} 2>&1"

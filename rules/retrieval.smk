@@ -16,4 +16,4 @@ rule retrieval:
         settings=lambda wc: task_settings("retrieval", wc),
         code=code_fingerprint("retrieval"),
     shell:
-        "dcsm-cache retrieval --store {params.store} --out {output} {params.settings} > {log} 2>&1"
+        "dcsm-cache retrieval --store {params.store} --out {output} --backbone-name {wildcards.backbone} {params.settings} > {log} 2>&1"

@@ -16,4 +16,4 @@ rule zeroshot:
         settings=lambda wc: task_settings("zeroshot", wc),
         code=code_fingerprint("zeroshot"),
     shell:
-        "dcsm-cache zeroshot --store {params.store} --out {output} {params.settings} > {log} 2>&1"
+        "dcsm-cache zeroshot --store {params.store} --out {output} --backbone-name {wildcards.backbone} {params.settings} > {log} 2>&1"

@@ -40,3 +40,13 @@ def stores(manifests, tmp_path_factory) -> dict[str, Path]:
         paths[name] = out / f"{name}.zarr"
         extract(manifest, TINY_BACKBONE, paths[name], ExtractConfig(batch_size=16, device="cpu", progress=False))
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer(stores, tmp_path_factory) -> Path:
+    """A DCSM scorer trained for two steps on the tiny training store (for report, show, score and gallery)."""
+    from dcsm_cache.pipeline.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("scorer") / "dcsm.pt"
+    train(stores["shapes_train"], out, TrainConfig(steps=2, batch_size=8, device="cpu", progress=False, text_len=16))
+    return out

@@ -60,7 +60,7 @@ def test_dcsm_scorer_and_report(stores, tmp_path):
     assert "| chance |" in md and "shapes_spatial/heldout" in md
     row = next(line for line in md.splitlines() if "| dcsm |" in line)
     assert f"{100 * results[1]['subsets']['test']['accuracy']:.1f}" in row
-    assert (tmp_path / "summary.csv").read_text().count("\n") == 1 + 2 * 3
+    assert (tmp_path / "summary.csv").read_text().count("\n") == 1 + 2 * 2  # (cosine, dcsm) x (test, heldout)
 
 
 def test_bad_scorer_and_missing_checkpoint(stores):

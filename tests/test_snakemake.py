@@ -138,9 +138,10 @@ def test_changed_stage_code_reruns_the_jobs_it_feeds(default_run, tmp_path):
     )
     env = {"PYTHONPATH": str(tmp_path / "src")}
     expected = {
-        "pipeline/tasks/choice.py": {"evaluate": 9, "report": 1, "all": 1},
-        "pipeline/scorer.py": {"train": 1, "evaluate": 9, "report": 1, "all": 1},
+        "pipeline/tasks/choice.py": {"evaluate": 9, "gallery": 1, "report": 1, "all": 1},
+        "pipeline/scorer.py": {"train": 1, "evaluate": 9, "gallery": 1, "report": 1, "all": 1},
         "pipeline/tasks/report.py": {"report": 1, "all": 1},
+        "pipeline/figures/heatmap.py": {"gallery": 1, "report": 1, "all": 1},
     }
     for module, jobs in expected.items():
         path = tmp_path / "src" / "dcsm_cache" / module
@@ -224,6 +225,7 @@ def test_paper_config_after_the_default_plans_its_own_jobs(default_run, tmp_path
         "evaluate": 4,
         "zeroshot": 2,
         "retrieval": 2,
+        "gallery": 2,
         "report": 1,
         "all": 1,
     }, dry  # the world and its shapes_train manifest are reused
@@ -235,7 +237,7 @@ def test_paper_config_runs_what_is_there_and_lists_the_rest(default_run, tmp_pat
     folder, env = paper_folder(default_run, tmp_path)
     default_summary = (folder / "results/default/summary.md").read_text()
     run = snakemake(folder, PAPER, env=env).output
-    made = {p.relative_to(folder).as_posix() for p in (folder / "results" / "paper").rglob("*.json")}
+    made = {p.relative_to(folder).as_posix() for p in (folder / "results" / "paper").glob("*/*/*.json")}
     assert made == paper_results()
     listed = missing_lines(run)
     paths = {line.split()[0] for line in listed}

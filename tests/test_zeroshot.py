@@ -174,7 +174,7 @@ def test_report_adds_a_zeroshot_table_below_the_choice_table(extracted, tmp_path
     write_result(evaluate(tmp / "dn.zarr", "cosine"), tmp_path / "choice.json")
     result = zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(1, 5)))
     write_result(result, tmp_path / "zs.json")
-    alone = report([tmp_path / "choice.json"], tmp_path / "choice.md")
+    alone = report([tmp_path / "choice.json"], tmp_path / "alone.md")
     both = report([tmp_path / "choice.json", tmp_path / "zs.json"], tmp_path / "summary.md")
     assert both.startswith(alone) and "## Zero-shot classification" in both[len(alone) :]
     name = result["dataset"]
@@ -182,7 +182,7 @@ def test_report_adds_a_zeroshot_table_below_the_choice_table(extracted, tmp_path
     for d, sub in result["subsets"].items():
         assert _row(both, f"{name}/{d}")[2:4] == [f"{100 * sub['top1']:.1f}", f"{100 * sub['top5']:.1f}"]
     rows = (tmp_path / "summary.csv").read_text().splitlines()
-    assert f"zeroshot,{result['backbone']},cosine,{name}/top5,{result['top5']:.4f}" in "\n".join(rows)
+    assert f"zeroshot,zero-shot,{result['backbone']},cosine,{name}/top5,{result['top5']:.4f}" in "\n".join(rows)
     assert sum(r.startswith("zeroshot,") for r in rows) == 2 * (1 + len(result["subsets"]))
 
 

@@ -76,6 +76,18 @@ def _settings(pairs: tuple[str, ...]) -> dict:
     return out
 
 
+def backbone_name_option(f):
+    return click.option(
+        "--backbone-name",
+        help="Name the backbone in the result (the workflow's backbone key); reports name rows by it.",
+    )(f)
+
+
+def name_backbone(result: dict, name: str | None) -> dict:
+    """The result with `backbone_name` set (schema: optional key), when a name is given."""
+    return {**result, "backbone_name": name} if name else result
+
+
 def settings_option(f):
     return click.option(
         "--set",
@@ -88,9 +100,19 @@ def settings_option(f):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars (rate and ETA; in a log, a line every 30 s).")
 @click.version_option(package_name="dcsm-cache")
-def main(verbose: bool) -> None:
-    """Extract CLIP token features once; train and evaluate DCSM scorers from the cache."""
+def main(verbose: bool, quiet: bool) -> None:
+    """Extract CLIP token features once; train and evaluate DCSM scorers from the cache.
+
+    \b
+    Example:
+      dcsm-cache --quiet eval --store stores/shapes-clip/shapes_spatial.zarr --scorer cosine --out r.json
+    """
+    if quiet:
+        from ..progress import set_quiet
+
+        set_quiet()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -100,7 +122,12 @@ def main(verbose: bool) -> None:
 @click.option("--out", required=True, type=click.Path(), help="Folder to write the world into.")
 @settings_option
 def world(out: str, sets: tuple[str, ...]) -> None:
-    """Generate the shapes world: images, scenes and probe sets."""
+    """Generate the shapes world: images, scenes and probe sets.
+
+    \b
+    Example:
+      dcsm-cache world --out data/world --set seed=0
+    """
     from ..pipeline.world import WorldConfig, generate_world
 
     generate_world(from_mapping(WorldConfig, _settings(sets), "world"), out)
@@ -126,7 +153,12 @@ def world(out: str, sets: tuple[str, ...]) -> None:
 def items(
     benchmark: str, root: str, out: str, paper_compat: str | None, name: str | None, sets: tuple[str, ...]
 ) -> None:
-    """Read BENCHMARK from its native layout and write its item manifest."""
+    """Read BENCHMARK from its native layout and write its item manifest.
+
+    \b
+    Example:
+      dcsm-cache items shapes_spatial --root data/world --out manifests/shapes_spatial.json
+    """
     import dataclasses
 
     from ..pipeline.benchmarks import load_benchmark
@@ -147,7 +179,12 @@ def items(
 
 @main.command()
 def benchmarks() -> None:
-    """List the benchmarks the `items` command reads."""
+    """List the benchmarks the `items` command reads.
+
+    \b
+    Example:
+      dcsm-cache benchmarks
+    """
     from ..pipeline.benchmarks import BENCHMARKS
 
     for name, b in sorted(BENCHMARKS.items()):
@@ -159,7 +196,12 @@ def benchmarks() -> None:
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint (open_clip state dict) to write.")
 @settings_option
 def pretrain(items_path: str, out: str, sets: tuple[str, ...]) -> None:
-    """Pretrain the shapes-world CLIP with open_clip's contrastive loss."""
+    """Pretrain the shapes-world CLIP with open_clip's contrastive loss.
+
+    \b
+    Example:
+      dcsm-cache pretrain --items manifests/shapes_pretrain.json --out models/shapes-clip.pt --set steps=400
+    """
     from ..pipeline.world.pretrain import PretrainConfig, pretrain as run
 
     summary = run(items_path, out, from_mapping(PretrainConfig, _settings(sets), "pretrain"))
@@ -203,7 +245,13 @@ def extract(
     wait: bool,
     sets: tuple[str, ...],
 ) -> None:
-    """Extract per-token image and text features into a Zarr store."""
+    """Extract per-token image and text features into a Zarr store.
+
+    \b
+    Example:
+      dcsm-cache extract --items manifests/shapes_spatial.json --backbone shapes-clip@models/shapes-clip.pt \\
+        --out stores/shapes-clip/shapes_spatial.zarr
+    """
     from ..pipeline.extract import ExtractConfig, extract as run
 
     cfg = from_mapping(
@@ -235,7 +283,9 @@ def extract(
 def train(store: str, out: str, device: str, resume: bool, sets: tuple[str, ...]) -> None:
     """Train the DCSM scorer from cached features.
 
-    Example: dcsm-cache train --store stores/shapes-clip/shapes_train.zarr --out models/shapes-clip/dcsm.pt --resume
+    \b
+    Example:
+      dcsm-cache train --store stores/shapes-clip/shapes_train.zarr --out models/shapes-clip/dcsm.pt --resume
     """
     from ..pipeline.train import TrainConfig, train as run
 
@@ -259,15 +309,30 @@ def train(store: str, out: str, device: str, resume: bool, sets: tuple[str, ...]
 )
 @click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@backbone_name_option
 @settings_option
-def eval_(store: str, scorer: str, checkpoint: str | None, out: str, device: str, sets: tuple[str, ...]) -> None:
-    """Score a benchmark's items from its store."""
+def eval_(
+    store: str,
+    scorer: str,
+    checkpoint: str | None,
+    out: str,
+    device: str,
+    backbone_name: str | None,
+    sets: tuple[str, ...],
+) -> None:
+    """Score a benchmark's items from its store.
+
+    \b
+    Example:
+      dcsm-cache eval --store stores/shapes-clip/shapes_spatial.zarr --scorer dcsm \\
+        --checkpoint models/shapes-clip/dcsm.pt --out results/default/shapes-clip/shapes_spatial/dcsm.json
+    """
     from ..pipeline.tasks.choice import EvalConfig, evaluate
     from ..pipeline.tasks.results import write_result
 
     cfg = from_mapping(EvalConfig, {"checkpoint": checkpoint, "device": device, **_settings(sets)}, "eval")
     result = evaluate(store, scorer, cfg)
-    write_result(result, out, seeds=_train_seeds(checkpoint))
+    write_result(name_backbone(result, backbone_name), out, seeds=_train_seeds(checkpoint))
     click.echo(
         f"{result['dataset']} {scorer}: {100 * result['accuracy']:.1f}% of {result['n_items']} items "
         f"(chance {100 * result['chance']:.1f}%) -> {out}"
@@ -286,13 +351,21 @@ def _train_seeds(checkpoint: str | None) -> dict:
 
 @main.command()
 @click.argument("results", nargs=-1, type=click.Path())
-@click.option("--out", required=True, type=click.Path(), help="Markdown table to write (a CSV goes beside it).")
-def report(results: tuple[str, ...], out: str) -> None:
-    """Merge result JSONs into a Markdown table and a CSV."""
+@click.option("--out", required=True, type=click.Path(), help="Markdown table to write (CSV, JSON, HTML go beside it).")
+@click.option("--figures/--no-figures", default=True, show_default=True, help="Also draw the figures and HTML page.")
+@click.option("--gallery", multiple=True, type=click.Path(), help="Folder of `gallery` PNGs for the HTML page.")
+def report(results: tuple[str, ...], out: str, figures: bool, gallery: tuple[str, ...]) -> None:
+    """Merge result JSONs into the table (Markdown, CSV, JSON), the figures and an HTML page.
+
+    \b
+    Example:
+      dcsm-cache report results/default/*/*/*.json --out results/default/summary.md
+    """
     from ..pipeline.tasks.report import report as run
 
-    click.echo(run([Path(r) for r in results], out))
+    click.echo(run([Path(r) for r in results], out, figures=figures, gallery=gallery))
 
 
 from . import tasks  # noqa: E402,F401
+from . import figures as _figure_commands  # noqa: E402,F401
 from . import safety  # noqa: E402,F401

@@ -20,7 +20,9 @@ from . import main
 def verify(store: str, items_path: str | None) -> None:
     """Check a store's parts, chunk checksums, values and manifest; print each problem, exit 1 on any.
 
-    Example: dcsm-cache verify stores/shapes-clip/shapes_spatial.zarr
+    \b
+    Example:
+      dcsm-cache verify stores/shapes-clip/shapes_spatial.zarr
     """
     from ..stores.verify import verify_store
 

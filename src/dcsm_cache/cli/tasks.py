@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from . import _settings, main, settings_option
+from . import _settings, backbone_name_option, main, name_backbone, settings_option
 from ..config import from_mapping
 
 
@@ -22,14 +22,20 @@ from ..config import from_mapping
 @click.option("--store", required=True, type=click.Path(), help="Store of an imagefolder/domainnet manifest.")
 @click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
 @click.option("--items", "items_path", type=click.Path(), help="Manifest, if not the one the store records.")
+@backbone_name_option
 @settings_option
-def zeroshot(store: str, out: str, items_path: str | None, sets: tuple[str, ...]) -> None:
-    """Zero-shot top-k classification from a store's pooled embeddings (prompt ensemble)."""
+def zeroshot(store: str, out: str, items_path: str | None, backbone_name: str | None, sets: tuple[str, ...]) -> None:
+    """Zero-shot top-k classification from a store's pooled embeddings (prompt ensemble).
+
+    \b
+    Example:
+      dcsm-cache zeroshot --store stores/shapes-clip/shapes_objects.zarr --out zs.json --set 'top_k=[1,5]'
+    """
     from ..pipeline.tasks.results import write_result
     from ..pipeline.tasks.zeroshot import ZeroShotConfig, zeroshot as run
 
     result = run(store, from_mapping(ZeroShotConfig, _settings(sets), "zeroshot"), items=items_path)
-    write_result(result, out)
+    write_result(name_backbone(result, backbone_name), out)
     tops = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.items() if k.startswith("top"))
     click.echo(
         f"{result['dataset']} zero-shot: {tops} of {result['n_items']} images, {result['n_classes']} classes "
@@ -41,14 +47,20 @@ def zeroshot(store: str, out: str, items_path: str | None, sets: tuple[str, ...]
 @click.option("--store", required=True, type=click.Path(), help="Feature store of a `karpathy_*` manifest.")
 @click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
 @click.option("--items", "items_path", type=click.Path(), help="Manifest, if not the one the store records.")
+@backbone_name_option
 @settings_option
-def retrieval(store: str, out: str, items_path: str | None, sets: tuple[str, ...]) -> None:
-    """Image-text retrieval recall@k, both directions, from a store's pooled embeddings."""
+def retrieval(store: str, out: str, items_path: str | None, backbone_name: str | None, sets: tuple[str, ...]) -> None:
+    """Image-text retrieval recall@k, both directions, from a store's pooled embeddings.
+
+    \b
+    Example:
+      dcsm-cache retrieval --store stores/ViT-B-16.openai/karpathy_coco.zarr --out results/coco.json
+    """
     from ..pipeline.tasks.results import write_result
     from ..pipeline.tasks.retrieval import RetrievalConfig, retrieval as run
 
     result = run(store, from_mapping(RetrievalConfig, _settings(sets), "retrieval"), items=items_path)
-    write_result(result, out)
+    write_result(name_backbone(result, backbone_name), out)
 
     def line(d):
         return " ".join(f"{k} {100 * v:.1f}" for k, v in result[d].items() if k.startswith("R@"))
@@ -69,7 +81,12 @@ def retrieval(store: str, out: str, items_path: str | None, sets: tuple[str, ...
     help="Comma list of benchmark formats to write.",
 )
 def export_world(world: str, out: str, formats: str) -> None:
-    """Export the world's probe sets in What'sUp, CLEVR-bind and SugarCREPE layouts."""
+    """Export the world's probe sets in What'sUp, CLEVR-bind and SugarCREPE layouts.
+
+    \b
+    Example:
+      dcsm-cache export-world --world data/world --out data/world-export
+    """
     from ..pipeline.world.export import export_world as run
 
     doc = run(world, out, formats)
@@ -94,7 +111,12 @@ def export_world(world: str, out: str, formats: str) -> None:
 )
 @click.option("--device", default="cpu", show_default=True, help="Where to encode the words alone.")
 def grounding(store: str, world: str, out: str | None, alone: bool, device: str) -> None:
-    """How often a word's best-matching image token lies on the object it names."""
+    """How often a word's best-matching image token lies on the object it names.
+
+    \b
+    Example:
+      dcsm-cache grounding --store stores/shapes-clip/shapes_binding.zarr --world data/world
+    """
     from ..pipeline.tasks.results import write_result
     from ..pipeline.tasks.grounding import grounding as run
 
@@ -113,7 +135,9 @@ def grounding(store: str, world: str, out: str | None, alone: bool, device: str)
 def export_(store: str, out: str) -> None:
     """Write a complete feature store as one HDF5 file (same arrays, chunks and attributes).
 
-    Example: dcsm-cache export stores/shapes-clip/shapes_spatial.zarr shapes_spatial.h5
+    \b
+    Example:
+      dcsm-cache export stores/shapes-clip/shapes_spatial.zarr shapes_spatial.h5
     """
     from ..stores.hdf5 import export_hdf5
 
@@ -127,7 +151,9 @@ def export_(store: str, out: str) -> None:
 def import_(h5: str, store: str, overwrite: bool) -> None:
     """Rebuild a feature store from an HDF5 file written by `dcsm-cache export`.
 
-    Example: dcsm-cache import shapes_spatial.h5 stores/shapes-clip/shapes_spatial.zarr
+    \b
+    Example:
+      dcsm-cache import shapes_spatial.h5 stores/shapes-clip/shapes_spatial.zarr
     """
     from ..stores.hdf5 import import_hdf5
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from ..progress import tqdm
 
 from .. import __version__
 from .._openclip import open_clip

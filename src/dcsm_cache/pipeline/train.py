@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from ..progress import tqdm
 
 from .. import faults
 from ..atomic import atomic_path
@@ -208,10 +208,12 @@ def train(
     reference = cfg.loss == "reference"
     if reference:  # the reference's Adam at a fixed learning rate
         opt = torch.optim.Adam(params, lr=cfg.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     else:
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        warm = max(0.05, 2.5 / cfg.steps)  # OneCycleLR divides by zero on a warm-up under 2 steps
+    if reference or cfg.steps < 10:  # (OneCycleLR divides by zero on a warm-up under 2 steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    else:
+        warm = max(0.05, 2.5 / cfg.steps)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warm)
     gen = torch.Generator().manual_seed(cfg.seed)  # the reference's random permutations
     step, losses, history, replay_to = 0, [], [], 0

@@ -73,7 +73,24 @@ STAGES: dict[str, tuple[str, ...]] = {
     ),
     "zeroshot": ("pipeline/tasks/zeroshot.py", *_READ),
     "retrieval": ("pipeline/tasks/retrieval.py", *_READ),
-    "report": ("pipeline/tasks/report.py", "pipeline/paper/table.py"),
+    "report": (
+        "pipeline/tasks/report.py",
+        "pipeline/tasks/schema.py",
+        "pipeline/tasks/results_table.py",
+        "pipeline/tasks/report_html.py",
+        "pipeline/figures/plots.py",
+        "pipeline/scorers.py",
+        "pipeline/paper/table.py",
+    ),
+    "gallery": (
+        "pipeline/figures/gallery.py",
+        "pipeline/figures/heatmap.py",
+        "pipeline/tasks/choice.py",
+        "pipeline/scorer.py",
+        "pipeline/dcsm.py",
+        "pipeline/scorer_file.py",
+        *_READ,
+    ),
 }
 
 # what a loader module reads besides itself, benchmarks/_common.py and items.py

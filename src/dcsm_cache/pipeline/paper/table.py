@@ -65,10 +65,12 @@ def column_scores(accuracy: Mapping[str, float]) -> dict[str, float]:
 
 def paper_table(results: list[dict]) -> str:
     """The paper's eight columns (each the mean of its benchmark keys), where results cover any of them."""
+    from ..tasks.schema import row_name  # tasks/ imports this module
+
     by_row: dict[tuple[str, str], dict[str, float]] = {}
     for r in results:
         key = r["dataset"].split("+", 1)[0]  # `whatsUp_A+paper` scores the registry key whatsUp_A
-        by_row.setdefault((r["backbone"], r["scorer"]), {})[key] = r["accuracy"]
+        by_row.setdefault((row_name(r), r["scorer"]), {})[key] = r["accuracy"]
     rows = {k: column_scores(v) for k, v in by_row.items()}
     names = [c.name for c in COLUMNS if any(c.name in v for v in rows.values())]
     if not names:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ...config import config_hash
 from ...errors import ConfigError, StoreMismatchError
+from ...progress import tqdm
 from ...workflow.code import code_fingerprint
 from ..cache import CachedDataset
 from ..dcsm import FUNCTIONAL_WORDS, similarity_maps
@@ -87,10 +88,12 @@ def dcsm_scores(data: CachedDataset, scorer: DCSMScorer, device):
 def score_items(data: CachedDataset, items: list, fn, batch_size: int) -> list[np.ndarray]:
     """Scores per item (one array of K values each) from `fn(image tokens, image pooled, caption rows)`."""
     out: list[np.ndarray | None] = [None] * len(items)
-    for pos, tok, pooled, rows in data.item_batches(items, batch_size):
-        scores = fn(tok, pooled, rows)
-        for j, i in enumerate(pos):
-            out[i] = scores[j].float().cpu().numpy()
+    with tqdm(total=len(items), desc=f"score {data.dataset.name}", unit="item", delay=2) as bar:  # long runs only
+        for pos, tok, pooled, rows in data.item_batches(items, batch_size):
+            scores = fn(tok, pooled, rows)
+            for j, i in enumerate(pos):
+                out[i] = scores[j].float().cpu().numpy()
+            bar.update(len(pos))
     return out  # type: ignore[return-value]
 
 

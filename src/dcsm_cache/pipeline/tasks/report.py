@@ -1,14 +1,18 @@
-"""Merge evaluation results into one Markdown report and one CSV.
+"""Merge result files into the report: summary.md, .csv and .json, the figures, and summary.html.
 
     report(sorted(Path("results/default").glob("*/*/*.json")), "results/default/summary.md")
 
-Choice benchmarks (`dcsm-cache eval`): one row per (backbone, scorer), one column per benchmark
-subset (and per benchmark, where it has several subsets), accuracy in percent; the first row is
-the chance level; then the paper's columns where the results cover any. Zero-shot classification
-(`dcsm-cache zeroshot`): one row per (dataset, backbone) with top-k accuracy, and one per domain
-below it. Retrieval (`dcsm-cache retrieval`): one row per (dataset, backbone) with recall at k in
-both directions. The CSV beside the Markdown file holds the same numbers in long form with item
-counts: task, backbone, scorer, column, accuracy, chance, n_items.
+Every result is read through the declared schema (`schema.py`, docs/results.md). Choice benchmarks
+(`dcsm-cache eval`) make the paper-style table (`results_table.py`): benchmarks as columns grouped into
+attribute binding, spatial relations and negation, their splits as sub-columns, a chance row, one row
+per backbone (the workflow's key) x scorer, the best per column in bold; then the paper's eight
+columns where the results cover any. Zero-shot classification (`dcsm-cache zeroshot`): one row per
+(dataset, backbone) with top-k accuracy, and one per domain below it. Retrieval (`dcsm-cache
+retrieval`): one row per (dataset, backbone) with recall at k in both directions. The CSV holds
+every number in long form, with its standard error, item count, chance level, whether it is the
+column's best, and the result file, store fingerprint and config hash it comes from; the JSON holds
+the same, by table. Figures (`figures/plots.py`) and an HTML page with them (`report_html.py`) go
+beside the Markdown file when `figures` is on.
 """
 
 from __future__ import annotations
@@ -16,69 +20,110 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from pathlib import Path
 
 from ...atomic import write_text
 from ...errors import BadInputError
 from ..paper.table import paper_table
+from .results_table import ChoiceTable, choice_table
+from .schema import read_results, row_name, stderr
 
+FIGURES = ("accuracy.png", "gain.png")  # written beside the report (figures/plots.py)
 TASKS = ("zeroshot", "retrieval")  # results of these carry `task`; choice benchmarks' do not
+CSV_HEADER = [
+    "task",
+    "family",
+    "backbone",
+    "scorer",
+    "column",
+    "accuracy",
+    "stderr",
+    "chance",
+    "n_items",
+    "best",
+    "result",
+    "store_fingerprint",
+    "config_hash",
+]
 
 
 def load_results(paths) -> list[dict]:
-    results = []
-    for p in paths:
-        try:
-            results.append(json.loads(Path(p).read_text()))
-        except (OSError, json.JSONDecodeError) as err:
-            raise BadInputError(f"result {p} cannot be read ({type(err).__name__}): rerun its evaluation") from err
-    return results
-
-
-def _columns(r: dict) -> dict[str, dict]:
-    """Column name -> summary: each reported subset, plus the whole benchmark if it has several."""
-    subsets = {k: v for k, v in r["subsets"].items() if "=" not in k}
-    cols = {f"{r['dataset']}/{k}": v for k, v in subsets.items()}
-    if len(subsets) != 1:
-        cols[r["dataset"]] = {k: r[k] for k in ("accuracy", "chance", "n_items")}
-    return cols
+    """Result files read and checked against the schema (a missing declared key is one error line)."""
+    return read_results(paths)
 
 
 def _pct(x) -> str:
-    return "" if x is None else f"{100 * x:.1f}"
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
 
-def choice_table(results: list[dict], rows: list) -> str:
-    table: dict[tuple[str, str], dict[str, dict]] = {}
-    chance: dict[str, float] = {}
-    for r in results:
-        for col, v in _columns(r).items():
-            table.setdefault((r["backbone"], r["scorer"]), {})[col] = v
-            chance[col] = v["chance"]
-    cols = sorted(chance)
-    lines = [
-        "| backbone | scorer | " + " | ".join(cols) + " |",
-        "|---|---|" + "---:|" * len(cols),
-        "| chance | | " + " | ".join(f"{100 * chance[c]:.1f}" for c in cols) + " |",
+def _row(task, family, backbone, scorer, column, cell: dict, best: bool = False) -> list:
+    return [
+        task,
+        family,
+        backbone,
+        scorer,
+        column,
+        cell["accuracy"],
+        cell.get("stderr", stderr(cell["accuracy"], cell["n_items"])),
+        cell["chance"],
+        cell["n_items"],
+        int(best),
+        cell.get("result") or "",
+        cell.get("store_fingerprint") or "",
+        cell.get("config_hash") or "",
     ]
-    for (backbone, scorer), row in sorted(table.items()):
-        cells = [f"{100 * row[c]['accuracy']:.1f}" if c in row else "" for c in cols]
-        lines.append(f"| {backbone} | {scorer} | " + " | ".join(cells) + " |")
-        rows += [
-            ["choice", backbone, scorer, c, row[c]["accuracy"], row[c]["chance"], row[c]["n_items"]]
-            for c in cols
-            if c in row
+
+
+def choice_markdown(table: ChoiceTable, rows: list) -> str:
+    parts = [
+        "Accuracy (%) per benchmark split, rows are backbone x scorer, the best per column in **bold**; "
+        "standard errors and each number's result file, store fingerprint and config hash are in the CSV "
+        "and JSON beside this file.\n"
+    ]
+    for family, cols in table.families():
+        ids = [c.id for c in cols]
+        best = {c: table.best(c) for c in ids}
+        lines = [
+            f"\n### {family[0].upper() + family[1:]}\n",
+            "| backbone | scorer | " + " | ".join(ids) + " |",
+            "|---|---|" + "---:|" * len(ids),
+            "| chance | | " + " | ".join(_pct(c.chance) for c in cols) + " |",
         ]
-    n = {c: max(row[c]["n_items"] for row in table.values() if c in row) for c in cols}
-    return (
-        "Accuracy (%) per benchmark subset; items per column: "
-        + ", ".join(f"{c} {n[c]}" for c in cols)
-        + ".\n\n"
-        + "\n".join(lines)
-        + "\n"
-        + paper_table(results)
-    )
+        for key in table.rows:
+            row = table.cells[key]
+            cells = []
+            for c in ids:
+                text = _pct(row[c]["accuracy"]) if c in row else ""
+                is_best = c in row and text and row[c]["accuracy"] == best[c]
+                cells.append(f"**{text}**" if is_best else text)
+                if c in row:
+                    rows.append(_row("choice", family, *key, c, row[c], bool(is_best)))
+            lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+        lines.append("\nItems per column: " + ", ".join(f"{c} {table.n_items(c)}" for c in ids) + ".")
+        parts.append("\n".join(lines) + "\n")
+    return "".join(parts)
+
+
+def choice_json(table: ChoiceTable) -> dict:
+    return {
+        "columns": [
+            {"id": c.id, "family": c.family, "benchmark": c.benchmark, "split": c.split, "chance": c.chance}
+            for c in table.columns
+        ],
+        "rows": [
+            {
+                "backbone": b,
+                "scorer": s,
+                "cells": {
+                    col: {**cell, "best": cell["accuracy"] == table.best(col)}
+                    for col, cell in table.cells[(b, s)].items()
+                },
+            }
+            for b, s in table.rows
+        ],
+    }
 
 
 def zeroshot_table(results: list[dict], rows: list) -> str:
@@ -90,12 +135,19 @@ def zeroshot_table(results: list[dict], rows: list) -> str:
     for r in sorted(results, key=lambda r: (r["dataset"], r["backbone"])):
         for name, v in [(r["dataset"], r), *((f"{r['dataset']}/{d}", s) for d, s in sorted(r["subsets"].items()))]:
             lines.append(
-                f"| {name} | {r['backbone']} | "
+                f"| {name} | {row_name(r)} | "
                 + " | ".join(_pct(v.get(f"top{k}")) for k in ks)
                 + f" | {_pct(v['chance'])} | {v['n_items']} | {r['n_classes']} |"
             )
             rows += [
-                ["zeroshot", r["backbone"], r["scorer"], f"{name}/top{k}", v[f"top{k}"], v["chance"], v["n_items"]]
+                _row(
+                    "zeroshot",
+                    "zero-shot",
+                    row_name(r),
+                    r["scorer"],
+                    f"{name}/top{k}",
+                    {**_trace(r), "accuracy": v[f"top{k}"], "chance": v["chance"], "n_items": v["n_items"]},
+                )
                 for k in ks
                 if f"top{k}" in v
             ]
@@ -118,20 +170,24 @@ def retrieval_table(results: list[dict], rows: list) -> str:
     ]
     for r in sorted(results, key=lambda r: (r["dataset"], r["backbone"])):
         lines.append(
-            f"| {r['dataset']} | {r['backbone']} | "
+            f"| {r['dataset']} | {row_name(r)} | "
             + " | ".join(_pct(r[d].get(f"R@{k}")) for d in arrows for k in ks)
             + f" | {r['n_images']} | {r['n_texts']} |"
         )
         rows += [
-            [
+            _row(
                 "retrieval",
-                r["backbone"],
+                "retrieval",
+                row_name(r),
                 r["scorer"],
                 f"{r['dataset']}/{d}_R@{k}",
-                r[d][f"R@{k}"],
-                r[d]["chance"][f"R@{k}"],
-                r[d]["n_queries"],
-            ]
+                {
+                    **_trace(r),
+                    "accuracy": r[d][f"R@{k}"],
+                    "chance": r[d]["chance"][f"R@{k}"],
+                    "n_items": r[d]["n_queries"],
+                },
+            )
             for d in arrows
             for k in ks
             if f"R@{k}" in r[d]
@@ -142,23 +198,64 @@ def retrieval_table(results: list[dict], rows: list) -> str:
     )
 
 
-def report(paths, out: str | os.PathLike) -> str:
+def _trace(r: dict) -> dict:
+    return {"result": r.get("_path"), "store_fingerprint": r["store_fingerprint"], "config_hash": r["config_hash"]}
+
+
+def _csv(rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_HEADER)
+    for row in rows:
+        w.writerow([*row[:5], *(f"{x:.4f}" for x in row[5:8]), *row[8:]])
+    return buf.getvalue()
+
+
+def report(paths, out: str | os.PathLike, figures: bool = True, gallery=()) -> str:
+    """Write OUT (Markdown), OUT.csv, OUT.json and, with `figures`, the PNG figures and OUT.html beside it
+    (the PNGs in the `gallery` folders shown at its end)."""
+    paths, out = list(paths), Path(out)
+    mine = {out, *(out.with_suffix(s) for s in (".csv", ".json", ".html")), *(out.parent / f for f in FIGURES)}
+    clash = [str(p) for p in paths if Path(p).resolve() in {m.resolve() for m in mine}]
+    if clash:
+        raise BadInputError(f"report --out {out} would overwrite its input {clash[0]}: write the report elsewhere")
     results = load_results(paths)
     if not results:
         raise BadInputError("no result files to report: run `dcsm-cache eval` first")
     by_task = {t: [r for r in results if r.get("task") == t] for t in TASKS}
     choice = [r for r in results if r.get("task") not in TASKS]
     rows: list[list] = []
-    md = "# dcsm-cache results\n\n" + (choice_table(choice, rows) if choice else "")
+    table = choice_table(choice)
+    md = "# dcsm-cache results\n\n" + (choice_markdown(table, rows) + paper_table(choice) if choice else "")
     if by_task["zeroshot"]:
         md += zeroshot_table(by_task["zeroshot"], rows)
     if by_task["retrieval"]:
         md += retrieval_table(by_task["retrieval"], rows)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["task", "backbone", "scorer", "column", "accuracy", "chance", "n_items"])
-    w.writerows([*row[:4], f"{row[4]:.4f}", f"{row[5]:.4f}", row[6]] for row in rows)
-    out = Path(out)
-    write_text(out.with_suffix(".csv"), buf.getvalue())
+    doc = {
+        "schema": "dcsm-cache/summary-v1",
+        "choice": choice_json(table),
+        "rows": [dict(zip(CSV_HEADER, row)) for row in rows],
+    }
+    made = []
+    if figures:
+        from ..figures.plots import write_figures
+
+        made = write_figures(table, out.parent)
+        doc["figures"] = [p.name for p in made]
+        from .report_html import write_html
+
+        shown = sorted(p for folder in gallery for p in Path(folder).glob("*.png"))
+        write_html(table, md, made, out.with_suffix(".html"), shown)
+    write_text(out.with_suffix(".csv"), _csv(rows))
+    write_text(out.with_suffix(".json"), json.dumps(_finite(doc), indent=1, allow_nan=False) + "\n")
     write_text(out, md)
     return md
+
+
+def _finite(x):
+    """NaN (a column with no items) as JSON null."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return None if isinstance(x, float) and math.isnan(x) else x

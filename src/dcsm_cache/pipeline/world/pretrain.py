@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from ...progress import tqdm
 
 from ..._openclip import open_clip
 from ...atomic import save_torch

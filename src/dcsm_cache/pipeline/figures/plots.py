@@ -1,0 +1,174 @@
+"""The report's figures, drawn from the choice table: accuracy per family per scorer, and the DCSM's gain.
+
+    paths = write_figures(choice_table(results), "results/default")   # [accuracy.png, gain.png]
+
+`accuracy.png`: per backbone (one panel each), the accuracy of every scorer on each family of
+benchmarks (all its benchmarks' items pooled), with binomial standard errors as error bars and each
+family's chance level as a dashed line. `gain.png`: per benchmark split, the DCSM's accuracy minus the
+cosine's, in points, for each backbone and trained scorer that has both (error bars: the two standard
+errors combined). Both are sized for a paper column (3.4 in wide) at 200 dpi, so they are readable on
+a screen too (680 px wide).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ...atomic import atomic_path
+from ..scorers import SCORERS
+from ..tasks.results_table import OWN_METRICS, ChoiceTable
+
+__all__ = [
+    "COLUMN_WIDTH_IN",
+    "DPI",
+    "GAIN_SCORERS",
+    "accuracy_figure",
+    "family_accuracy",
+    "gain_figure",
+    "write_figures",
+]
+
+COLUMN_WIDTH_IN = 3.4
+DPI = 200
+BASELINE = "cosine"
+GAIN_SCORERS = ("dcsm", "dcsm-paper")  # scorers whose gain over the cosine is plotted
+_OWN = {name for name, _ in OWN_METRICS.values()}  # extra sub-columns re-scoring the same items: not pooled
+
+
+def scorer_colour(scorer: str):
+    """One colour per scorer in every figure: tab10 in the scorer registry's order (cosine blue, maxsim orange,
+    dcsm green, dcsm-paper red); scorers not registered take the colours after those."""
+    colours, order = plt.get_cmap("tab10").colors, list(SCORERS)
+    i = order.index(scorer) if scorer in order else len(order) + sum(map(ord, scorer)) % (10 - len(order))
+    return colours[i % len(colours)]
+
+
+def family_accuracy(table: ChoiceTable) -> dict[tuple[str, str], dict[str, dict]]:
+    """(backbone, scorer) -> family -> pooled accuracy, standard error, chance and item count."""
+    out: dict[tuple[str, str], dict[str, dict]] = {}
+    for key in table.rows:
+        for family, cols in table.families():
+            cells = [table.cells[key][c.id] for c in cols if c.split not in _OWN and c.id in table.cells[key]]
+            n = sum(c["n_items"] for c in cells)
+            if not n:
+                continue
+            acc = sum(c["accuracy"] * c["n_items"] for c in cells) / n
+            out.setdefault(key, {})[family] = {
+                "accuracy": acc,
+                "stderr": math.sqrt(acc * (1 - acc) / n),
+                "chance": sum(c["chance"] * c["n_items"] for c in cells) / n,
+                "n_items": n,
+            }
+    return out
+
+
+def accuracy_figure(table: ChoiceTable, out: str | os.PathLike) -> Path | None:
+    fam = family_accuracy(table)
+    backbones = sorted({b for b, _ in fam})
+    if not backbones:
+        return None
+    scorers = list(dict.fromkeys(s for _, s in table.rows if any(k[1] == s for k in fam)))  # the table's order
+    families = [f for f, _ in table.families() if any(f in v for v in fam.values())]
+    fig, axes = plt.subplots(
+        len(backbones), 1, figsize=(COLUMN_WIDTH_IN, 2.3 * len(backbones) + 0.4), squeeze=False, sharex=True
+    )
+    width = 0.8 / len(scorers)
+    for ax, backbone in zip(axes[:, 0], backbones):
+        for j, scorer in enumerate(scorers):
+            v = fam.get((backbone, scorer), {})
+            x = np.arange(len(families)) - 0.4 + width * (j + 0.5)
+            acc = [100 * v[f]["accuracy"] if f in v else np.nan for f in families]
+            err = [100 * v[f]["stderr"] if f in v else 0 for f in families]
+            ax.bar(x, acc, width, yerr=err, capsize=2, label=scorer, color=scorer_colour(scorer))
+        for i, f in enumerate(families):
+            chance = [v[f]["chance"] for (b, _), v in fam.items() if b == backbone and f in v]
+            if chance:
+                ax.hlines(100 * chance[0], i - 0.45, i + 0.45, colors="black", linestyles="dashed", linewidth=1)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("accuracy (%)", fontsize=7)
+        ax.set_title(backbone, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", linewidth=0.3)
+    ax = axes[-1, 0]
+    ax.set_xticks(range(len(families)), [f.replace(" ", "\n") for f in families])
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="black", linestyle="dashed", linewidth=1))
+    labels.append("chance")
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _save(fig, out)
+
+
+def gain_figure(table: ChoiceTable, out: str | os.PathLike) -> Path | None:
+    """DCSM minus cosine per benchmark split; None when no backbone has both."""
+    pairs = [
+        (b, s)
+        for b, s in table.rows
+        if s in GAIN_SCORERS and (b, BASELINE) in table.cells and table.cells[(b, BASELINE)]
+    ]
+    cols = [
+        c for c in table.columns if any(c.id in table.cells[p] and c.id in table.cells[(p[0], BASELINE)] for p in pairs)
+    ]
+    if not pairs or not cols:
+        return None
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 0.9 + 0.22 * len(cols) * max(1, len(pairs) / 2)))
+    height = 0.8 / len(pairs)
+    hatches = ["", "//", "..", "xx", "\\\\", "++"]  # one per backbone; the colour is the scorer's
+    backbones = list(dict.fromkeys(b for b, _ in pairs))
+    y0 = np.arange(len(cols))
+    for j, (b, s) in enumerate(pairs):
+        gain, err = [], []
+        for c in cols:
+            a, base = table.cells[(b, s)].get(c.id), table.cells[(b, BASELINE)].get(c.id)
+            ok = (
+                a is not None
+                and base is not None
+                and not math.isnan(a["accuracy"])
+                and not math.isnan(base["accuracy"])
+            )
+            gain.append(100 * (a["accuracy"] - base["accuracy"]) if ok else np.nan)
+            err.append(100 * math.hypot(a["stderr"], base["stderr"]) if ok else 0)
+        y = y0 - 0.4 + height * (j + 0.5)
+        hatch = hatches[backbones.index(b) % len(hatches)]
+        ax.barh(y, gain, height, xerr=err, capsize=2, color=scorer_colour(s), hatch=hatch, label=f"{b}: {s}")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y0, [c.id for c in cols])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"accuracy gain over {BASELINE} (points)", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.grid(axis="x", linewidth=0.3)
+    fig.legend(loc="lower center", ncol=2, fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(pairs) / 2), 1, 1))
+    return _save(fig, out)
+
+
+def _save(fig, out) -> Path:
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    plt.close(fig)
+    return out
+
+
+def _empty(out, text: str) -> Path:
+    """A figure that says why there is nothing to plot (the workflow expects every figure file)."""
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 1.0))
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=7, wrap=True)
+    ax.axis("off")
+    return _save(fig, out)
+
+
+def write_figures(table: ChoiceTable, folder: str | os.PathLike) -> list[Path]:
+    """accuracy.png and gain.png in `folder`; where the table lacks what one plots, it says so instead."""
+    folder = Path(folder)
+    return [
+        accuracy_figure(table, folder / "accuracy.png")
+        or _empty(folder / "accuracy.png", "no choice-benchmark results to plot"),
+        gain_figure(table, folder / "gain.png")
+        or _empty(folder / "gain.png", f"no backbone has both {BASELINE} and DCSM results"),
+    ]

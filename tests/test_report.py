@@ -1,0 +1,150 @@
+"""The report (`tasks/report.py`, `results_table.py`, `report_html.py`, `figures/plots.py`) from a tiny run.
+
+Results come from the tiny store scored by the cosine and a two-step scorer; every number the table,
+CSV and JSON show is checked against those result files, the figures are opened as images, and a
+result missing a key the schema declares is one error line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dcsm_cache.cli import main
+from dcsm_cache.errors import BadInputError
+from dcsm_cache.pipeline.figures.plots import COLUMN_WIDTH_IN, DPI
+from dcsm_cache.pipeline.tasks.choice import EvalConfig, evaluate
+from dcsm_cache.pipeline.tasks.report import report
+from dcsm_cache.pipeline.tasks.results import write_result
+from dcsm_cache.pipeline.tasks.results_table import aro_macro, choice_table
+from dcsm_cache.pipeline.tasks.schema import REQUIRED, ResultSchemaError, read_result, row_name
+
+
+@pytest.fixture(scope="module")
+def results(stores, tiny_scorer, tmp_path_factory):
+    """{scorer: result file} for the tiny spatial store, named by a workflow key as the rules name them."""
+    folder = tmp_path_factory.mktemp("results")
+    paths = {}
+    for scorer in ("cosine", "maxsim", "dcsm"):
+        r = evaluate(stores["shapes_spatial"], scorer, EvalConfig(checkpoint=str(tiny_scorer), device="cpu"))
+        paths[scorer] = write_result({**r, "backbone_name": "tiny-key"}, folder / f"{scorer}.json")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def made(results, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "summary.md"
+    md = report(list(results.values()), out)
+    return out, md
+
+
+def _md_row(md: str, scorer: str) -> list[str]:
+    line = next(x for x in md.splitlines() if x.startswith(f"| tiny-key | {scorer} |"))
+    return [c.strip() for c in line.strip("|").split("|")][2:]
+
+
+def test_table_numbers_are_the_result_files(results, made):
+    out, md = made
+    docs = {s: json.loads(p.read_text()) for s, p in results.items()}
+    assert "### Spatial relations" in md and "| chance |" in md
+    header = next(x for x in md.splitlines() if x.startswith("| backbone | scorer |"))
+    cols = [c.strip() for c in header.strip("|").split("|")][2:]
+    assert cols == ["shapes_spatial/test", "shapes_spatial/heldout"]  # test before heldout, not flat names
+    best = {c: max(d["subsets"][c.split("/")[1]]["accuracy"] for d in docs.values()) for c in cols}
+    for scorer, doc in docs.items():
+        cells = _md_row(md, scorer)
+        for col, cell in zip(cols, cells):
+            acc = doc["subsets"][col.split("/")[1]]["accuracy"]
+            assert cell.strip("*") == f"{100 * acc:.1f}"
+            assert cell.startswith("**") == (acc == best[col])  # the best per column, and only it, in bold
+    rows = list(csv.DictReader((out.with_suffix(".csv")).open()))
+    assert len(rows) == 3 * 2
+    for row in rows:
+        doc = docs[row["scorer"]]
+        sub = doc["subsets"][row["column"].split("/")[1]]
+        assert row["backbone"] == "tiny-key" and row["family"] == "spatial relations"
+        assert float(row["accuracy"]) == pytest.approx(sub["accuracy"], abs=5e-5)
+        assert int(row["n_items"]) == sub["n_items"] and float(row["chance"]) == pytest.approx(sub["chance"], abs=5e-5)
+        se = math.sqrt(sub["accuracy"] * (1 - sub["accuracy"]) / sub["n_items"])
+        assert float(row["stderr"]) == pytest.approx(se, abs=5e-5)
+        assert row["result"] == str(results[row["scorer"]])
+        assert row["store_fingerprint"] == doc["store_fingerprint"] and row["config_hash"] == doc["config_hash"]
+    summary = json.loads(out.with_suffix(".json").read_text())
+    cells = {(r["scorer"], c): v for r in summary["choice"]["rows"] for c, v in r["cells"].items()}
+    assert cells[("dcsm", "shapes_spatial/test")]["accuracy"] == docs["dcsm"]["subsets"]["test"]["accuracy"]
+    assert [c["family"] for c in summary["choice"]["columns"]] == ["spatial relations"] * 2
+
+
+def test_figures_are_column_sized_pngs_in_colour(made):
+    out, _ = made
+    for name in ("accuracy.png", "gain.png"):
+        with Image.open(out.parent / name) as im:
+            assert im.format == "PNG" and im.width == round(COLUMN_WIDTH_IN * DPI) and im.height > 150
+            px = np.asarray(im.convert("RGB")).reshape(-1, 3).astype(int)
+        colours = {tuple(c) for c in np.unique(px, axis=0)}
+        assert len(colours) > 1
+        # the DCSM's colour (tab10 green) in both figures: its bars were drawn
+        assert any(abs(r - 44) < 3 and abs(g - 160) < 3 and abs(b - 44) < 3 for r, g, b in colours), name
+    page = out.with_suffix(".html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "<th colspan=2>spatial relations</th>" in page
+
+
+def test_a_result_missing_a_declared_key_is_one_error_line(results, tmp_path):
+    doc = json.loads(results["cosine"].read_text())
+    for key in REQUIRED["choice"]:
+        broken = tmp_path / f"no_{key}.json"
+        broken.write_text(json.dumps({k: v for k, v in doc.items() if k != key}))
+        with pytest.raises(ResultSchemaError, match=f"{broken}.*'{key}'"):
+            read_result(broken)
+    res = CliRunner().invoke(main, ["report", str(tmp_path / "no_accuracy.json"), "--out", str(tmp_path / "s.md")])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "no_accuracy.json" in lines[0] and "'accuracy'" in lines[0]
+    sub = {**doc, "subsets": {"test": {"accuracy": 0.5, "chance": 0.5}}}
+    (tmp_path / "sub.json").write_text(json.dumps(sub))
+    with pytest.raises(ResultSchemaError, match="subsets.test.n_items"):
+        read_result(tmp_path / "sub.json")
+
+
+def test_a_report_never_overwrites_its_inputs(results, tmp_path):
+    target = results["cosine"].with_suffix(".md")  # its .json beside it would be the summary
+    with pytest.raises(BadInputError, match="would overwrite its input"):
+        report([results["cosine"]], target)
+    assert json.loads(results["cosine"].read_text())["scorer"] == "cosine"
+
+
+def test_keys_not_declared_are_allowed_and_rows_are_named_by_key(results, tmp_path):
+    doc = json.loads(results["dcsm"].read_text())
+    extra = {**doc, "provenance": {"seed": 0, "torch": "2.x"}, "n_skipped_images": 0}
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    assert read_result(tmp_path / "extra.json")["provenance"]["seed"] == 0
+    assert row_name(doc) == "tiny-key"
+    bare = {k: v for k, v in doc.items() if k != "backbone_name"} | {"backbone": "shapes-clip@models/shapes-clip.pt"}
+    assert row_name(bare) == "shapes-clip"  # never a file path
+
+
+def test_vg_attribution_shows_aros_macro_beside_the_micro_accuracy():
+    pairs = {"attributes=a_b": (30, 0.9), "attributes=c_d": (25, 0.5), "attributes=e_f": (24, 0.0)}
+    result = {
+        "dataset": "vg_attr+paper",
+        "backbone": "x",
+        "scorer": "cosine",
+        "accuracy": 0.6,
+        "chance": 0.5,
+        "n_items": 79,
+        "subsets": {k: {"accuracy": a, "chance": 0.5, "n_items": n} for k, (n, a) in pairs.items()},
+        "store_fingerprint": "f",
+        "config_hash": "h",
+        "code": "c",
+    }
+    macro = aro_macro(result)
+    assert macro["accuracy"] == pytest.approx((0.9 + 0.5) / 2) and macro["n_items"] == 55  # pairs of < 25 left out
+    table = choice_table([result])
+    assert [c.id for c in table.columns] == ["vg_attr+paper/micro", "vg_attr+paper/ARO macro"]
+    assert table.cells[("x", "cosine")]["vg_attr+paper/micro"]["accuracy"] == 0.6
