@@ -129,6 +129,15 @@ def test_keys_not_declared_are_allowed_and_rows_are_named_by_key(results, tmp_pa
     assert row_name(bare) == "shapes-clip"  # never a file path
 
 
+def test_the_table_counts_skipped_items(results, tmp_path):
+    doc = json.loads(results["cosine"].read_text())
+    assert doc["n_skipped"] == 0
+    (tmp_path / "a.json").write_text(json.dumps({**doc, "n_skipped": 3}))
+    md = report([tmp_path / "a.json"], tmp_path / "out" / "summary.md", figures=False)
+    assert f"could not be read (listed in each store's bad_images/): {doc['dataset']} 3." in md
+    assert "skipped" not in report([results["cosine"]], tmp_path / "out2" / "summary.md", figures=False)
+
+
 def test_vg_attribution_shows_aros_macro_beside_the_micro_accuracy():
     pairs = {"attributes=a_b": (30, 0.9), "attributes=c_d": (25, 0.5), "attributes=e_f": (24, 0.0)}
     result = {

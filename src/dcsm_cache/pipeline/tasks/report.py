@@ -198,6 +198,15 @@ def retrieval_table(results: list[dict], rows: list) -> str:
     )
 
 
+def skipped_note(results: list[dict]) -> str:
+    """One line naming the datasets whose unreadable images were left out, and how many ("" if none)."""
+    skipped = {(r["dataset"], r["n_skipped"]) for r in results if r.get("n_skipped")}
+    if not skipped:
+        return ""
+    counts = ", ".join(f"{d} {n}" for d, n in sorted(skipped))
+    return f"\nItems skipped because their image could not be read (listed in each store's bad_images/): {counts}.\n"
+
+
 def _trace(r: dict) -> dict:
     return {"result": r.get("_path"), "store_fingerprint": r["store_fingerprint"], "config_hash": r["config_hash"]}
 
@@ -231,6 +240,7 @@ def report(paths, out: str | os.PathLike, figures: bool = True, gallery=()) -> s
         md += zeroshot_table(by_task["zeroshot"], rows)
     if by_task["retrieval"]:
         md += retrieval_table(by_task["retrieval"], rows)
+    md += skipped_note(results)
     doc = {
         "schema": "dcsm-cache/summary-v1",
         "choice": choice_json(table),
