@@ -50,6 +50,7 @@ class ExtractConfig:
     workers: int = -1  # processes decoding images ahead of the model; -1: auto (feeding.auto_workers)
     part: int = 0
     nparts: int = 1
+    chunk_rows: int = 0  # rows per stored chunk, the unit parts split at; 0: ~1.5 MB chunks (feature_store)
     progress: bool = True
     precision: str = "auto"  # fp32, bf16 or fp16; auto: bf16 on CUDA, fp32 on CPU
     overwrite: bool = False  # replace a store made with other settings
@@ -63,6 +64,7 @@ class ExtractConfig:
             text_batch_size=(self.text_batch_size, 1),
             workers=(self.workers, -1),
             nparts=(self.nparts, 1),
+            chunk_rows=(self.chunk_rows, 0),
         )
         require(
             0 <= self.part < self.nparts,
@@ -137,7 +139,9 @@ def extract(
         "text_padding": cfg.text_padding,
         "tokenizer": tokenizer_record(bb.spec.hub or bb.spec.arch, bb.tokenizer),
     }
-    store = FeatureStore.create(out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite)
+    store = FeatureStore.create(
+        out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite, chunk_rows=cfg.chunk_rows
+    )
     if store.part_done(cfg.part):
         log.info("%s: part %d of %d already done", out, cfg.part, cfg.nparts)
         return store

@@ -62,10 +62,11 @@ def _layout(shape: StoreShape) -> dict[str, dict[str, tuple]]:
     }
 
 
-def _chunk_rows(arrays: dict[str, tuple]) -> int:
-    """One chunk height per group: the large tokens array sets it, so every array's chunks align."""
+def _chunk_rows(arrays: dict[str, tuple], rows: int = 0) -> int:
+    """One chunk height per group: `rows`, or what the large tokens array's ~CHUNK_BYTES give, so every
+    array's chunks align."""
     (n, *rest), dtype = arrays["tokens"]
-    return min(max(1, n), _rows_per_chunk(int(np.prod(rest)) * np.dtype(dtype).itemsize))
+    return min(max(1, n), rows or _rows_per_chunk(int(np.prod(rest)) * np.dtype(dtype).itemsize))
 
 
 def part_ranges(n_rows: int, chunk: int, nparts: int) -> list[tuple[int, int]]:
@@ -84,9 +85,16 @@ class FeatureStore:
     # -- creating and filling -------------------------------------------------------------------
     @classmethod
     def create(
-        cls, path: str | os.PathLike, shape: StoreShape, attrs: dict, nparts: int = 1, overwrite: bool = False
+        cls,
+        path: str | os.PathLike,
+        shape: StoreShape,
+        attrs: dict,
+        nparts: int = 1,
+        overwrite: bool = False,
+        chunk_rows: int = 0,
     ) -> "FeatureStore":
-        """Create the store with every array at full size; reuse it if it was made with the same attrs.
+        """Create the store with every array at full size; reuse it if it was made with the same attrs
+        and chunks (`chunk_rows` rows per chunk, 0: ~CHUNK_BYTES per chunk of the tokens arrays).
 
         A store made with other attrs (another backbone, dataset version or part count) is replaced
         only with `overwrite`; otherwise its finished parts are kept and this is an error. Parts
@@ -96,15 +104,21 @@ class FeatureStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.parent / f".{path.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            return cls._create_locked(path, shape, attrs, nparts, overwrite)
+            return cls._create_locked(path, shape, attrs, nparts, overwrite, chunk_rows)
 
     @classmethod
-    def _create_locked(cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool) -> "FeatureStore":
+    def _create_locked(
+        cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool, chunk_rows: int
+    ) -> "FeatureStore":
         attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.__dict__, "nparts": nparts}
+        rows = {g: _chunk_rows(arrays, chunk_rows) for g, arrays in _layout(shape).items()}
         if (path / "zarr.json").exists():
-            old = zarr.open_group(path, mode="r").attrs.asdict()
+            old_group = zarr.open_group(path, mode="r")
+            old = old_group.attrs.asdict()
             new = json.loads(json.dumps(attrs))
             changed = sorted(k for k in new if k not in _NAMES_ONLY and old.get(k) != new[k])
+            if any(g in old_group and old_group[f"{g}/tokens"].chunks[0] != r for g, r in rows.items()):
+                changed.append("chunk rows")
             if not changed:
                 return cls(path, zarr.open_group(path, mode="r+"))
             if not overwrite and (path / PARTS_DIR).exists() and any((path / PARTS_DIR).iterdir()):
@@ -115,14 +129,13 @@ class FeatureStore:
             shutil.rmtree(path)
         group = zarr.open_group(path, mode="w", zarr_format=3)
         for gname, arrays in _layout(shape).items():
-            rows = _chunk_rows(arrays)
             for name, (shp, dtype) in arrays.items():
                 group.create_array(
                     f"{gname}/{name}",
                     shape=shp,
                     dtype=dtype,
                     compressors=None,
-                    chunks=(rows, *shp[1:]) if shp[0] else shp,
+                    chunks=(rows[gname], *shp[1:]) if shp[0] else shp,
                     fill_value=0,
                 )
         group.attrs.update(attrs)
