@@ -79,14 +79,11 @@ class CachedDataset:
         return self.store.image_valid[:]
 
     def image_rows(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image tokens and pooled embeddings of `rows` (sorted reads, returned in the given order)."""
-        order = np.argsort(rows)
-        sorted_rows = rows[order]
-        tok = self.store.image_tokens.get_orthogonal_selection((sorted_rows, slice(None), slice(None)))
-        pooled = self.store.image_pooled.get_orthogonal_selection((sorted_rows, slice(None)))
-        back = np.empty_like(order)
-        back[order] = np.arange(len(order))
-        return torch.from_numpy(tok[back]), torch.from_numpy(pooled[back])
+        """Image tokens and pooled embeddings of `rows`, in the given order (`FeatureStore.read_rows`)."""
+        return (
+            torch.from_numpy(self.store.read_rows("image/tokens", rows)),
+            torch.from_numpy(self.store.read_rows("image/pooled", rows)),
+        )
 
     def item_batches(
         self, items: list, batch_size: int
