@@ -7,7 +7,7 @@ validation items), extracts it with the shapes-clip architecture (random weights
 step does not depend on them), then trains with the embedded default's settings (batch 16, text_len
 16, scorer without the global cosine) and prints the functions and torch operators that take the
 time. Last line: one JSON object (steps/s, the share of the time in the scorer's forward and
-backward, in the optimiser, and in assembling batches).
+backward, in the optimiser, in opening the store and in reading and assembling batches).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
         "backward": share("_tensor.py:backward"),
         "optimizer": share("optimizer.py:wrapper", "lr_scheduler.py:step"),
         "open_store": share("cache.py:open"),
-        "read_chunks": share("cache.py:chunk_buffers", "train_data.py:__iter__"),
+        "batches": share("train_data.py:epoch", "train_data.py:__init__"),
     }
     print(json.dumps(summary))
 

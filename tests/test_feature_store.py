@@ -198,3 +198,5 @@ def test_read_rows_maps_the_chunk_files_and_equals_zarr(tmp_path):
     assert got.dtype == np.float16 and np.array_equal(got, tokens[rows])
     assert np.array_equal(store.read_rows("image/valid", rows), np.arange(21)[rows] % 3 > 0)
     assert store.read_rows("image/tokens", np.array([], dtype=np.int64)).shape == (0, 3, 5)
+    many = rng.integers(0, 21, 100)  # more rows than a minibatch: grouped by chunk
+    assert np.array_equal(store.read_rows("image/tokens", many), tokens[many])

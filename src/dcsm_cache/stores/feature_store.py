@@ -171,29 +171,57 @@ class FeatureStore:
         """Rows `rows` (any order, repeats allowed) of array `name`, at the speed of a memory-mapped file.
 
         The chunks are raw little-endian bytes (no compressor, chunked along rows only; zarr v3 stores
-        edge chunks whole), so each chunk file the rows fall in is mapped and the rows copied out; a
-        chunk never written holds the fill value. Arrays stored otherwise are read through zarr.
+        edge chunks whole), so each chunk file the rows fall in is mapped once (kept for later calls)
+        and the rows copied out; a chunk never written holds the fill value. Arrays stored otherwise
+        are read through zarr.
         """
-        arr = self.group[name]
         rows = np.asarray(rows, dtype=np.int64)
-        codecs = arr.metadata.codecs
-        raw = len(codecs) == 1 and type(codecs[0]).__name__ == "BytesCodec" and arr.dtype.itemsize > 0
-        little = getattr(getattr(codecs[0], "endian", None), "value", "little") == "little" if raw else False
-        if not (raw and little and arr.chunks[1:] == arr.shape[1:]) or arr.ndim == 0:
+        arr, raw = self._raw_layout(name)
+        if not raw:
             return arr.get_orthogonal_selection((rows, *(slice(None),) * (arr.ndim - 1)))
         chunk, rest = arr.chunks[0], arr.shape[1:]
         out = np.empty((len(rows), *rest), dtype=arr.dtype)
+        if len(rows) <= 64:  # a minibatch: a row at a time costs less than grouping rows by chunk
+            for j, r in enumerate(rows.tolist()):
+                c, o = divmod(r, chunk)
+                block = self._mapped_chunk(name, arr, c)
+                out[j] = arr.metadata.fill_value if block is None else block[o]
+            return out
         which = rows // chunk
         for c in np.unique(which):
             at = np.flatnonzero(which == c)
-            key = arr.metadata.chunk_key_encoding.encode_chunk_key((int(c), *(0,) * len(rest)))
-            path = self.path / name / key
-            if not path.exists():
-                out[at] = arr.metadata.fill_value
-                continue
-            block = np.memmap(path, dtype=arr.dtype.newbyteorder("<"), mode="r", shape=(chunk, *rest))
-            out[at] = block[rows[at] - c * chunk]
+            block = self._mapped_chunk(name, arr, int(c))
+            out[at] = arr.metadata.fill_value if block is None else block[rows[at] - c * chunk]
         return out
+
+    def _raw_layout(self, name: str) -> tuple[zarr.Array, bool]:
+        """The array, and whether its chunk files are raw little-endian rows (cached per name)."""
+        cache = self.__dict__.setdefault("_layouts", {})
+        if name not in cache:
+            arr = self.group[name]
+            codecs = arr.metadata.codecs
+            raw = (
+                arr.ndim > 0
+                and len(codecs) == 1
+                and type(codecs[0]).__name__ == "BytesCodec"
+                and getattr(getattr(codecs[0], "endian", None), "value", "little") == "little"
+                and arr.chunks[1:] == arr.shape[1:]
+            )
+            cache[name] = (arr, raw)
+        return cache[name]
+
+    def _mapped_chunk(self, name: str, arr: zarr.Array, c: int) -> np.ndarray | None:
+        maps = self.__dict__.setdefault("_maps", {})
+        if (name, c) not in maps:
+            if len(maps) > 4096:  # address space, not memory: the pages stay in the page cache
+                maps.clear()
+            key = arr.metadata.chunk_key_encoding.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
+            path = self.path / name / key
+            dtype = arr.dtype.newbyteorder("<")
+            maps[name, c] = (
+                np.memmap(path, dtype=dtype, mode="r", shape=(arr.chunks[0], *arr.shape[1:])) if path.exists() else None
+            )
+        return maps[name, c]
 
     @classmethod
     def open(
