@@ -218,9 +218,10 @@ class FeatureStore:
             key = arr.metadata.chunk_key_encoding.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
             path = self.path / name / key
             dtype = arr.dtype.newbyteorder("<")
-            maps[name, c] = (
-                np.memmap(path, dtype=dtype, mode="r", shape=(arr.chunks[0], *arr.shape[1:])) if path.exists() else None
-            )
+            shape = (arr.chunks[0], *arr.shape[1:])
+            # a plain ndarray over the map: indexing a np.memmap builds a memmap object per row
+            mapped = np.memmap(path, dtype=dtype, mode="r", shape=shape) if path.exists() else None
+            maps[name, c] = None if mapped is None else mapped.view(np.ndarray)
         return maps[name, c]
 
     @classmethod
