@@ -4,8 +4,10 @@ and against the HDF5 export; bytes on disk per stored value.
     python benchmarks/bench_store.py --rows 1024 --batches 200
 
 A store of `rows` images of ViT-B/16 shape (197 tokens x 512, float16) with random unit rows is
-written through FeatureStore (the layout extraction makes). Reads take `batch` random rows, sorted,
-as training and evaluation read them (`CachedDataset.image_rows`). The files are fresh, so reads are
+written through FeatureStore (the layout extraction makes). Reads take `batch` random rows, sorted:
+through zarr-python (`get_orthogonal_selection`), and through the store's own reader
+(`FeatureStore.read_rows`, which maps the raw chunk files; what `CachedDataset.image_rows`, i.e.
+evaluation, reads). The files are fresh, so reads are
 mostly from the page cache: this measures the format's overhead, not the disk. Last line: one JSON object.
 """
 
@@ -64,17 +66,21 @@ def main() -> None:
         with h5py.File(h5, "r") as f:
             hd = f["image/tokens"]
             zarr_rate = timed(lambda r: arr.get_orthogonal_selection((r, slice(None), slice(None))), batches)
+            store_rate = timed(lambda r: store.read_rows("image/tokens", r), batches)  # what evaluation reads
             mmap_rate = timed(lambda r: np.ascontiguousarray(mm[r]), batches)
             h5_rate = timed(lambda r: hd[r], batches)
         same = all(
-            np.array_equal(arr.get_orthogonal_selection((r, slice(None), slice(None))), mm[r]) for r in batches[:5]
+            np.array_equal(arr.get_orthogonal_selection((r, slice(None), slice(None))), mm[r])
+            and np.array_equal(store.read_rows("image/tokens", r), mm[r])
+            for r in batches[:5]
         )
         values = args.rows * p * d
         zarr_bpv = disk_bytes(tmp / "s.zarr" / "image" / "tokens") / values
     print(f"{args.rows} rows of {p}x{d} float16 ({values * 2 / 2**20:.0f} MiB), random batches of {args.batch}")
     print(
-        f"zarr {zarr_rate:8.1f} batches/s | memmap .npy {mmap_rate:8.1f} | hdf5 {h5_rate:8.1f} | "
-        f"zarr/memmap {zarr_rate / mmap_rate:.2f} | zarr/hdf5 {zarr_rate / h5_rate:.2f} | "
+        f"store reader {store_rate:8.1f} batches/s | zarr-python {zarr_rate:8.1f} | memmap .npy {mmap_rate:8.1f} | "
+        f"hdf5 {h5_rate:8.1f}\nstore/memmap {store_rate / mmap_rate:.2f} | zarr/memmap {zarr_rate / mmap_rate:.3f} | "
+        f"zarr/hdf5 {zarr_rate / h5_rate:.2f} | "
         f"{zarr_bpv:.4f} bytes per stored value | same bytes: {same}"
     )
     print(
@@ -82,6 +88,8 @@ def main() -> None:
             {
                 "rows": args.rows,
                 "batch": args.batch,
+                "store_batches_s": round(store_rate, 1),
+                "store_over_memmap": round(store_rate / mmap_rate, 3),
                 "zarr_batches_s": round(zarr_rate, 1),
                 "memmap_batches_s": round(mmap_rate, 1),
                 "hdf5_batches_s": round(h5_rate, 1),

@@ -6,6 +6,7 @@ import sys
 
 from dcsm_cache.pipeline.scorers import SCORERS
 from dcsm_cache.workflow import code_fingerprint, items_fingerprint, plan, set_flags
+from dcsm_cache.workflow.parts import extraction
 
 # Before the DAG: the results whose weights, folders and checkpoints are here. The rest is listed once
 # and left out; strict: true, or a config of which nothing can run, stops with the same list.
@@ -53,6 +54,11 @@ def store(backbone, dataset):
     return f"stores/{backbone}/{dataset}.zarr"
 
 
+def extraction_of(wc):
+    """The dataset's extraction jobs: nparts, settings and resources (dcsm_cache/workflow/parts.py)."""
+    return extraction(config, wc.dataset)
+
+
 def items_code(wc):
     cfg = dataset_cfg(wc.dataset)
     return items_fingerprint(cfg.get("benchmark", wc.dataset), bool(cfg.get("paper_compat")))
@@ -81,6 +87,8 @@ def scorer_flags(wc):
 wildcard_constraints:
     backbone="[^/]+",
     dataset="[^/]+",
+    part="[0-9]+",
+    nparts="[0-9]+",
     benchmark="[^/]+",
     scorer="|".join(re.escape(s) for s in SCORERS),
 

@@ -49,7 +49,7 @@ def extract_args(manifest, out, *extra):
         "--set",
         "batch_size=4",
         "--set",
-        "chunk_bytes=20000",  # several chunks per array even for the tiny store
+        "chunk_rows=8",  # several chunks per array even for the tiny store
         "--set",
         "progress=false",
         *extra,

@@ -182,3 +182,22 @@ def test_store_shape_is_created_full_size(tmp_path):
     store = FeatureStore.create(tmp_path / "x.zarr", shape, {"backbone": "b"}, nparts=3)
     assert store.image_tokens.shape == (10, 4, 3) and store.text_ids.shape == (7, 5)
     assert not store.attrs.get("complete")
+
+
+def test_read_rows_maps_the_chunk_files_and_equals_zarr(tmp_path):
+    """Any order, repeats, the edge chunk and a chunk never written (the fill value); 1-D arrays too."""
+    shape = StoreShape(n_images=21, n_tokens=3, n_captions=4, text_len=2, dim=5)
+    store = FeatureStore.create(tmp_path / "r.zarr", shape, {"backbone": "b"}, chunk_rows=4)
+    rng = np.random.default_rng(0)
+    tokens = rng.standard_normal((21, 3, 5)).astype(np.float16)
+    tokens[8:12] = 0  # chunk 2 is all fill value: zarr writes no file for it
+    store.write("image/tokens", 0, tokens)
+    store.write("image/valid", 0, np.arange(21) % 3 > 0)
+    assert not (tmp_path / "r.zarr" / "image" / "tokens" / "c" / "2" / "0" / "0").exists()
+    rows = np.array([20, 3, 9, 3, 0, 17, 11])
+    got = store.read_rows("image/tokens", rows)
+    assert got.dtype == np.float16 and np.array_equal(got, tokens[rows])
+    assert np.array_equal(store.read_rows("image/valid", rows), np.arange(21)[rows] % 3 > 0)
+    assert store.read_rows("image/tokens", np.array([], dtype=np.int64)).shape == (0, 3, 5)
+    many = rng.integers(0, 21, 100)  # more rows than a minibatch: grouped by chunk
+    assert np.array_equal(store.read_rows("image/tokens", many), tokens[many])

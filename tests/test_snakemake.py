@@ -220,6 +220,7 @@ def test_paper_config_after_the_default_plans_its_own_jobs(default_run, tmp_path
     assert "Nothing to be done" not in dry
     assert planned_jobs(dry) == {
         "items": 3,
+        "extract_part": 8,
         "extract": 8,
         "train": 2,
         "evaluate": 4,
@@ -369,7 +370,8 @@ def test_a_table_of_ones_own_runs_through_items_extract_eval(tmp_path):
     assert planned_jobs(snakemake(tmp_path, [*DEFAULT, mine], target, "-n").output) == {}
     (data / "data.csv").write_text((data / "data.csv").read_text() + "red.png,a green square,a red square,1\n")
     dry = snakemake(tmp_path, [*DEFAULT, mine], target, "-n").output
-    assert planned_jobs(dry) == {"items": 1, "extract": 1, "evaluate": 1}, dry  # an edited table is read again
+    # an edited table is read again
+    assert planned_jobs(dry) == {"items": 1, "extract_part": 1, "extract": 1, "evaluate": 1}, dry
 
 
 # ---------------------------------------------------------------- killed mid-run, rerun: the same results

@@ -83,7 +83,7 @@ def chunked_store(manifests, tmp_path_factory):
     from dcsm_cache.pipeline.extract import ExtractConfig, extract
 
     out = tmp_path_factory.mktemp("chunked") / "train.zarr"
-    cfg = ExtractConfig(batch_size=16, device="cpu", progress=False, chunk_bytes=20000)
+    cfg = ExtractConfig(batch_size=16, device="cpu", progress=False, chunk_rows=8)
     return extract(manifests["shapes_train"], TINY_BACKBONE, out, cfg).path
 
 

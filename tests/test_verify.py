@@ -117,7 +117,7 @@ def test_parts_written_in_any_order_verify_every_chunk(manifests, tmp_path):
 
     out, nparts = tmp_path / "s.zarr", 2
     for part in reversed(range(nparts)):
-        cfg = ExtractConfig(batch_size=8, device="cpu", progress=False, part=part, nparts=nparts, chunk_bytes=20000)
+        cfg = ExtractConfig(batch_size=8, device="cpu", progress=False, part=part, nparts=nparts, chunk_rows=8)
         extract(manifests["shapes_spatial"], TINY_BACKBONE, out, cfg)
     counted, problems = verify_store(out)
     g = zarr.open_group(out, mode="r")

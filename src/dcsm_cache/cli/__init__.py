@@ -369,3 +369,4 @@ def report(results: tuple[str, ...], out: str, figures: bool, gallery: tuple[str
 from . import tasks  # noqa: E402,F401
 from . import figures as _figure_commands  # noqa: E402,F401
 from . import safety  # noqa: E402,F401
+from . import parts  # noqa: E402,F401

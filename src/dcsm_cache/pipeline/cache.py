@@ -1,12 +1,12 @@
 """Cached tensors for training and evaluation: a store plus its manifest, read without the backbone.
 
     data = CachedDataset.open("stores/shapes-clip/shapes_train.zarr", text_len=24)
-    for rows, tokens, pooled in data.chunk_buffers(rng, buffer_chunks=64): ...
+    tokens, pooled = data.image_rows(np.array([3, 1, 2]))   # what evaluation reads; training: train_data.py
     pooled = read_pooled("stores/ViT-B-16.openai/karpathy_coco.zarr")   # what cosine-only tasks read
 
-The text side (tokens, lengths, functional columns) is read whole; image tokens are read a chunk
-at a time, in random chunk order, and shuffled within a buffer of chunks, so training never loads
-a large store at once and never reads a chunk twice per epoch. Nothing here imports open_clip:
+The text side (tokens, lengths, functional columns) is read whole; image tokens are read by rows
+(training's reader, `train_data.py`, loads them whole when they fit, else streams whole chunks).
+Nothing here imports open_clip:
 functional words come from the token ids extraction recorded (store attr `tokenizer`).
 """
 
@@ -79,14 +79,11 @@ class CachedDataset:
         return self.store.image_valid[:]
 
     def image_rows(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image tokens and pooled embeddings of `rows` (sorted reads, returned in the given order)."""
-        order = np.argsort(rows)
-        sorted_rows = rows[order]
-        tok = self.store.image_tokens.get_orthogonal_selection((sorted_rows, slice(None), slice(None)))
-        pooled = self.store.image_pooled.get_orthogonal_selection((sorted_rows, slice(None)))
-        back = np.empty_like(order)
-        back[order] = np.arange(len(order))
-        return torch.from_numpy(tok[back]), torch.from_numpy(pooled[back])
+        """Image tokens and pooled embeddings of `rows`, in the given order (`FeatureStore.read_rows`)."""
+        return (
+            torch.from_numpy(self.store.read_rows("image/tokens", rows)),
+            torch.from_numpy(self.store.read_rows("image/pooled", rows)),
+        )
 
     def item_batches(
         self, items: list, batch_size: int
@@ -105,20 +102,6 @@ class CachedDataset:
                 pos = idx[s : s + batch_size]
                 tok, pooled = self.image_rows(np.array([items[i].image for i in pos]))
                 yield pos, tok, pooled, torch.tensor([list(items[i].candidates) for i in pos])
-
-    def chunk_buffers(
-        self, rng: np.random.Generator, buffer_chunks: int
-    ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-        """One epoch: (image rows, tokens, pooled) for random groups of whole chunks."""
-        arr = self.store.image_tokens
-        chunk, n = arr.chunks[0], arr.shape[0]
-        order = rng.permutation(-(-n // chunk))
-        for i in range(0, len(order), buffer_chunks):
-            spans = [(c * chunk, min(n, (c + 1) * chunk)) for c in sorted(order[i : i + buffer_chunks])]
-            rows = np.concatenate([np.arange(a, b) for a, b in spans])
-            tok = np.concatenate([arr[a:b] for a, b in spans])
-            pooled = np.concatenate([self.store.image_pooled[a:b] for a, b in spans])
-            yield rows, torch.from_numpy(tok), torch.from_numpy(pooled)
 
 
 @dataclass

@@ -51,6 +51,7 @@ class ExtractConfig:
     workers: int = -1  # processes decoding images ahead of the model; -1: auto (feeding.auto_workers)
     part: int = 0
     nparts: int = 1
+    chunk_rows: int = 0  # rows per stored chunk, the unit parts split at; 0: ~1.5 MB chunks (feature_store)
     progress: bool = True
     precision: str = "auto"  # fp32, bf16 or fp16; auto: bf16 on CUDA, fp32 on CPU
     overwrite: bool = False  # replace a store made with other settings
@@ -58,7 +59,6 @@ class ExtractConfig:
     cache_dir: str | None = None  # the Hugging Face cache of registry weights; default: HF_HOME's
     on_bad_image: str = "skip"  # skip: mark the row invalid and list it in STORE/bad_images/; fail: stop
     wait: bool = False  # another process writing this part: wait for it instead of stopping
-    chunk_bytes: int = 0  # bytes per chunk of the large arrays; 0: the store's default (CHUNK_BYTES)
 
     def __post_init__(self):
         at_least(
@@ -67,6 +67,7 @@ class ExtractConfig:
             text_batch_size=(self.text_batch_size, 1),
             workers=(self.workers, -1),
             nparts=(self.nparts, 1),
+            chunk_rows=(self.chunk_rows, 0),
         )
         require(
             0 <= self.part < self.nparts,
@@ -76,7 +77,6 @@ class ExtractConfig:
         one_of("extract", "precision", self.precision, ("auto", *PRECISIONS))
         one_of("extract", "text_padding", self.text_padding, TEXT_PADDINGS)
         one_of("extract", "on_bad_image", self.on_bad_image, BAD_IMAGE)
-        at_least("extract", chunk_bytes=(self.chunk_bytes, 0))
 
 
 def _pad_id(tokenizer) -> int:
@@ -144,7 +144,7 @@ def extract(
         "tokenizer": tokenizer_record(bb.spec.hub or bb.spec.arch, bb.tokenizer),
     }
     store = FeatureStore.create(
-        out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite, chunk_bytes=cfg.chunk_bytes
+        out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite, chunk_rows=cfg.chunk_rows
     )
     if store.part_done(cfg.part):
         log.info("%s: part %d of %d already done", out, cfg.part, cfg.nparts)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -126,42 +125,23 @@ def same_caption_mask(captions: Tensor, opposite_captions: Tensor) -> Tensor:
     return cols.unsqueeze(0) == cols.unsqueeze(1)
 
 
-def _rows(data: CachedDataset, rows: list[int], tok: Tensor, pooled: Tensor, local: dict[int, int]):
-    """Image tokens and pooled of `rows`: from the chunk buffer where they are in it, else read."""
-    if all(r in local for r in rows):
-        idx = torch.tensor([local[r] for r in rows])
-        return tok[idx], pooled[idx]
-    return data.image_rows(np.asarray(rows))
-
-
-def pair_term(
-    scorer, data: CachedDataset, items: list, tok: Tensor, pooled: Tensor, local: dict, device, reference: bool, gen
-) -> Tensor | None:
-    """The image-side term of a training batch; None where its items have no opposite image.
+def pair_term(scorer, data: CachedDataset, batch, device, reference: bool, gen) -> Tensor | None:
+    """The image-side term of a training batch (`train_data.Batch`); None where it has no opposite images.
 
     Default: `block_loss`, each item's 2 x 2 block of image and opposite against its two captions (the
     in-batch negatives are already the caption-side loss's: 4 maps an item instead of 4B). Reference:
-    the full 2B x 2B map per source and caption version (tags `source`/`family` and `version`),
-    `reference_step` over them."""
-    items = [it for it in items if it.opposite is not None]
-    if len(items) < 2:
+    the full 2B x 2B map per source and caption version (`batch.group`), `reference_step` over them."""
+    if batch.opp_tok is None:
         return None
-    groups: dict[tuple, list] = {}
-    for it in items:
-        key = (it.tags.get("source", it.tags.get("family", "")), it.tags.get("version", "")) if reference else ()
-        groups.setdefault(key, []).append(it)
+    caps, opp = batch.pos, batch.negs[:, 0]  # an item's first wrong candidate describes its opposite image
+    if not reference:
+        images, opposites = (batch.tok, batch.pooled), (batch.opp_tok, batch.opp_pooled)
+        return block_loss(block_scores(scorer, data, images, opposites, caps, opp, device))
     maps = []
-    for group in groups.values():
-        if len(group) < 2 and reference:
+    for g in torch.unique(batch.group).tolist():
+        at = torch.nonzero(batch.group == g).flatten().to(caps.device)
+        if len(at) < 2:
             continue
-        images = _rows(data, [it.image for it in group], tok, pooled, local)
-        opposites = _rows(data, [it.opposite for it in group], tok, pooled, local)
-        caps = torch.tensor([it.candidates[it.correct] for it in group])
-        opp = torch.tensor([it.candidates[1 if it.correct == 0 else 0] for it in group])
-        if reference:
-            maps.append(paired_scores(scorer, data, images, opposites, caps, opp, device))
-        else:  # the batch's other captions are the caption-side loss's: only the 2 x 2 blocks are added
-            maps.append(block_loss(block_scores(scorer, data, images, opposites, caps, opp, device)))
-    if not maps:
-        return None
-    return reference_step(maps, gen) if reference else maps[0]
+        images, opposites = (batch.tok[at], batch.pooled[at]), (batch.opp_tok[at], batch.opp_pooled[at])
+        maps.append(paired_scores(scorer, data, images, opposites, caps[at], opp[at], device))
+    return reference_step(maps, gen) if maps else None

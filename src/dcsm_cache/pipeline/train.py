@@ -2,7 +2,8 @@
 
     train("stores/shapes-clip/shapes_train.zarr", "models/shapes-clip/dcsm.pt", TrainConfig(steps=2000))
 
-Each batch takes B images (whole chunks at random, shuffled within a buffer) with their candidate
+Each batch takes B images (whole chunks at random, shuffled within a buffer; `train_data.py`: the
+store in memory when it fits) with their candidate
 captions: the positive and the item's hard negatives. Every image is scored against all B
 positives and its own hard negatives; the loss is cross-entropy image→caption over those, plus
 caption→image over the B positives (both directions). Identical positives of two images are
@@ -44,6 +45,7 @@ from .device import resolve_device
 from .pairs import pair_term
 from .scorer import DCSMScorer, ScorerConfig
 from .scorer_file import save_scorer
+from .train_data import READERS, TrainBatches, on_device
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     text_len: int = 24
     buffer_chunks: int = 64
+    reader: str = "auto"  # load: image tokens in memory; stream: buffer_chunks chunks at a time; auto (train_data.py)
     eval_every: int = 500
     hard_negative_weight: float = 1.0
     pair_weight: float = 1.0  # weight of the image-side term (items with an opposite image; pairs.py); 0: off
@@ -83,6 +86,7 @@ class TrainConfig:
             threads=(self.threads, 0),
         )
         one_of("train", "loss", self.loss, ("default", "reference"))
+        one_of("train", "reader", self.reader, READERS)
         require(self.lr > 0, "train", f"lr={self.lr} must be positive")
         require(0 <= self.weight_decay, "train", f"weight_decay={self.weight_decay} must not be negative")
 
@@ -95,13 +99,6 @@ def _group_items(data: CachedDataset, subset_is_val: bool) -> dict[int, list[int
         if (it.subset == "val") == subset_is_val and valid[it.image]:
             by_image.setdefault(it.image, []).append(i)
     return by_image
-
-
-def _batch_inputs(data: CachedDataset, items: list, tok: torch.Tensor, pooled: torch.Tensor, device):
-    """Text side of a batch: positives [B] rows and hard negatives [B, K-1] rows."""
-    pos = torch.tensor([it.candidates[it.correct] for it in items])
-    negs = torch.tensor([[c for j, c in enumerate(it.candidates) if j != it.correct] for it in items])
-    return tok.to(device), pooled.to(device), pos, negs
 
 
 def batch_scores(scorer: DCSMScorer, data: CachedDataset, img_tok, img_pooled, pos, negs, device) -> torch.Tensor:
@@ -123,7 +120,7 @@ def contrastive_loss(scores: torch.Tensor, pos: torch.Tensor, hard_weight: float
     positives, plus `hard_weight` × CE of each positive against its own hard negatives alone (the
     choice every benchmark item asks for)."""
     b = len(pos)
-    same = (pos.unsqueeze(0) == pos.unsqueeze(1)) & ~torch.eye(b, dtype=torch.bool)
+    same = (pos.unsqueeze(0) == pos.unsqueeze(1)) & ~torch.eye(b, dtype=torch.bool, device=pos.device)
     scores = scores.clone()
     scores[:, :b] = scores[:, :b].masked_fill(same.to(scores.device), float("-inf"))
     target = torch.arange(b, device=scores.device)
@@ -230,67 +227,58 @@ def train(
         # rebuilt with this module's key strings, so the scorer file pickles to the same bytes
         history = [{"step": int(h["step"]), "val_accuracy": float(h["val_accuracy"])} for h in state["history"]]
         log.warning("%s: resuming at step %d of %d", resume_path(out), replay_to, cfg.steps)
-    bar = tqdm(total=cfg.steps, initial=replay_to, desc="train", disable=not cfg.progress)
     batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
+    batches = TrainBatches(data, train_items, batch, cfg.buffer_chunks, cfg.reader, device)  # reads the store
+    data = on_device(data, device)
+    bar = tqdm(total=cfg.steps, initial=replay_to, desc="train", disable=not cfg.progress)
     while step < cfg.steps:
         epoch_start, epoch_rng = step, rng.bit_generator.state
-        for rows, tok, pooled in data.chunk_buffers(rng, cfg.buffer_chunks):
-            local = {int(r): j for j, r in enumerate(rows)}
-            pool = rng.permutation([i for r in rows if int(r) in train_items for i in train_items[int(r)]])
-            for s in range(0, len(pool) - batch + 1, batch):
-                if step < replay_to:  # trained on before the interruption
-                    step += 1
-                    continue
-                chosen = [data.dataset.items[i] for i in pool[s : s + batch]]
-                idx = torch.tensor([local[it.image] for it in chosen])
-                img_tok, img_pooled, pos, negs = _batch_inputs(data, chosen, tok[idx], pooled[idx], device)
-                scorer.train()
-                pairs = None
-                if cfg.pair_weight or reference:
-                    pairs = pair_term(scorer, data, chosen, tok, pooled, local, device, reference, gen)
-                if reference:
-                    if pairs is None:
-                        raise BadInputError(f"{store}: loss=reference needs training items with opposite images")
-                    loss = pairs
-                else:
-                    loss = contrastive_loss(
-                        batch_scores(scorer, data, img_tok, img_pooled, pos, negs, device),
-                        pos,
-                        cfg.hard_negative_weight,
-                    )
-                    if pairs is not None:
-                        loss = loss + cfg.pair_weight * pairs
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(loss.item())
+        for b in batches.epoch(rng):
+            if step < replay_to:  # trained on before the interruption
                 step += 1
-                bar.update()
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
-                if val_items and (step % cfg.eval_every == 0 or step == cfg.steps):
-                    history.append({"step": step, "val_accuracy": validate(scorer, data, val_items, device)})
-                    log.info("step %d: val accuracy %.3f", step, history[-1]["val_accuracy"])
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                    _save_resume(
-                        out,
-                        key,
-                        {
-                            "step": step,
-                            "epoch_start": epoch_start,
-                            "epoch_rng": epoch_rng,
-                            "torch_rng": torch.get_rng_state(),
-                            "perm_rng": gen.get_state(),
-                            "model": scorer.state_dict(),
-                            "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(),
-                            "losses": losses,
-                            "history": history,
-                        },
-                    )
-                faults.point("train.step")
-                if step >= cfg.steps:
-                    break
+                continue
+            scorer.train()
+            pairs = pair_term(scorer, data, b, device, reference, gen) if cfg.pair_weight or reference else None
+            if reference:
+                if pairs is None:
+                    raise BadInputError(f"{store}: loss=reference needs training items with opposite images")
+                loss = pairs
+            else:
+                scores = batch_scores(scorer, data, b.tok, b.pooled, b.pos, b.negs, device)
+                loss = contrastive_loss(scores, b.pos, cfg.hard_negative_weight)
+                if pairs is not None:
+                    loss = loss + cfg.pair_weight * pairs
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            step += 1
+            bar.update()
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
+            if val_items and (step % cfg.eval_every == 0 or step == cfg.steps):
+                history.append({"step": step, "val_accuracy": validate(scorer, data, val_items, device)})
+                log.info("step %d: val accuracy %.3f", step, history[-1]["val_accuracy"])
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                _save_resume(
+                    out,
+                    key,
+                    {
+                        "step": step,
+                        "epoch_start": epoch_start,
+                        "epoch_rng": epoch_rng,
+                        "torch_rng": torch.get_rng_state(),
+                        "perm_rng": gen.get_state(),
+                        "model": scorer.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "losses": losses,
+                        "history": history,
+                    },
+                )
+            faults.point("train.step")
+            if step >= cfg.steps:
+                break
             if step >= cfg.steps:
                 break
         if step == epoch_start:

@@ -26,17 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import google_crc32c
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
 
 from .. import faults
 from ..atomic import write_json, write_text
-from ..errors import IncompleteStoreError, PartBusyError, StoreMismatchError, StoreNotFoundError
+from ..errors import IncompleteStoreError, PartBusyError, StoreCorruptError, StoreMismatchError, StoreNotFoundError
 
 # 2: attrs name the backbone by what was loaded (backbone_id, identity); 3: every chunk carries a crc32c checksum
 SCHEMA_VERSION = 3
-CHUNK_BYTES = 1_500_000  # ~1.5 MB per chunk of the large arrays; fp16 does not compress, so no compressor
+CHUNK_BYTES = 1_500_000  # ~1.5 MB per chunk of the large arrays; fp16 does not compress: no compressor, a checksum
 PARTS_DIR = ".parts"
 BAD_DIR = "bad_images"  # per part: the images that could not be read, with the reason
 # attrs that say how things were named, not what they are: a store is reused whatever their spelling
@@ -69,10 +70,15 @@ def _layout(shape: StoreShape) -> dict[str, dict[str, tuple]]:
     }
 
 
-def _chunk_rows(arrays: dict[str, tuple], chunk_bytes: int = CHUNK_BYTES) -> int:
-    """One chunk height per group: the large tokens array sets it, so every array's chunks align."""
+def _rows_per_chunk(row_bytes: int) -> int:
+    return max(1, CHUNK_BYTES // max(1, row_bytes))
+
+
+def _chunk_rows(arrays: dict[str, tuple], rows: int = 0) -> int:
+    """One chunk height per group: `rows`, or what the large tokens array's ~CHUNK_BYTES give, so every
+    array's chunks align."""
     (n, *rest), dtype = arrays["tokens"]
-    return min(max(1, n), max(1, chunk_bytes // max(1, int(np.prod(rest)) * np.dtype(dtype).itemsize)))
+    return min(max(1, n), rows or _rows_per_chunk(int(np.prod(rest)) * np.dtype(dtype).itemsize))
 
 
 def part_ranges(n_rows: int, chunk: int, nparts: int) -> list[tuple[int, int]]:
@@ -98,31 +104,35 @@ class FeatureStore:
         attrs: dict,
         nparts: int = 1,
         overwrite: bool = False,
-        chunk_bytes: int = 0,
+        chunk_rows: int = 0,
     ) -> "FeatureStore":
-        """Create the store with every array at full size; reuse it if it was made with the same attrs.
+        """Create the store with every array at full size; reuse it if it was made with the same attrs
+        and chunks (`chunk_rows` rows per chunk, 0: ~CHUNK_BYTES per chunk of the tokens arrays).
 
         A store made with other attrs (another backbone, dataset version or part count) is replaced
         only with `overwrite`; otherwise its finished parts are kept and this is an error. Parts
         started at once by several processes serialise here on a lock file beside the store. The
         arrays are made in `.NAME.creating` and renamed to `path` when whole, so a process killed
         while creating leaves no half store (the next one clears the folder and starts again).
-        `chunk_bytes` (default CHUNK_BYTES) sets the size of a chunk of the large arrays.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _store_lock(path):
-            return cls._create_locked(path, shape, attrs, nparts, overwrite, chunk_bytes or CHUNK_BYTES)
+            return cls._create_locked(path, shape, attrs, nparts, overwrite, chunk_rows)
 
     @classmethod
     def _create_locked(
-        cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool, chunk_bytes: int
+        cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool, chunk_rows: int
     ) -> "FeatureStore":
         attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.__dict__, "nparts": nparts}
+        rows = {g: _chunk_rows(arrays, chunk_rows) for g, arrays in _layout(shape).items()}
         if (path / "zarr.json").exists():
             old = _read_attrs(path)
+            old_group = zarr.open_group(path, mode="r")
             new = json.loads(json.dumps(attrs))
             changed = sorted(k for k in new if k not in _NAMES_ONLY and old.get(k) != new[k])
+            if any(g in old_group and old_group[f"{g}/tokens"].chunks[0] != r for g, r in rows.items()):
+                changed.append("chunk rows")
             if not changed:
                 return cls(path, zarr.open_group(path, mode="r+"))
             if not overwrite and (path / PARTS_DIR).exists() and any((path / PARTS_DIR).iterdir()):
@@ -140,14 +150,13 @@ class FeatureStore:
         shutil.rmtree(tmp, ignore_errors=True)  # left by a process killed while creating
         group = zarr.open_group(tmp, mode="w", zarr_format=3)
         for gname, arrays in _layout(shape).items():
-            rows = _chunk_rows(arrays, chunk_bytes)
             for name, (shp, dtype) in arrays.items():
                 group.create_array(
                     f"{gname}/{name}",
                     shape=shp,
                     dtype=dtype,
                     compressors=(Crc32cCodec(),),  # fp16 does not compress; the checksum is 4 bytes a chunk
-                    chunks=(rows, *shp[1:]) if shp[0] else shp,
+                    chunks=(rows[gname], *shp[1:]) if shp[0] else shp,
                     fill_value=0,
                     config={"write_empty_chunks": True},  # every chunk of a finished part is a file
                 )
@@ -224,6 +233,59 @@ class FeatureStore:
         return sorted(out, key=lambda r: r["row"])
 
     # -- opening and reading --------------------------------------------------------------------
+    def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Rows `rows` (any order, repeats allowed) of array `name`, at the speed of a memory-mapped file.
+
+        A chunk file is the rows' raw little-endian bytes followed by their crc32c (chunked along rows
+        only; zarr v3 stores edge chunks whole), so each chunk file the rows fall in is mapped once
+        (kept for later calls), its checksum checked then, and the rows copied out; a chunk never
+        written holds the fill value. Arrays stored otherwise are read through zarr.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        arr, raw = self._raw_layout(name)
+        if not raw:
+            return arr.get_orthogonal_selection((rows, *(slice(None),) * (arr.ndim - 1)))
+        chunk, rest = arr.chunks[0], arr.shape[1:]
+        out = np.empty((len(rows), *rest), dtype=arr.dtype)
+        if len(rows) <= 64:  # a minibatch: a row at a time costs less than grouping rows by chunk
+            for j, r in enumerate(rows.tolist()):
+                c, o = divmod(r, chunk)
+                block = self._mapped_chunk(name, arr, c)
+                out[j] = arr.metadata.fill_value if block is None else block[o]
+            return out
+        which = rows // chunk
+        for c in np.unique(which):
+            at = np.flatnonzero(which == c)
+            block = self._mapped_chunk(name, arr, int(c))
+            out[at] = arr.metadata.fill_value if block is None else block[rows[at] - c * chunk]
+        return out
+
+    def _raw_layout(self, name: str) -> tuple[zarr.Array, bool]:
+        """The array, and whether its chunk files are raw little-endian rows and a crc32c (cached per name)."""
+        cache = self.__dict__.setdefault("_layouts", {})
+        if name not in cache:
+            arr = self.group[name]
+            kinds = [type(c).__name__ for c in arr.metadata.codecs]
+            raw = (
+                arr.ndim > 0
+                and kinds == ["BytesCodec", "Crc32cCodec"]
+                and getattr(getattr(arr.metadata.codecs[0], "endian", None), "value", "little") == "little"
+                and arr.chunks[1:] == arr.shape[1:]
+            )
+            cache[name] = (arr, raw)
+        return cache[name]
+
+    def _mapped_chunk(self, name: str, arr: zarr.Array, c: int) -> np.ndarray | None:
+        maps = self.__dict__.setdefault("_maps", {})
+        if (name, c) not in maps:
+            if len(maps) > 4096:  # address space, not memory: the pages stay in the page cache
+                maps.clear()
+            key = arr.metadata.chunk_key_encoding.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
+            path = self.path / name / key
+            shape = (arr.chunks[0], *arr.shape[1:])
+            maps[name, c] = _checked_map(path, arr.dtype.newbyteorder("<"), shape) if path.exists() else None
+        return maps[name, c]
+
     @classmethod
     def open(
         cls, path: str | os.PathLike, backbone_id: str | None = None, fingerprint: str | None = None
@@ -278,6 +340,18 @@ class FeatureStore:
     text_length = property(lambda self: self.group["text/length"])
     text_ids = property(lambda self: self.group["text/ids"])
     text_pooled = property(lambda self: self.group["text/pooled"])
+
+
+def _checked_map(path: Path, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """A chunk file mapped as a plain ndarray of `shape` (indexing a np.memmap builds an object per row),
+    after its crc32c, the file's last 4 bytes, is checked against the bytes before it."""
+    mapped = np.memmap(path, dtype=np.uint8, mode="r")
+    body, stored = mapped[:-4], bytes(mapped[-4:])
+    if len(body) != int(np.prod(shape)) * dtype.itemsize or np.uint32(google_crc32c.value(body)).tobytes() != stored:
+        raise StoreCorruptError(
+            f"{path} fails its checksum (the bytes changed after they were written): re-extract the store"
+        )
+    return body.view(dtype).reshape(shape).view(np.ndarray)
 
 
 def _read_attrs(path: Path) -> dict:

@@ -51,6 +51,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     ),
     "train": (
         "pipeline/train.py",
+        "pipeline/train_data.py",
         "pipeline/scorer.py",
         "pipeline/dcsm.py",
         "pipeline/cache.py",
