@@ -234,3 +234,4 @@ def report(results: tuple[str, ...], out: str) -> None:
 
 
 from . import tasks  # noqa: E402,F401
+from . import analyze, domains  # noqa: E402,F401
