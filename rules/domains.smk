@@ -8,9 +8,6 @@ if DOMAINS:
         mixture="|".join(DOMAINS.mixtures),
         features="pooled|tokens",
 
-    def domain_store(mixture):
-        return DOMAINS.store(mixture)
-
     rule domains_world:
         output:
             f"{DOMAINS.root}/domains.json",
@@ -19,7 +16,7 @@ if DOMAINS:
         conda:
             "../environment.yml"
         params:
-            root=DOMAINS.root,
+            root=lambda wc, output: os.path.dirname(output[0]),
             settings=sets(config["domains"].get("settings")),
             code=code_fingerprint("domains"),
         shell:
@@ -36,50 +33,51 @@ if DOMAINS:
         conda:
             "../environment.yml"
         params:
-            out=f"{DOMAINS.out}/figure2",
+            out=lambda wc, output: os.path.splitext(output[0])[0],
+            root=lambda wc, input: os.path.dirname(input.world),
             pairs=" ".join(f"--result {m}={DOMAINS.zeroshot(m)}" for m in DOMAINS.mixtures),
             test=f"--test-domain {DOMAINS.test_domain} --test-classes {','.join(DOMAINS.test_classes)}",
             code=code_fingerprint("domains_table"),
         shell:
-            "dcsm-cache domains table --root {DOMAINS.root} {params.test} {params.pairs} --out {params.out} "
+            "dcsm-cache domains table --root {params.root} {params.test} {params.pairs} --out {params.out} "
             "> {log} 2>&1"
 
     rule domains_cka_mixtures:
         input:
             [f"stores/domains-{m}/domains_eval.done" for m in DOMAINS.mixtures],
         output:
-            f"{DOMAINS.out}/cka-mixtures-{{features}}.csv",
-            f"{DOMAINS.out}/cka-mixtures-{{features}}.png",
+            csv=f"{DOMAINS.out}/cka-mixtures-{{features}}.csv",
+            png=f"{DOMAINS.out}/cka-mixtures-{{features}}.png",
         log:
             f"logs/{NAME}/domains/cka-mixtures-{{features}}.log",
         conda:
             "../environment.yml"
         params:
-            stores=" ".join(domain_store(m) for m in DOMAINS.mixtures),
+            stores=" ".join(DOMAINS.store(m) for m in DOMAINS.mixtures),
             labels=",".join(DOMAINS.mixtures),
             settings=sets(config["domains"].get("analysis")),
             code=code_fingerprint("analyze"),
         shell:
             "dcsm-cache analyze cka {params.stores} --labels {params.labels} --features {wildcards.features} "
-            "--out {output[0]} --png {output[1]} {params.settings} > {log} 2>&1"
+            "--out {output.csv} --png {output.png} {params.settings} > {log} 2>&1"
 
     rule domains_cka_domains:
         input:
             "stores/domains-{mixture}/domains_eval.done",
         output:
-            f"{DOMAINS.out}/cka-domains-{{mixture}}-{{features}}.csv",
-            f"{DOMAINS.out}/cka-domains-{{mixture}}-{{features}}.png",
+            csv=f"{DOMAINS.out}/cka-domains-{{mixture}}-{{features}}.csv",
+            png=f"{DOMAINS.out}/cka-domains-{{mixture}}-{{features}}.png",
         log:
             f"logs/{NAME}/domains/cka-domains-{{mixture}}-{{features}}.log",
         conda:
             "../environment.yml"
         params:
-            store=lambda wc: domain_store(wc.mixture),
+            store=lambda wc: DOMAINS.store(wc.mixture),
             settings=sets(config["domains"].get("analysis")),
             code=code_fingerprint("analyze"),
         shell:
             "dcsm-cache analyze cka {params.store} --across domains --features {wildcards.features} "
-            "--out {output[0]} --png {output[1]} {params.settings} > {log} 2>&1"
+            "--out {output.csv} --png {output.png} {params.settings} > {log} 2>&1"
 
     rule domains_umap:
         input:
@@ -91,7 +89,7 @@ if DOMAINS:
         conda:
             "../environment.yml"
         params:
-            store=lambda wc: domain_store(wc.mixture),
+            store=lambda wc: DOMAINS.store(wc.mixture),
             settings=sets(config["domains"].get("analysis")),
             code=code_fingerprint("analyze"),
         shell:
@@ -108,7 +106,7 @@ if DOMAINS:
         conda:
             "../environment.yml"
         params:
-            store=lambda wc: domain_store(wc.mixture),
+            store=lambda wc: DOMAINS.store(wc.mixture),
             settings=sets(config["domains"].get("analysis")),
             code=code_fingerprint("analyze"),
         shell:

@@ -6,8 +6,9 @@ Reported: per float array, NaN and ±inf counts; norms of image patch tokens, of
 the caption's own positions (below its length) and of the pooled embeddings (min, max, mean, std,
 zero-norm count); and the DCSM values — the cosine of every image patch token with every word token
 of a candidate caption, separately for the items' correct captions and for the other candidates
-(count, mean, std, min, max and a histogram over [-1, 1], of the finite values; the others counted). The DCSM values are computed per chunk
-of image rows: each task reads its image tokens and only the caption rows its items name.
+(count, mean, std, min, max and a histogram over [-1, 1], of the finite values; the others
+counted). The DCSM values are computed per chunk of image rows: each task reads its image tokens
+and only the caption rows its items name.
 """
 
 from __future__ import annotations
