@@ -20,7 +20,7 @@ from typing import MutableMapping
 
 from ..errors import ConfigError
 
-__all__ = ["DomainStudy", "expand_domains", "EVAL", "backbone_of"]
+__all__ = ["EVAL", "DomainStudy", "backbone_of", "expand_domains", "under"]
 
 EVAL = "domains_eval"
 FEATURES = ("pooled", "tokens")

@@ -23,10 +23,9 @@ import dask.array as da
 import numpy as np
 
 from ...config import at_least, one_of
-from ...errors import DcsmCacheError
+from ...errors import DcsmCacheError, InputNotFoundError
 from ...stores.feature_store import FeatureStore
 from ..items import Dataset, manifest_fingerprint, read_manifest
-from ...errors import InputNotFoundError
 
 __all__ = ["AnalysisConfig", "StoreView", "compute"]
 
