@@ -21,6 +21,12 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# The domain study (config/domains.yaml): its `domains:` section becomes datasets, backbones and zero-shot results.
+from dcsm_cache.workflow.domains import expand_domains
+
+DOMAINS = expand_domains(config)
+
+
 validate(config, os.path.join(workflow.basedir, "config", "config.schema.yaml"))
 
 
@@ -38,9 +44,11 @@ include: "rules/eval.smk"
 include: "rules/zeroshot.smk"
 include: "rules/retrieval.smk"
 include: "rules/report.smk"
+include: "rules/domains.smk"
 
 
 # This configuration's report, from the results whose weights and folders are on this machine (rules/common.smk).
 rule all:
     input:
         PLAN.summary,
+        DOMAINS.targets if DOMAINS else [],

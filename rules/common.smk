@@ -7,6 +7,7 @@ import sys
 from dcsm_cache.pipeline.scorers import SCORERS
 from dcsm_cache.workflow import code_fingerprint, items_fingerprint, plan, set_flags
 from dcsm_cache.workflow.parts import extraction
+from dcsm_cache.workflow.domains import under
 
 # Before the DAG: the results whose weights, folders and checkpoints are here. The rest is listed once
 # and left out; strict: true, or a config of which nothing can run, stops with the same list.
@@ -30,6 +31,8 @@ def dataset_cfg(name):
 def world_marker(name):
     """A dataset read from the shapes world depends on the world being generated first."""
     root = dataset_cfg(name)["root"]
+    if DOMAINS and under(root, DOMAINS.root):  # the domain study's rendered sets (rules/domains.smk)
+        return [f"{DOMAINS.root}/domains.json"]
     return [f"{root}/world.json"] if os.path.normpath(root) == os.path.normpath(config["world"]["root"]) else []
 
 

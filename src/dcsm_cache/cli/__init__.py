@@ -370,3 +370,4 @@ from . import tasks  # noqa: E402,F401
 from . import figures as _figure_commands  # noqa: E402,F401
 from . import safety  # noqa: E402,F401
 from . import parts  # noqa: E402,F401
+from . import analyze, domains  # noqa: E402,F401

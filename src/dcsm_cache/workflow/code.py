@@ -30,6 +30,7 @@ _WORLD = ("pipeline/world/scenes.py", "pipeline/world/generate.py", "pipeline/wo
 
 STAGES: dict[str, tuple[str, ...]] = {
     "world": _WORLD,
+    "domains": ("pipeline/world/domains.py", *_WORLD),
     "pretrain": (
         "pipeline/world/pretrain.py",
         "pipeline/world/tinyclip.py",
@@ -92,12 +93,15 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/scorer_file.py",
         *_READ,
     ),
+    "domains_table": ("pipeline/tasks/domains_table.py",),
+    "analyze": ("pipeline/analysis", "pipeline/items.py", *_STORE),
 }
 
 # what a loader module reads besides itself, benchmarks/_common.py and items.py
 _LOADER_EXTRAS = {
     "pipeline/benchmarks/shapes.py": _WORLD,
     "pipeline/benchmarks/shapes_zeroshot.py": _WORLD,
+    "pipeline/benchmarks/domains_mixture.py": ("pipeline/world/files.py",),
     "pipeline/formats/img2dataset.py": ("pipeline/formats/shards.py",),
     "pipeline/formats/manifest.py": ("pipeline/formats/shards.py",),
 }

@@ -12,8 +12,9 @@ weights, its dataset's folder and its scorer's checkpoint are present:
   pretraining set; `arch.tag` and `hf-hub:` weights are assumed downloadable unless HF_HUB_OFFLINE
   is set, when they must be in the Hugging Face cache (`tokens.weights_cached`, the only place
   open_clip is imported); a bare `arch` (seeded random weights) is always there;
-- a dataset: one built here (its root is the world's) is always there; any other needs its root
-  and one of the files its benchmark's loader reads first (`benchmarks.expected_files`);
+- a dataset: one built here (its root is the world's, or under the domain study's) is always there;
+  any other needs its root and one of the files its benchmark's loader reads first
+  (`benchmarks.expected_files`);
 - a scorer: `dcsm` needs the training set, `dcsm-paper` the file the backbone's entry names.
 
 Everything else is left out and listed once, grouped by the path it should be at. `strict: true`
@@ -30,6 +31,7 @@ from typing import Mapping
 
 from ..errors import ConfigError, DcsmCacheError
 from ..pipeline.scorers import SCORERS
+from .domains import under
 
 __all__ = ["KINDS", "TASKS", "Missing", "Plan", "plan", "result_path", "strict_flag", "summary_path"]
 
@@ -144,6 +146,7 @@ class _Checker:
         self.config, self.workdir = config, workdir
         self.backbones, self.datasets = config["backbones"], config["datasets"]
         self.world = os.path.normpath(config["world"]["root"])
+        self.domains = (config.get("domains") or {}).get("root")  # the domain study's rendered sets (domains.py)
         self.missing: dict[tuple[str, str, str], Missing] = {}
         self.seen: dict[tuple[str, str], bool] = {}
 
@@ -166,8 +169,8 @@ class _Checker:
     def _dataset(self, key: str) -> bool:
         cfg = self.datasets[key]
         root = cfg["root"]
-        if os.path.normpath(root) == self.world:
-            return True  # the `world` rule builds it
+        if os.path.normpath(root) == self.world or (self.domains and under(root, self.domains)):
+            return True  # the `world` (or `domains_world`) rule builds it
         from ..pipeline.benchmarks import expected_files  # the registry imports numpy and PIL: only when asked
 
         bench = cfg.get("benchmark", key)

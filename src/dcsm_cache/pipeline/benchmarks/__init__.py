@@ -24,6 +24,7 @@ from . import (
     ccneg,
     clevr_bind,
     dcsm_train,
+    domains_mixture,
     imagefolder,
     karpathy,
     ncd,
@@ -126,6 +127,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "shapes_zeroshot": Benchmark(
         shapes_zeroshot.load, {}, "shapes world: each probe object cut out, zero-shot by colour-shape or shape"
+    ),
+    "domains_mixture": Benchmark(
+        domains_mixture.load, {}, "rendering domains (world/domains.py): a study mixture's pretraining captions"
     ),
     "karpathy_coco": Benchmark(
         karpathy.load, {"source": "coco"}, "COCO Karpathy split (test: 5k images): image-text retrieval"

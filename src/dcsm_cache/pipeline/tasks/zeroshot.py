@@ -9,7 +9,8 @@ over templates of the L2-normalised pooled text embeddings, renormalised. Logits
 image embedding dotted with them. An item is top-k correct when its class is among the first k of
 the logits sorted in descending order, ties going to the lower class index (as argmax gives them).
 Reported: top-k accuracy overall, per domain (tag `domain`, under `subsets`, so `report` shows one
-column per domain) and mean per-class top-1; unreadable images are skipped and counted.
+column per domain, with the domain's top-1 per class index) and mean per-class top-1; unreadable
+images are skipped and counted.
 Stores are read with `cache.read_pooled`, as retrieval reads them.
 """
 
@@ -76,6 +77,16 @@ def _summary(hits: dict[int, np.ndarray], n_classes: int) -> dict:
     }
 
 
+def _per_class(hits: dict[int, np.ndarray], correct: np.ndarray, n_classes: int, rows: np.ndarray) -> list | None:
+    """Top-1 accuracy per class index among `rows` (None for a class with no image there); None without top-1."""
+    if 1 not in hits:
+        return None
+    return [
+        float(hits[1][rows & (correct == c)].mean()) if (rows & (correct == c)).any() else None
+        for c in range(n_classes)
+    ]
+
+
 def zeroshot(store: str | os.PathLike, cfg: ZeroShotConfig = ZeroShotConfig(), items: str | None = None) -> dict:
     """Zero-shot top-k accuracy of the store's images against its prompt-ensembled classes."""
     if not cfg.top_k or min(cfg.top_k) < 1 or cfg.block_rows < 1:
@@ -103,6 +114,8 @@ def zeroshot(store: str | os.PathLike, cfg: ZeroShotConfig = ZeroShotConfig(), i
     hits = {k: rank < k for k in ks}
     domains = np.array([it.tags.get("domain", "") for it in kept])
     subsets = {d: _summary({k: h[domains == d] for k, h in hits.items()}, n_classes) for d in sorted(set(domains)) if d}
+    for d, sub in subsets.items():  # per class within the domain (the domain study's held-out classes read it)
+        sub["per_class_top1"] = _per_class(hits, correct, n_classes, domains == d)
     per_class = [hits[1][correct == c].mean() for c in range(n_classes) if (correct == c).any()] if 1 in hits else []
     return {
         "dataset": ds.name,

@@ -1,0 +1,84 @@
+"""UMAP of a store's embeddings, coloured by domain and by class, as a PNG (Kempf et al.'s Figure 5 from the cache).
+
+    points = umap_points("stores/domains-cg-high/domains_eval.zarr", AnalysisConfig(features="tokens"))
+    plot_umap(points, "results/domains/domains/umap-cg-high-tokens.png")
+
+Pooled embeddings are one point per image; patch tokens one point per token (labelled by its
+image). Where there are more than `max_points`, a seeded sample of rows is read (dask, chunk by
+chunk); the points are L2-normalised and embedded with umap-learn on cosine distance.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...atomic import atomic_path
+from ...errors import BadInputError
+from .arrays import AnalysisConfig, StoreView, compute
+
+__all__ = ["Points", "plot_umap", "umap_points"]
+
+
+@dataclass
+class Points:
+    xy: np.ndarray  # [n, 2]
+    domain: np.ndarray  # [n] str
+    label: np.ndarray  # [n] str
+    title: str
+
+
+def umap_points(
+    path: str | os.PathLike, cfg: AnalysisConfig = AnalysisConfig(), scheduler: str | None = None
+) -> Points:
+    import umap
+
+    view = StoreView.open(path, cfg)
+    rows = view.rows()
+    per = 1 if cfg.features == "pooled" else view.n_tokens
+    n = len(rows) * per
+    if n < 3:
+        raise BadInputError(f"{path}: {n} points; UMAP needs at least 3")
+    pick = np.arange(n)
+    if n > cfg.max_points:
+        pick = np.sort(np.random.default_rng(cfg.seed).choice(n, cfg.max_points, replace=False))
+    (x,) = compute([view.features(cfg.features, rows)[pick]], cfg, scheduler)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    image = rows[pick // per]
+    reducer = umap.UMAP(
+        n_neighbors=min(cfg.n_neighbors, len(x) - 1),
+        min_dist=cfg.min_dist,
+        metric="cosine",
+        random_state=cfg.seed,
+        n_jobs=1,
+    )
+    xy = reducer.fit_transform(x)
+    what = "pooled embeddings" if cfg.features == "pooled" else f"patch tokens ({per} per image)"
+    return Points(xy, view.domain[image], view.label[image], f"{path}: {len(x)} {what}")
+
+
+def plot_umap(points: Points, out: str | os.PathLike) -> None:
+    """Two panels, coloured by domain and by class, written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, (what, values) in zip(axes, (("domain", points.domain), ("class", points.label))):
+        names = sorted(set(values))
+        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+        for i, name in enumerate(names):
+            m = values == name
+            ax.scatter(points.xy[m, 0], points.xy[m, 1], s=4, color=cmap(i % cmap.N), label=name or "(none)")
+        ax.set_title(f"by {what}", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=7, markerscale=3, loc="best", frameon=False)
+    fig.suptitle(points.title, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
