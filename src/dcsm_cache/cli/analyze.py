@@ -39,7 +39,12 @@ def _cfg(sets: tuple[str, ...], features: str | None):
 
 @main.group()
 def analyze() -> None:
-    """Representation analysis from feature stores: linear CKA and UMAP, pooled or patch tokens."""
+    """Representation analysis from feature stores: linear CKA and UMAP, pooled or patch tokens.
+
+    \b
+    Example:
+      dcsm-cache analyze cka stores/domains-cg-high/domains_eval.zarr stores/domains-leave-out/domains_eval.zarr
+    """
 
 
 @analyze.command()
@@ -61,7 +66,9 @@ def analyze() -> None:
 def cka(stores, across, domain, labels, out, png, features, scheduler, sets) -> None:
     """Linear CKA between stores of the same images, or between one store's domains.
 
-    Example: dcsm-cache analyze cka stores/domains-cg-high/domains_eval.zarr
+    \b
+    Example:
+      dcsm-cache analyze cka stores/domains-cg-high/domains_eval.zarr
     stores/domains-natural-only/domains_eval.zarr --features tokens --out cka.csv --png cka.png
     """
     from ..errors import BadInputError
@@ -100,7 +107,9 @@ def cka(stores, across, domain, labels, out, png, features, scheduler, sets) -> 
 def umap(store, out, features, scheduler, sets) -> None:
     """UMAP of a store's embeddings (pooled, or patch tokens), coloured by domain and by class.
 
-    Example: dcsm-cache analyze umap stores/domains-cg-high/domains_eval.zarr --features tokens --out umap.png
+    \b
+    Example:
+      dcsm-cache analyze umap stores/domains-cg-high/domains_eval.zarr --features tokens --out umap.png
     """
     from ..pipeline.analysis.embed import plot_umap, umap_points
 
@@ -117,7 +126,9 @@ def umap(store, out, features, scheduler, sets) -> None:
 def stats(store, out, scheduler, sets) -> None:
     """Token norms, NaN/inf counts and DCSM value statistics of a store, read chunk by chunk.
 
-    Example: dcsm-cache stats stores/shapes-clip/shapes_binding.zarr --out stats.json --set chunk_bytes=8000000
+    \b
+    Example:
+      dcsm-cache stats stores/shapes-clip/shapes_binding.zarr --out stats.json --set chunk_bytes=8000000
     """
     import json
 

@@ -19,7 +19,12 @@ from ..config import from_mapping
 
 @main.group()
 def domains() -> None:
-    """The domain-generalisation study: rendering domains and the per-mixture table."""
+    """The domain-generalisation study: rendering domains and the per-mixture table.
+
+    \b
+    Example:
+      dcsm-cache domains world --out data/domains
+    """
 
 
 @domains.command(name="world")
@@ -28,7 +33,9 @@ def domains() -> None:
 def world(out: str, sets: tuple[str, ...]) -> None:
     """Draw one shape per image in every rendering domain (real, clipart, painting, sketch, quickdraw).
 
-    Example: dcsm-cache domains world --out data/domains --set n_train=60 --set n_eval=20
+    \b
+    Example:
+      dcsm-cache domains world --out data/domains --set n_train=60 --set n_eval=20
     """
     from ..pipeline.world.domains import DomainsConfig, generate_domains
 
@@ -54,7 +61,9 @@ def world(out: str, sets: tuple[str, ...]) -> None:
 def table(root: str, test_domain: str, test_classes: str, results: tuple[str, ...], out: str) -> None:
     """The Figure-2 table: per mixture, top-1 on the test domain's held-out classes, its others, other domains.
 
-    Example: dcsm-cache domains table --root data/domains --test-domain sketch --test-classes heart,star
+    \b
+    Example:
+      dcsm-cache domains table --root data/domains --test-domain sketch --test-classes heart,star
     --result cg-high=results/domains/domains-cg-high/domains_eval/zeroshot.json --out results/domains/domains/figure2
     """
     from pathlib import Path

@@ -18,7 +18,9 @@ from . import main
 def parts(store: str) -> None:
     """List a store's extraction parts; exit 2 naming those not finished.
 
-    Example: dcsm-cache parts stores/shapes-clip/shapes_train.zarr
+    \b
+    Example:
+      dcsm-cache parts stores/shapes-clip/shapes_train.zarr
     """
     from ..stores.feature_store import FeatureStore
 
