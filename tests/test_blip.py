@@ -165,9 +165,12 @@ def test_extract_and_score_with_cosine_dcsm_and_itm(blip_dir, manifests, stores,
         evaluate(stores["shapes_spatial"], "blip-itm", EvalConfig(device="cpu"))
 
 
-def test_a_backbones_own_scorers_join_every_benchmark_it_is_evaluated_on():
+def test_a_backbones_own_scorers_join_its_cosine():
     config = {
         "backbones": {"clip": {"model": "ViT-B-32"}, "blip": {"model": "blip@weights/blip", "scorers": ["blip-itm"]}},
-        "evaluate": {"backbones": ["clip", "blip"], "benchmarks": {"a": {"scorers": ["cosine"]}}},
+        "evaluate": {
+            "backbones": ["clip", "blip"],
+            "benchmarks": {"a": {"scorers": ["cosine"]}, "a+paper": {"scorers": ["dcsm-paper"]}},
+        },
     }
     assert sorted(_requests(config)) == [("blip", "a", "blip-itm"), ("blip", "a", "cosine"), ("clip", "a", "cosine")]

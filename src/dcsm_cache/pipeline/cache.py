@@ -85,6 +85,17 @@ class CachedDataset:
             torch.from_numpy(self.store.read_rows("image/pooled", rows)),
         )
 
+    def score(self, scorer, tok: torch.Tensor, pooled: torch.Tensor, rows: torch.Tensor, device) -> torch.Tensor:
+        """`scorer` on images (tokens, pooled) against caption rows [N, K]: [N, K] scores."""
+        return scorer(
+            tok.to(device),
+            pooled.to(device),
+            self.text_tokens[rows].to(device),
+            self.text_pooled[rows].to(device),
+            self.lengths[rows].to(device),
+            self.fr_columns[rows].to(device),
+        )
+
     def item_batches(
         self, items: list, batch_size: int
     ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -57,14 +57,7 @@ def paired_scores(
     pooled = torch.cat([images[1], opposites[1]]).to(device)
     cols = torch.cat([captions, opposite_captions])
     rows = cols.unsqueeze(0).expand(len(cols), len(cols))
-    return scorer(
-        tok,
-        pooled,
-        data.text_tokens[rows].to(device),
-        data.text_pooled[rows].to(device),
-        data.lengths[rows].to(device),
-        data.fr_columns[rows].to(device),
-    )
+    return data.score(scorer, tok, pooled, rows, device)
 
 
 def block_scores(scorer, data: CachedDataset, images, opposites, captions: Tensor, opposite_captions: Tensor, device):
@@ -73,14 +66,7 @@ def block_scores(scorer, data: CachedDataset, images, opposites, captions: Tenso
     pooled = torch.cat([images[1], opposites[1]]).to(device)
     both = torch.stack([captions, opposite_captions], dim=1)  # [B, 2]
     rows = torch.cat([both, both])  # [2B, 2]: image b and its opposite each against the item's two captions
-    s = scorer(
-        tok,
-        pooled,
-        data.text_tokens[rows].to(device),
-        data.text_pooled[rows].to(device),
-        data.lengths[rows].to(device),
-        data.fr_columns[rows].to(device),
-    )
+    s = data.score(scorer, tok, pooled, rows, device)
     b = len(captions)
     return torch.stack([s[:b], s[b:]], dim=1)
 

@@ -105,14 +105,7 @@ def batch_scores(scorer: DCSMScorer, data: CachedDataset, img_tok, img_pooled, p
     """[B, B + K-1] scores: image b against every positive, then against its own hard negatives."""
     b = len(pos)
     rows = torch.cat([pos.unsqueeze(0).expand(b, b), negs], dim=1)  # [B, B+K-1] caption rows
-    return scorer(
-        img_tok,
-        img_pooled,
-        data.text_tokens[rows].to(device),
-        data.text_pooled[rows].to(device),
-        data.lengths[rows].to(device),
-        data.fr_columns[rows].to(device),
-    )
+    return data.score(scorer, img_tok, img_pooled, rows, device)
 
 
 def contrastive_loss(scores: torch.Tensor, pos: torch.Tensor, hard_weight: float = 0.0) -> torch.Tensor:
@@ -301,14 +294,7 @@ def validate(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[
     items = [data.dataset.items[i] for v in val_items.values() for i in v]
     correct = 0
     for pos, tok, pooled, rows in data.item_batches(items, 256):
-        scores = scorer(
-            tok.to(device),
-            pooled.to(device),
-            data.text_tokens[rows].to(device),
-            data.text_pooled[rows].to(device),
-            data.lengths[rows].to(device),
-            data.fr_columns[rows].to(device),
-        )
+        scores = data.score(scorer, tok, pooled, rows, device)
         correct += sum(int(scores[j].argmax()) == items[i].correct for j, i in enumerate(pos))
     return correct / max(1, len(items))
 

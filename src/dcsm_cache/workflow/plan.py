@@ -240,7 +240,8 @@ def _requests(config: Mapping):
     for b in evaluate.get("backbones", []):
         own = backbones[b].get("scorers", [])  # scorers only this backbone has (BLIP's ITM head)
         for d, bcfg in evaluate.get("benchmarks", {}).items():
-            for s in dict.fromkeys([*bcfg["scorers"], *own]):
+            extra = own if "cosine" in bcfg["scorers"] else []  # beside the backbone's own cosine
+            for s in dict.fromkeys([*bcfg["scorers"], *extra]):
                 source = SCORERS[s].checkpoint
                 if source in (None, "trained") or source in backbones[b]:  # dcsm-paper: where a file is named
                     yield b, d, s

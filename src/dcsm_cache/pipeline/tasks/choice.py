@@ -71,17 +71,7 @@ def maxsim_scores(data: CachedDataset):
 
 
 def dcsm_scores(data: CachedDataset, scorer: DCSMScorer, device):
-    def fn(tok, pooled, rows):
-        return scorer(
-            tok.to(device),
-            pooled.to(device),
-            data.text_tokens[rows].to(device),
-            data.text_pooled[rows].to(device),
-            data.lengths[rows].to(device),
-            data.fr_columns[rows].to(device),
-        )
-
-    return fn
+    return lambda tok, pooled, rows: data.score(scorer, tok, pooled, rows, device)
 
 
 @torch.no_grad()
