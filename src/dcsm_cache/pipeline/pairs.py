@@ -33,11 +33,9 @@ __all__ = [
     "block_loss",
     "block_scores",
     "pair_term",
-    "paired_loss",
     "paired_scores",
     "reference_loss",
     "reference_step",
-    "same_caption_mask",
 ]
 
 Tensor = torch.Tensor
@@ -80,17 +78,6 @@ def block_loss(blocks: Tensor) -> Tensor:
     return (rows + cols) / 2
 
 
-def paired_loss(scores: Tensor, same: Tensor | None = None) -> Tensor:
-    """Mean of the row (image -> caption) and column (caption -> image) cross-entropies, diagonal targets.
-
-    `same` [2B, 2B] marks off-diagonal pairs that are not negatives (two items sharing a caption text):
-    they are masked out of both directions."""
-    if same is not None:
-        scores = scores.masked_fill(same & ~torch.eye(len(scores), dtype=torch.bool, device=scores.device), -1e4)
-    target = torch.arange(len(scores), device=scores.device)
-    return (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
-
-
 def reference_loss(scores: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """The reference's loss on one 2B x 2B map: standardise, permute both axes, row CE + column CE."""
     z = (scores - scores.mean()) / scores.std()
@@ -103,12 +90,6 @@ def reference_loss(scores: Tensor, generator: torch.Generator | None = None) -> 
 def reference_step(maps: Iterable[Tensor], generator: torch.Generator | None = None) -> Tensor:
     """What the reference back-propagates per step: its loss summed over sources x versions, divided by 3."""
     return sum(reference_loss(m, generator) for m in maps) / 3
-
-
-def same_caption_mask(captions: Tensor, opposite_captions: Tensor) -> Tensor:
-    """[2B, 2B] True where two columns hold the same caption row (not a negative of each other)."""
-    cols = torch.cat([captions, opposite_captions])
-    return cols.unsqueeze(0) == cols.unsqueeze(1)
 
 
 def pair_term(scorer, data: CachedDataset, batch, device, reference: bool, gen) -> Tensor | None:

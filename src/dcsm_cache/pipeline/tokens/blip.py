@@ -28,7 +28,7 @@ from ..._openclip import open_clip
 from ...errors import BackboneLoadError, InputNotFoundError, MissingPackageError
 from .adapters import ImageAdapter, TextAdapter, project
 from .checkpoints import sha256_file
-from .hub import offline
+from .hub import cached_file, offline
 from .names import BackboneSpec
 
 Tensor = torch.Tensor
@@ -137,13 +137,6 @@ def itm_scores(model: BlipCLIP, pixels: Tensor, ids: Tensor) -> Tensor:
 # -- naming and loading --------------------------------------------------------------------------------
 
 
-def _hub_file(repo: str, name: str, cache_dir: str | None) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
-    return found if isinstance(found, str) else None
-
-
 def _is_blip_config(path: str | None) -> bool:
     if not path or not os.path.isfile(path):
         return False
@@ -163,8 +156,8 @@ def is_blip(bs: BackboneSpec, cache_dir: str | None = None) -> bool:
     if not bs.hub:
         return False
     repo = bs.hub[len("hf-hub:") :]
-    path = _hub_file(repo, "config.json", cache_dir)
-    if path is None and not offline() and _hub_file(repo, "open_clip_config.json", cache_dir) is None:
+    path = cached_file(repo, "config.json", cache_dir)
+    if path is None and not offline() and cached_file(repo, "open_clip_config.json", cache_dir) is None:
         try:
             from huggingface_hub import hf_hub_download
 
@@ -192,7 +185,7 @@ def _source(bs: BackboneSpec, cache_dir: str | None) -> tuple[str, str]:
             )
         return folder, weights
     repo = bs.hub[len("hf-hub:") :]
-    weights = next((w for w in (_hub_file(repo, n, cache_dir) for n in _WEIGHT_FILES) if w), None)
+    weights = next((w for w in (cached_file(repo, n, cache_dir) for n in _WEIGHT_FILES) if w), None)
     if weights is None and offline():
         raise InputNotFoundError(
             f"weights for {bs.spec} are not cached on this machine and HF_HUB_OFFLINE is set: run once with "

@@ -23,17 +23,23 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def hub_cached(repo: str, filename: str, cache_dir: str | None) -> bool:
-    """Whether the file, or the safetensors twin open_clip prefers, is in the hub cache."""
+def cached_file(repo: str, filename: str, cache_dir: str | None) -> str | None:
+    """The path of `filename` of hub repo `repo` in the Hugging Face cache, or None (no network)."""
     from huggingface_hub import try_to_load_from_cache
 
+    found = try_to_load_from_cache(repo, filename, cache_dir=cache_dir)
+    return found if isinstance(found, str) else None
+
+
+def hub_cached(repo: str, filename: str, cache_dir: str | None) -> bool:
+    """Whether the file, or the safetensors twin open_clip prefers, is in the hub cache."""
     if filename == HF_WEIGHTS_NAME:
         twin = HF_SAFE_WEIGHTS_NAME
     elif filename.endswith((".bin", ".pth")):
         twin = filename[:-4] + ".safetensors"
     else:
         twin = None
-    return any(isinstance(try_to_load_from_cache(repo, n, cache_dir=cache_dir), str) for n in (filename, twin) if n)
+    return any(cached_file(repo, n, cache_dir) for n in (filename, twin) if n)
 
 
 def weights_cached(bs: BackboneSpec, cache_dir: str | None = None) -> bool:
@@ -61,8 +67,6 @@ def weights_cached(bs: BackboneSpec, cache_dir: str | None = None) -> bool:
 
 def cached_weights_sha256(bs: BackboneSpec, cache_dir: str | None) -> str | None:
     """sha256 of the registry weights file this machine loaded, where it can be found in the cache."""
-    from huggingface_hub import try_to_load_from_cache
-
     if bs.hub:
         repo, names = bs.hub[len("hf-hub:") :], (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
     else:
@@ -75,11 +79,8 @@ def cached_weights_sha256(bs: BackboneSpec, cache_dir: str | None) -> str | None
         filename = filename or HF_WEIGHTS_NAME
         twin = HF_SAFE_WEIGHTS_NAME if filename == HF_WEIGHTS_NAME else filename.rsplit(".", 1)[0] + ".safetensors"
         names = (twin, filename)
-    for name in names:
-        found = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
-        if isinstance(found, str):
-            return sha256_file(found)
-    return None
+    found = next((f for f in (cached_file(repo, n, cache_dir) for n in names) if f), None)
+    return sha256_file(found) if found else None
 
 
 def needs_quick_gelu(bs: BackboneSpec) -> bool:
