@@ -50,3 +50,16 @@ def tiny_scorer(stores, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("scorer") / "dcsm.pt"
     train(stores["shapes_train"], out, TrainConfig(steps=2, batch_size=8, device="cpu", progress=False, text_len=16))
     return out
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """A folder where the embedded default ran at tiny size through the real snakemake (tests/snakemake_run.py).
+    Shared by every test that reads it: a test that changes files works in a copy."""
+    from snakemake_run import DEFAULT, SNAKEMAKE, snakemake
+
+    if SNAKEMAKE is None:
+        pytest.skip("snakemake binary not on PATH")
+    folder = tmp_path_factory.mktemp("default")
+    snakemake(folder, DEFAULT)
+    return folder

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_snakemake import DEFAULT, SNAKEMAKE, snakemake
+from snakemake_run import DEFAULT, SNAKEMAKE, snakemake
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -79,17 +79,17 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    """The tiny embedded default run through the real snakemake, then its HTML report."""
-    folder = tmp_path_factory.mktemp("browser")
-    snakemake(folder, DEFAULT)
-    snakemake(folder, DEFAULT, "--report", "results/report.html")
-    return folder
+def report(default_run, tmp_path_factory) -> Path:
+    """The HTML report of the tiny embedded default's run (the session's `default_run`), written outside
+    its folder, whose results/ other tests compare byte for byte."""
+    page = tmp_path_factory.mktemp("browser") / "report.html"
+    snakemake(default_run, DEFAULT, "--report", str(page))
+    return page
 
 
 @pytest.mark.slow
-def test_the_browser_shows_the_results_table_and_the_figures(report):
-    page = report / "results" / "report.html"
+def test_the_browser_shows_the_results_table_and_the_figures(report, default_run):
+    page = report
     source = Rendered()
     source.feed(page.read_text())
     assert not source.tables  # before JavaScript runs there is no table: what follows is rendered
@@ -97,7 +97,7 @@ def test_the_browser_shows_the_results_table_and_the_figures(report):
     dom.feed(chromium("--dump-dom", page.as_uri()).stdout)
     assert dom.tables, "the report's front page shows no results table"
     table = dom.tables[0]
-    summary = json.loads((report / "results/default/summary.json").read_text())["choice"]
+    summary = json.loads((default_run / "results/default/summary.json").read_text())["choice"]
     header = table[2]  # family, benchmark, split: the split row
     assert header == [c["split"] for c in summary["columns"]]
     shown = {(r[0], r[1]): r[2:] for r in table[3:] if r[0] != "chance"}
@@ -106,14 +106,14 @@ def test_the_browser_shows_the_results_table_and_the_figures(report):
         cells = shown[(row["backbone"], row["scorer"])]
         for col, text in zip(summary["columns"], cells):
             cell = row["cells"][col["id"]]
-            result = json.loads((report / cell["result"]).read_text())  # the number as its result file has it
+            result = json.loads((default_run / cell["result"]).read_text())  # the number as its result file has it
             assert text == f"{100 * result['subsets'][col['split']]['accuracy']:.1f}", (row["scorer"], col["id"])
     drawn = {base64.b64decode(src.split(",", 1)[1]) for src in dom.images}
     for name in ("accuracy.png", "gain.png"):
-        assert (report / "results/default" / name).read_bytes() in drawn, name
+        assert (default_run / "results/default" / name).read_bytes() in drawn, name
     assert len(drawn) >= 3  # and the gallery's heatmaps
 
-    shot = report / "shot.png"
+    shot = page.parent / "shot.png"
     chromium("--window-size=1400,3000", f"--screenshot={shot}", page.as_uri())
     px = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
     painted = (np.abs(px - DCSM_GREEN) < 4).all(axis=1).sum()

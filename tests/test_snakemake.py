@@ -1,13 +1,13 @@
 """The real `snakemake` binary runs the real Snakefile on the tiny configs of tests/workflow/.
 
-The embedded default at tiny size runs through every stage once, into results/default/ (a module
-fixture). In that folder, then: nothing changed plans nothing; the same config written back with
-sorted keys in flow style plans nothing; one benchmark's setting edited plans that benchmark's
-evaluations and the report; a changed evaluation, scorer or report module plans exactly the jobs it
-feeds. The paper's configuration at tiny size, in a copy of that folder that also holds two
-backbones' weights and three benchmark folders (tiny stand-ins in their native layouts and
-checkpoint forms), plans its own jobs, runs exactly those results, lists what is missing and writes
-results/paper/summary.md; with strict=true it stops with the same list.
+The embedded default at tiny size runs through every stage once, into results/default/ (the session
+fixture `default_run`, tests/conftest.py). In that folder, then: nothing changed plans nothing; the
+same config written back with sorted keys in flow style plans nothing; one benchmark's setting
+edited plans that benchmark's evaluations and the report; a changed evaluation, scorer or report
+module plans exactly the jobs it feeds. The paper's configuration at tiny size, in a copy of that
+folder that also holds two backbones' weights and three benchmark folders (tiny stand-ins in their
+native layouts and checkpoint forms), plans its own jobs, runs exactly those results, lists what is
+missing and writes results/paper/summary.md; with strict=true it stops with the same list.
 """
 
 from __future__ import annotations
@@ -23,64 +23,9 @@ import pytest
 import yaml
 
 from dcsm_cache.workflow import code_fingerprint
-
-REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = shutil.which("snakemake")
-DEFAULT = [REPO / "config" / "config.yaml", REPO / "tests" / "workflow" / "default.yaml"]
-PAPER = [REPO / "config" / "paper.yaml", REPO / "tests" / "workflow" / "paper.yaml"]
+from snakemake_run import DEFAULT, PAPER, REPO, SNAKEMAKE, merged, planned_jobs, snakemake
 
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
-
-
-def snakemake(
-    workdir: Path, configfiles, *args: str, env: dict | None = None, ok: bool = True
-) -> subprocess.CompletedProcess:
-    cmd = [
-        SNAKEMAKE,
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        *map(str, configfiles),
-        "--cores",
-        "2",
-        *args,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
-    proc.output = proc.stdout + proc.stderr
-    if ok:
-        assert proc.returncode == 0, proc.output[-4000:]
-    return proc
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> count from the 'Job stats' table of a dry run."""
-    table = output.split("Job stats:", 1)[1] if "Job stats:" in output else ""
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m[1] != "total"}
-
-
-def merged(configfiles) -> dict:
-    """The config Snakemake builds from several --configfile files: each merged into the last, key by key."""
-
-    def merge(a, b):
-        return {
-            **a,
-            **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v for k, v in b.items()},
-        }
-
-    cfg: dict = {}
-    for f in configfiles:
-        cfg = merge(cfg, yaml.safe_load(Path(f).read_text()))
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory) -> Path:
-    """A folder where the embedded default ran at tiny size."""
-    folder = tmp_path_factory.mktemp("default")
-    snakemake(folder, DEFAULT)
-    return folder
 
 
 @pytest.mark.slow
