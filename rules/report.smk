@@ -22,9 +22,11 @@ rule gallery:
         "../environment.yml"
     params:
         stores=gallery_flags,
+        per_kind=config["report"]["gallery_per_kind"],
         code=code_fingerprint("gallery"),
     shell:
-        "dcsm-cache gallery {params.stores} --checkpoint {input.scorer} --out {output} > {log} 2>&1"
+        "dcsm-cache gallery {params.stores} --checkpoint {input.scorer} --per-kind {params.per_kind} --out {output} "
+        "> {log} 2>&1"
 
 
 rule report:
