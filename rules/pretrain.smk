@@ -10,7 +10,8 @@ rule pretrain:
         "logs/pretrain/{backbone}.log",
     conda:
         "../environment.yml"
-    threads: workflow.cores
+    # settings.threads (a small model's pretraining: 1, so that two run side by side), else every core
+    threads: lambda wc: config["pretrain"][wc.backbone].get("settings", {}).get("threads") or workflow.cores
     params:
         settings=lambda wc: sets(
             {"arch": config["pretrain"][wc.backbone]["arch"], **config["pretrain"][wc.backbone].get("settings", {})}

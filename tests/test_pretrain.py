@@ -75,3 +75,18 @@ def test_late_interaction_matches_a_direct_computation(both_ways):
 def test_an_unknown_token_pool_is_a_config_error():
     with pytest.raises(ConfigError, match="token_pool 'last'"):
         PretrainConfig(token_pool="last")
+
+
+def test_threads_sets_torch_threads_and_a_negative_count_is_a_config_error(pretrain_items, tmp_path):
+    with pytest.raises(ConfigError, match="threads=-1"):
+        PretrainConfig(threads=-1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cfg = PretrainConfig(
+            arch=TINY_BACKBONE, steps=1, batch_size=8, warmup=1, device="cpu", progress=False, token_loss=0, threads=1
+        )
+        pretrain(pretrain_items, tmp_path / "one.pt", cfg)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -57,8 +57,11 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    threads: int = 0  # CPU threads (torch.set_num_threads); 0: torch's default (every core)
 
     def __post_init__(self):
+        if self.threads < 0:
+            raise ConfigError(f"pretrain: threads={self.threads} must be 0 (every core) or more")
         if self.token_pool not in TOKEN_POOLS:
             raise ConfigError(f"pretrain: token_pool {self.token_pool!r} is not one of {', '.join(TOKEN_POOLS)}")
 
@@ -98,6 +101,8 @@ def _token_loss(pool: str, patches, tokens, valid, img, scale, loss_fn) -> torch
 def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConfig = PretrainConfig()) -> dict:
     """Train `cfg.arch` from scratch on every (image, first candidate caption) of the manifest."""
     torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     ds = read_manifest(items)
     model, preprocess, _ = open_clip.create_model_and_transforms(cfg.arch)
