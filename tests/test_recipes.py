@@ -74,6 +74,26 @@ def test_paper_config_trains_synth_and_coco_on_vit_b_16_beside_the_reference_che
         assert ("dcsm-paper" in cfg["scorers"]) == ("dcsm-synth" in cfg["scorers"]) == ("dcsm-coco" in cfg["scorers"])
 
 
+def test_a_recipe_is_planned_where_all_its_training_folders_are(tmp_path):
+    cfg = config()  # shapes_spatial reads the world, which the workflow builds: always there
+    before = plan(cfg, tmp_path)
+    assert before.targets == ("results/recipes/tiny/shapes_spatial/cosine.json",) and before.requested == 3
+    assert {(m.path, m.name) for m in before.missing} == {
+        ("data/objaverse/objaverse_train_composite_newrelations_withbg", "dcsm_train_spatial"),
+        ("data/objaverse/objaverse_attributes_overlay_withbg", "dcsm_train_colour"),
+        ("data/coco/negated_pairs_cocotrain_v1.json", "dcsm_train_negation"),
+    }
+    write_training_sets(tmp_path / "data" / "objaverse", ("spatial",))  # one of dcsm-synth's two: not yet
+    assert plan(cfg, tmp_path).targets == before.targets
+    write_training_sets(tmp_path / "data" / "objaverse", ("colour",))
+    after = plan(cfg, tmp_path)
+    assert after.targets == (*before.targets, "results/recipes/tiny/shapes_spatial/dcsm-synth.json")
+    assert [m.name for m in after.missing] == ["dcsm_train_negation"]
+    cfg["train"]["recipes"]["dcsm-coco"]["backbones"] = ["other"]  # trained for another backbone only: not asked
+    cfg["backbones"]["other"] = {"model": "shapes-clip-tiny"}
+    assert plan(cfg, tmp_path).requested == 2
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
