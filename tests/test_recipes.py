@@ -114,6 +114,10 @@ def test_a_recipe_is_planned_where_all_its_training_folders_are(tmp_path):
             "train: recipes: cosine: 'cosine' is a scorer's name",
         ),
         (
+            lambda c: c["train"]["recipes"].update(zeroshot={"datasets": ["dcsm_train_spatial"]}),
+            "train: recipes: zeroshot: 'zeroshot' is a task's name",
+        ),
+        (
             lambda c: c["evaluate"]["benchmarks"]["shapes_spatial"].update(scorers=["dcsm-sinth"]),
             "evaluate: shapes_spatial: scorer 'dcsm-sinth' is neither a scorer (cosine, ",
         ),

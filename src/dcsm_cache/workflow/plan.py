@@ -283,6 +283,9 @@ def _check_names(config: Mapping) -> dict[str, Recipe]:
     _known([d for d in [(config.get("train") or {}).get("dataset")] if d], datasets, "train", "dataset")
     _known([p["dataset"] for p in (config.get("pretrain") or {}).values()], datasets, "pretrain", "dataset")
     trained = recipes(config)
+    for name in trained:
+        if name in TASKS:  # results/<config>/<backbone>/<dataset>/<task>.json is the task's
+            raise ConfigError(f"train: recipes: {name}: {name!r} is a task's name ({', '.join(TASKS)}): rename it")
     _check_scorers(config, trained)
     return trained
 
