@@ -253,7 +253,7 @@ def train(
         history = [{"step": int(h["step"]), "val_accuracy": float(h["val_accuracy"])} for h in state["history"]]
         log.warning("%s: resuming at step %d of %d", resume_path(out), replay_to, cfg.steps)
     batches, batch = [], 0
-    for path, d, train_items, _ in sources:
+    for _, d, train_items, _ in sources:
         batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
         batches.append(TrainBatches(d, train_items, batch, cfg.buffer_chunks, cfg.reader, device))  # reads the store
     datas = [on_device(d, device) for d in datas]
