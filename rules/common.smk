@@ -5,7 +5,7 @@ import re
 import sys
 
 from dcsm_cache.pipeline.scorers import SCORERS
-from dcsm_cache.workflow import code_fingerprint, items_fingerprint, plan, set_flags
+from dcsm_cache.workflow import code_fingerprint, items_fingerprint, plan, recipes, set_flags
 from dcsm_cache.workflow.parts import extraction
 from dcsm_cache.workflow.domains import under
 
@@ -17,6 +17,17 @@ if PLAN.refusal():
     sys.exit(PLAN.refusal())
 if PLAN.missing:
     print(PLAN.describe(), file=sys.stderr)
+
+# The scorers trained here by name (dcsm_cache/workflow/recipes.py): `train: dataset:` is the default recipe
+# (the `train` job, models/{backbone}/dcsm.pt); `train: recipes:` are the others (`train_recipe` jobs).
+RECIPES = recipes(config)
+TRAINED = next(s.name for s in SCORERS.values() if s.checkpoint == "trained")  # the scorer a recipe trains
+NAMED = [r for r in RECIPES if r != TRAINED]  # the recipes of `train: recipes:`
+
+
+def name_pattern(names):
+    """A wildcard constraint matching exactly these names (none: a pattern nothing matches)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
 def sets(settings):
@@ -87,6 +98,11 @@ def scorer_flags(wc):
     return " ".join(f"--checkpoint {c}" for c in scorer_checkpoint(wc))
 
 
+def recipe_stores(wc):
+    """A recipe's training stores, each a `--store` flag (dcsm-cache train takes them together)."""
+    return " ".join(f"--store {store(wc.backbone, d)}" for d in RECIPES[wc.recipe].datasets)
+
+
 wildcard_constraints:
     backbone="[^/]+",
     dataset="[^/]+",
@@ -94,6 +110,7 @@ wildcard_constraints:
     nparts="[0-9]+",
     benchmark="[^/]+",
     scorer="|".join(re.escape(s) for s in SCORERS),
+    recipe=name_pattern(NAMED),
 
 
 # The report's gallery (rules/report.smk): one per backbone whose trained scorer is evaluated here.

@@ -31,18 +31,39 @@ def _pairs(ds):
     }
 
 
+def write_training_sets(root, sources=("spatial", "colour", "negation")):
+    """The three training sources at `root`, tiny, in their native layout (tests/test_recipes.py uses it too)."""
+    if "spatial" in sources:
+        _write_spatial(root)
+    if "colour" in sources:
+        _write_colour(root)
+    if "negation" in sources:
+        _write_negation(root)
+    return root
+
+
 @pytest.fixture
 def data(tmp_path):
+    return write_training_sets(tmp_path)
+
+
+def _write_spatial(tmp_path):
     sp = tmp_path / "objaverse_train_composite_newrelations_withbg"
     for name in ("chair_above_lamp.png", "dog_leftof_car.jpg"):
         _png(sp / name)
         _png(sp / f"CUTMIX_{name}")
+
+
+def _write_colour(tmp_path):
     co = tmp_path / "objaverse_attributes_overlay_withbg"
     _png(co / "red_chair_blue_lamp.png")
     _png(co / "MIRROR_red_chair_blue_lamp.png")
     sb = tmp_path / "objaverse_smallbig_withbg"
     _png(sb / "small_dog_big_car.png")
     _png(sb / "MIRROR_small_dog_big_car.png")
+
+
+def _write_negation(tmp_path):
     for p in ("train2014/a.jpg", "train2014/b.jpg"):
         _png(tmp_path / p)
     records = [
@@ -54,7 +75,6 @@ def data(tmp_path):
         }
     ]
     (tmp_path / "negated_pairs_cocotrain_v1.json").write_text(json.dumps(records))
-    return tmp_path
 
 
 def test_spatial_composites_both_versions_with_cutmix_opposites(data):

@@ -126,3 +126,25 @@ def test_a_resume_file_of_other_settings_is_refused(chunked_store, tmp_path):
     Path(f"{out}.resume").write_bytes(b"not a checkpoint")
     with pytest.raises(BadInputError, match=r"m\.pt\.resume cannot be read"):
         train(chunked_store, out, TrainConfig(**RESUMABLE, device="cpu", progress=False, resume=True))
+
+
+@pytest.mark.slow
+def test_several_stores_train_together_one_batch_of_each_per_step(stores, tmp_path, monkeypatch):
+    """Training on a list of stores (a workflow recipe's datasets): every step one batch of each, in order; the
+    checkpoint names every store; a list of one store trains exactly as the store alone does."""
+    import dcsm_cache.pipeline.train as T
+    from dcsm_cache.pipeline.scorer_file import read_meta
+    from dcsm_cache.stores.feature_store import FeatureStore
+
+    seen, real = [], T._loss
+    monkeypatch.setattr(T, "_loss", lambda *a: seen.append(Path(a[-1]).name) or real(*a))
+    cfg = TrainConfig(steps=3, batch_size=8, device="cpu", progress=False, text_len=16)
+    both = [stores["shapes_train"], stores["shapes_spatial"]]
+    train(both, tmp_path / "both.pt", cfg)
+    assert seen == ["shapes_train.zarr", "shapes_spatial.zarr"] * 3
+    prints = [FeatureStore.open(s).attrs["fingerprint"] for s in both]
+    assert read_meta(tmp_path / "both.pt")["store_fingerprint"] == prints
+    train([stores["shapes_train"]], tmp_path / "list.pt", cfg)
+    train(stores["shapes_train"], tmp_path / "one.pt", cfg)
+    assert (tmp_path / "list.pt").read_bytes() == (tmp_path / "one.pt").read_bytes()
+    assert (tmp_path / "both.pt").read_bytes() != (tmp_path / "one.pt").read_bytes()

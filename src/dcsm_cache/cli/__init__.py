@@ -273,15 +273,22 @@ def extract(
 
 
 @main.command()
-@click.option("--store", required=True, type=click.Path(), help="Feature store of the training set.")
+@click.option(
+    "--store",
+    "stores",
+    required=True,
+    multiple=True,
+    type=click.Path(),
+    help="Feature store of the training set; repeat for several of one backbone (one batch of each per step).",
+)
 @click.option("--out", required=True, type=click.Path(), help="Scorer checkpoint to write.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
     "--resume", is_flag=True, help="Continue from OUT.resume (written every checkpoint_every steps) if there."
 )
 @settings_option
-def train(store: str, out: str, device: str, resume: bool, sets: tuple[str, ...]) -> None:
-    """Train the DCSM scorer from cached features.
+def train(stores: tuple[str, ...], out: str, device: str, resume: bool, sets: tuple[str, ...]) -> None:
+    """Train the DCSM scorer from cached features (one store, or several: the paper's training sources).
 
     \b
     Example:
@@ -290,7 +297,7 @@ def train(store: str, out: str, device: str, resume: bool, sets: tuple[str, ...]
     from ..pipeline.train import TrainConfig, train as run
 
     cfg = from_mapping(TrainConfig, {"device": device, "resume": resume, **_settings(sets)}, "train")
-    summary = run(store, out, cfg)
+    summary = run(stores[0] if len(stores) == 1 else list(stores), out, cfg)
     click.echo(json.dumps(summary))
 
 
@@ -310,6 +317,11 @@ def train(store: str, out: str, device: str, resume: bool, sets: tuple[str, ...]
 @click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @backbone_name_option
+@click.option(
+    "--scorer-name",
+    help="Name the scorer in the result (a workflow recipe, e.g. dcsm-synth); reports name rows by it. "
+    "Default: --scorer.",
+)
 @settings_option
 def eval_(
     store: str,
@@ -318,6 +330,7 @@ def eval_(
     out: str,
     device: str,
     backbone_name: str | None,
+    scorer_name: str | None,
     sets: tuple[str, ...],
 ) -> None:
     """Score a benchmark's items from its store.
@@ -332,9 +345,11 @@ def eval_(
 
     cfg = from_mapping(EvalConfig, {"checkpoint": checkpoint, "device": device, **_settings(sets)}, "eval")
     result = evaluate(store, scorer, cfg)
+    if scorer_name:
+        result = {**result, "scorer": scorer_name}
     write_result(name_backbone(result, backbone_name), out, seeds=_train_seeds(checkpoint))
     click.echo(
-        f"{result['dataset']} {scorer}: {100 * result['accuracy']:.1f}% of {result['n_items']} items "
+        f"{result['dataset']} {result['scorer']}: {100 * result['accuracy']:.1f}% of {result['n_items']} items "
         f"(chance {100 * result['chance']:.1f}%) -> {out}"
     )
 

@@ -1,6 +1,7 @@
 """Train the DCSM scorer from a feature store: the backbone never runs again.
 
     train("stores/shapes-clip/shapes_train.zarr", "models/shapes-clip/dcsm.pt", TrainConfig(steps=2000))
+    train(["stores/b/dcsm_train_spatial.zarr", "stores/b/dcsm_train_colour.zarr"], "models/b/dcsm-synth.pt", cfg)
 
 Each batch takes B images (whole chunks at random, shuffled within a buffer; `train_data.py`: the
 store in memory when it fits) with their candidate
@@ -13,6 +14,12 @@ captions, both directions, weighted by `pair_weight`; `loss="reference"` trains 
 reference's recipe alone (its loss per source and version, Adam at a fixed `lr`). Items with subset
 "val" are held out and scored every
 `eval_every` steps. The checkpoint holds the scorer's weights, its config and what it was trained on.
+
+Several stores (one backbone's, e.g. the paper's three training sources): each step takes one batch
+from every store, an epoch ends with the shortest store's (the reference's `MultipleDatasets`), and
+the step's loss is the stores' losses summed under `loss="reference"` (its gradients over sources
+summed, then divided by 3 in `pairs.reference_step`), their mean otherwise. One store trains exactly
+as before.
 
 Reproducible and resumable: on the CPU training runs with deterministic kernels on a fixed number of
 threads (`threads`, recorded), so the same store and config give the same weights, bit for bit; on
@@ -147,10 +154,14 @@ def resume_path(out: str | os.PathLike) -> Path:
     return Path(f"{out}.resume")
 
 
-def _run_key(cfg: TrainConfig, data: CachedDataset) -> str:
-    return config_hash(
-        {**dataclasses.asdict(cfg), **{k: None for k in _RUN_ONLY}, "store": data.store.attrs["fingerprint"]}
-    )
+def _fingerprint(datas: list[CachedDataset]) -> str | list[str]:
+    """The training stores' fingerprints (one store: its own, as a string)."""
+    prints = [d.store.attrs["fingerprint"] for d in datas]
+    return prints[0] if len(prints) == 1 else prints
+
+
+def _run_key(cfg: TrainConfig, datas: list[CachedDataset]) -> str:
+    return config_hash({**dataclasses.asdict(cfg), **{k: None for k in _RUN_ONLY}, "store": _fingerprint(datas)})
 
 
 def _save_resume(out, key: str, state: dict) -> None:
@@ -178,21 +189,42 @@ def _load_resume(out, key: str) -> dict | None:
     return state
 
 
+def _open_sources(stores: list, cfg: TrainConfig, items: str | None) -> list[tuple]:
+    """(path, data, train items, val items) per store; the stores must come from one backbone."""
+    sources = []
+    for store in stores:
+        data = CachedDataset.open(store, text_len=cfg.text_len, items=items)
+        train_items, val_items = _group_items(data, False), _group_items(data, True)
+        if not train_items:
+            raise BadInputError(f"{store}: no training items with readable images")
+        ks = {len(data.dataset.items[i].candidates) for v in train_items.values() for i in v}
+        if len(ks) != 1 or ks == {1}:
+            raise BadInputError(
+                f"{store}: training needs items with the same number (>1) of candidates, found {sorted(ks)}"
+            )
+        first = sources[0][1] if sources else data
+        if (data.store.attrs["backbone_id"], data.n_tokens) != (first.store.attrs["backbone_id"], first.n_tokens):
+            raise BadInputError(
+                f"{store}: extracted with {data.store.attrs['backbone']!r}, but {stores[0]} with "
+                f"{first.store.attrs['backbone']!r}: a scorer trains on one backbone's stores"
+            )
+        sources.append((store, data, train_items, val_items))
+    return sources
+
+
 def train(
-    store: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig = TrainConfig(), items: str | None = None
+    store: str | os.PathLike | list, out: str | os.PathLike, cfg: TrainConfig = TrainConfig(), items: str | None = None
 ) -> dict:
+    """Train on one store, or on several of one backbone (a list: see the module docstring)."""
+    stores = list(store) if isinstance(store, (list, tuple)) else [store]
+    if not stores:
+        raise BadInputError("train: no store given")
     device = resolve_device(cfg.device)
     threads = deterministic_setup(cfg, device)
     rng = np.random.default_rng(cfg.seed)
-    data = CachedDataset.open(store, text_len=cfg.text_len, items=items)
-    train_items, val_items = _group_items(data, False), _group_items(data, True)
-    if not train_items:
-        raise BadInputError(f"{store}: no training items with readable images")
-    ks = {len(data.dataset.items[i].candidates) for v in train_items.values() for i in v}
-    if len(ks) != 1 or ks == {1}:
-        raise BadInputError(
-            f"{store}: training needs items with the same number (>1) of candidates, found {sorted(ks)}"
-        )
+    sources = _open_sources(stores, cfg, items)
+    datas = [s[1] for s in sources]
+    data = datas[0]
     scorer = DCSMScorer(cfg.scorer, data.n_tokens, cfg.text_len, len(data.fr_words)).to(device)
     params = [p for p in scorer.parameters() if p.requires_grad]
     reference = cfg.loss == "reference"
@@ -207,7 +239,7 @@ def train(
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warm)
     gen = torch.Generator().manual_seed(cfg.seed)  # the reference's random permutations
     step, losses, history, replay_to = 0, [], [], 0
-    key = _run_key(cfg, data)
+    key = _run_key(cfg, datas)
     state = _load_resume(out, key) if cfg.resume else None
     if state is not None:  # back to the start of the interrupted epoch; its data order is replayed to `step`
         scorer.load_state_dict(state["model"])
@@ -220,27 +252,22 @@ def train(
         # rebuilt with this module's key strings, so the scorer file pickles to the same bytes
         history = [{"step": int(h["step"]), "val_accuracy": float(h["val_accuracy"])} for h in state["history"]]
         log.warning("%s: resuming at step %d of %d", resume_path(out), replay_to, cfg.steps)
-    batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
-    batches = TrainBatches(data, train_items, batch, cfg.buffer_chunks, cfg.reader, device)  # reads the store
-    data = on_device(data, device)
+    batches, batch = [], 0
+    for _, d, train_items, _ in sources:
+        batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
+        batches.append(TrainBatches(d, train_items, batch, cfg.buffer_chunks, cfg.reader, device))  # reads the store
+    datas = [on_device(d, device) for d in datas]
+    val_sets = [(d, s[3]) for d, s in zip(datas, sources) if s[3]]
     bar = tqdm(total=cfg.steps, initial=replay_to, desc="train", disable=not cfg.progress)
     while step < cfg.steps:
         epoch_start, epoch_rng = step, rng.bit_generator.state
-        for b in batches.epoch(rng):
+        for bs in zip(*(b.epoch(rng) for b in batches)):  # one batch per store; the shortest store ends the epoch
             if step < replay_to:  # trained on before the interruption
                 step += 1
                 continue
             scorer.train()
-            pairs = pair_term(scorer, data, b, device, reference, gen) if cfg.pair_weight or reference else None
-            if reference:
-                if pairs is None:
-                    raise BadInputError(f"{store}: loss=reference needs training items with opposite images")
-                loss = pairs
-            else:
-                scores = batch_scores(scorer, data, b.tok, b.pooled, b.pos, b.negs, device)
-                loss = contrastive_loss(scores, b.pos, cfg.hard_negative_weight)
-                if pairs is not None:
-                    loss = loss + cfg.pair_weight * pairs
+            terms = [_loss(scorer, d, b, cfg, device, gen, path) for d, b, path in zip(datas, bs, stores)]
+            loss = terms[0] if len(terms) == 1 else (sum(terms) if reference else sum(terms) / len(terms))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -249,8 +276,8 @@ def train(
             step += 1
             bar.update()
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
-            if val_items and (step % cfg.eval_every == 0 or step == cfg.steps):
-                history.append({"step": step, "val_accuracy": validate(scorer, data, val_items, device)})
+            if val_sets and (step % cfg.eval_every == 0 or step == cfg.steps):
+                history.append({"step": step, "val_accuracy": _validate_all(scorer, val_sets, device)})
                 log.info("step %d: val accuracy %.3f", step, history[-1]["val_accuracy"])
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 _save_resume(
@@ -276,31 +303,60 @@ def train(
                 break
         if step == epoch_start:
             raise BadInputError(
-                f"{store}: no buffer of {cfg.buffer_chunks} chunks holds a batch of {batch} items; raise buffer_chunks"
+                f"{', '.join(map(str, stores))}: no buffer of {cfg.buffer_chunks} chunks holds a batch of "
+                f"{batch} items; raise buffer_chunks"
             )
     bar.close()
     summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history, "threads": threads}
-    save_scorer(scorer, checkpoint_meta(data, cfg, summary), out)
+    save_scorer(scorer, checkpoint_meta(datas, cfg, summary), out)
     resume = resume_path(out)
     for left in [resume, *resume.parent.glob(f".{resume.name}.*.tmp")]:  # (a write a kill cut short)
         left.unlink(missing_ok=True)
     return summary
 
 
+def _loss(scorer: DCSMScorer, data: CachedDataset, b, cfg: TrainConfig, device, gen, store) -> torch.Tensor:
+    """One store's batch loss: caption-side contrastive plus the image-side term, or the reference's alone."""
+    reference = cfg.loss == "reference"
+    pairs = pair_term(scorer, data, b, device, reference, gen) if cfg.pair_weight or reference else None
+    if reference:
+        if pairs is None:
+            raise BadInputError(f"{store}: loss=reference needs training items with opposite images")
+        return pairs
+    scores = batch_scores(scorer, data, b.tok, b.pooled, b.pos, b.negs, device)
+    loss = contrastive_loss(scores, b.pos, cfg.hard_negative_weight)
+    return loss if pairs is None else loss + cfg.pair_weight * pairs
+
+
 @torch.no_grad()
-def validate(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[int]], device) -> float:
-    """Fraction of val items whose positive outscores all of its own candidates."""
+def _correct(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[int]], device) -> tuple[int, int]:
+    """(val items whose positive outscores all of its own candidates, val items)."""
     scorer.eval()
     items = [data.dataset.items[i] for v in val_items.values() for i in v]
     correct = 0
     for pos, tok, pooled, rows in data.item_batches(items, 256):
         scores = data.score(scorer, tok, pooled, rows, device)
         correct += sum(int(scores[j].argmax()) == items[i].correct for j, i in enumerate(pos))
-    return correct / max(1, len(items))
+    return correct, len(items)
 
 
-def checkpoint_meta(data: CachedDataset, cfg: TrainConfig, summary: dict) -> dict:
-    """What the scorer was trained on and with, for `scorer_file.save_scorer`."""
+def validate(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[int]], device) -> float:
+    """Fraction of val items whose positive outscores all of its own candidates."""
+    correct, n = _correct(scorer, data, val_items, device)
+    return correct / max(1, n)
+
+
+def _validate_all(scorer: DCSMScorer, val_sets: list[tuple], device) -> float:
+    """`validate` over the val items of every store together."""
+    counts = [_correct(scorer, d, v, device) for d, v in val_sets]
+    return sum(c for c, _ in counts) / max(1, sum(n for _, n in counts))
+
+
+def checkpoint_meta(datas: CachedDataset | list[CachedDataset], cfg: TrainConfig, summary: dict) -> dict:
+    """What the scorer was trained on and with, for `scorer_file.save_scorer` (several stores: each one's
+    fingerprint, in order)."""
+    datas = datas if isinstance(datas, list) else [datas]
+    data = datas[0]
     a = data.store.attrs
     return {
         "scorer_config": dataclasses.asdict(cfg.scorer),
@@ -312,6 +368,6 @@ def checkpoint_meta(data: CachedDataset, cfg: TrainConfig, summary: dict) -> dic
         "backbone": a["backbone"],
         "backbone_id": a["backbone_id"],
         "identity": a["identity"],
-        "store_fingerprint": a["fingerprint"],
+        "store_fingerprint": _fingerprint(datas),
         "summary": summary,
     }

@@ -4,24 +4,28 @@
     PLAN = plan(config)                      # rules/common.smk: the results this machine can make
 
 plan.py (which results a config can make here, and what is missing for the others), params.py (the
-`--set` flags of a rule, from settings in one canonical form), code.py (a fingerprint of the source
+`--set` flags of a rule, from settings in one canonical form), recipes.py (the DCSM scorers a config
+trains, each from its datasets' stores), code.py (a fingerprint of the source
 files each stage runs, so that a changed package reruns what it computes).
 """
 
 from .code import STAGES, code_fingerprint, items_fingerprint
 from .params import canonical, canonical_json, set_flags
 from .plan import TASKS, Missing, Plan, plan, result_path, strict_flag, summary_path
+from .recipes import Recipe, recipes
 
 __all__ = [
     "STAGES",
     "TASKS",
     "Missing",
     "Plan",
+    "Recipe",
     "canonical",
     "canonical_json",
     "code_fingerprint",
     "items_fingerprint",
     "plan",
+    "recipes",
     "result_path",
     "set_flags",
     "strict_flag",

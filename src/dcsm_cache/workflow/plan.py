@@ -15,11 +15,12 @@ weights, its dataset's folder and its scorer's checkpoint are present:
 - a dataset: one built here (its root is the world's, or under the domain study's) is always there;
   any other needs its root and one of the files its benchmark's loader reads first
   (`benchmarks.expected_files`);
-- a scorer: `dcsm` needs the training set, `dcsm-paper` the file the backbone's entry names.
+- a scorer: `dcsm` needs the training set, `dcsm-paper` the file the backbone's entry names, a
+  training recipe (`recipes.py`; a benchmark names it among its `scorers`) every one of its datasets.
 
 Everything else is left out and listed once, grouped by the path it should be at. `strict: true`
 (or `--config strict=true`) refuses to run with the same list, and so does a config of which
-nothing can run (`Plan.refusal`). A key that names no backbone or dataset is a ConfigError.
+nothing can run (`Plan.refusal`). A key that names no backbone, dataset, scorer or recipe is a ConfigError.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Mapping
 from ..errors import ConfigError, DcsmCacheError
 from ..pipeline.scorers import SCORERS
 from .domains import under
+from .recipes import DEFAULT, Recipe, recipes
 
 __all__ = ["KINDS", "TASKS", "Missing", "Plan", "plan", "result_path", "strict_flag", "summary_path"]
 
@@ -147,6 +149,7 @@ class _Checker:
         self.backbones, self.datasets = config["backbones"], config["datasets"]
         self.world = os.path.normpath(config["world"]["root"])
         self.domains = (config.get("domains") or {}).get("root")  # the domain study's rendered sets (domains.py)
+        self.recipes = recipes(config)
         self.missing: dict[tuple[str, str, str], Missing] = {}
         self.seen: dict[tuple[str, str], bool] = {}
 
@@ -213,11 +216,11 @@ class _Checker:
             return self.note(Missing("backbone", model, key, str(err)))
 
     def scorer(self, backbone: str, scorer: str) -> bool:
+        if scorer in self.recipes:  # a recipe (the default `dcsm` too): every one of its datasets
+            return all([self.dataset(d) for d in self.recipes[scorer].datasets])
         source = SCORERS[scorer].checkpoint
         if source is None:
             return True
-        if source == "trained":
-            return self.dataset(self.config["train"]["dataset"])
         path = self.backbones[backbone][source]
         return self.once("checkpoint", path, self.here) or self.note(
             Missing("checkpoint", path, f"{scorer} of {backbone}", "the DCSM reference's checkpoint")
@@ -233,7 +236,7 @@ def _known(keys, where: Mapping, section: str, kind: str) -> None:
             )
 
 
-def _requests(config: Mapping):
+def _requests(config: Mapping, trained: Mapping[str, Recipe]):
     """(backbone, dataset, scorer or task) for every result the config asks for."""
     backbones = config["backbones"]
     evaluate = config.get("evaluate") or {}
@@ -242,8 +245,10 @@ def _requests(config: Mapping):
         for d, bcfg in evaluate.get("benchmarks", {}).items():
             extra = own if "cosine" in bcfg["scorers"] else []  # beside the backbone's own cosine
             for s in dict.fromkeys([*bcfg["scorers"], *extra]):
-                source = SCORERS[s].checkpoint
-                if source in (None, "trained") or source in backbones[b]:  # dcsm-paper: where a file is named
+                if s in trained:  # a recipe, where it trains for this backbone
+                    if trained[s].trains(b):
+                        yield b, d, s
+                elif SCORERS[s].checkpoint is None or SCORERS[s].checkpoint in backbones[b]:  # dcsm-paper: a file
                     yield b, d, s
     for task in TASKS:
         section = config.get(task) or {}
@@ -252,22 +257,45 @@ def _requests(config: Mapping):
                 yield b, d, task
 
 
-def _check_names(config: Mapping) -> None:
+def _check_scorers(config: Mapping, trained: Mapping[str, Recipe]) -> None:
+    """Every benchmark's scorers are registry scorers or recipes; `dcsm` needs the default recipe."""
+    for bench, bcfg in ((config.get("evaluate") or {}).get("benchmarks") or {}).items():
+        for s in bcfg["scorers"]:
+            if s == DEFAULT and s not in trained:
+                raise ConfigError(
+                    f"evaluate: {bench}: scorer {DEFAULT} is the scorer train: dataset: trains, and train names "
+                    f"no dataset: add one, or name a recipe of train: recipes: instead"
+                )
+            if s not in SCORERS and s not in trained:
+                raise ConfigError(
+                    f"evaluate: {bench}: scorer {s!r} is neither a scorer ({', '.join(SCORERS)}) nor a recipe "
+                    f"under train: recipes: (known: {', '.join(r for r in trained if r != DEFAULT) or 'none'})"
+                )
+
+
+def _check_names(config: Mapping) -> dict[str, Recipe]:
+    """Every key a section names exists; the config's recipes (`recipes.py`), checked the same way."""
     backbones, datasets = config["backbones"], config["datasets"]
     for section in ("evaluate", *TASKS):
         cfg = config.get(section) or {}
         _known(cfg.get("backbones", []), backbones, section, "backbone")
         _known(cfg.get("benchmarks" if section == "evaluate" else "datasets", {}), datasets, section, "dataset")
-    _known([config["train"]["dataset"]], datasets, "train", "dataset")
+    _known([d for d in [(config.get("train") or {}).get("dataset")] if d], datasets, "train", "dataset")
     _known([p["dataset"] for p in (config.get("pretrain") or {}).values()], datasets, "pretrain", "dataset")
+    trained = recipes(config)
+    for name in trained:
+        if name in TASKS:  # results/<config>/<backbone>/<dataset>/<task>.json is the task's
+            raise ConfigError(f"train: recipes: {name}: {name!r} is a task's name ({', '.join(TASKS)}): rename it")
+    _check_scorers(config, trained)
+    return trained
 
 
 def plan(config: Mapping, workdir: str | os.PathLike = ".") -> Plan:
     """The results of `config` that can be made in `workdir`, and what is missing for the others."""
-    _check_names(config)
+    trained = _check_names(config)
     check = _Checker(config, Path(workdir))
     targets, requested = [], 0
-    for backbone, dataset, task in _requests(config):
+    for backbone, dataset, task in _requests(config, trained):
         requested += 1
         found = [
             check.backbone(backbone),

@@ -36,7 +36,7 @@ __all__ = [
 COLUMN_WIDTH_IN = 3.4
 DPI = 200
 BASELINE = "cosine"
-GAIN_SCORERS = ("dcsm", "dcsm-paper")  # scorers whose gain over the cosine is plotted
+GAIN_SCORERS = ("dcsm", "dcsm-paper")  # scorers whose gain over the cosine is plotted, and every training recipe's
 _OWN = {name for name, _ in OWN_METRICS.values()}  # extra sub-columns re-scoring the same items: not pooled
 
 
@@ -109,7 +109,9 @@ def gain_figure(table: ChoiceTable, out: str | os.PathLike) -> Path | None:
     pairs = [
         (b, s)
         for b, s in table.rows
-        if s in GAIN_SCORERS and (b, BASELINE) in table.cells and table.cells[(b, BASELINE)]
+        if (s in GAIN_SCORERS or s not in SCORERS)  # (a name outside the registry: a recipe's DCSM, eval --scorer-name)
+        and (b, BASELINE) in table.cells
+        and table.cells[(b, BASELINE)]
     ]
     cols = [
         c for c in table.columns if any(c.id in table.cells[p] and c.id in table.cells[(p[0], BASELINE)] for p in pairs)
