@@ -12,7 +12,9 @@ training sets) add the image-side term (`pairs.py`): each image and its opposite
 captions, both directions, weighted by `pair_weight`; `loss="reference"` trains with the DCSM
 reference's recipe alone (its loss per source and version, Adam at a fixed `lr`). Items with subset
 "val" are held out and scored every
-`eval_every` steps. The checkpoint holds the scorer's weights, its config and what it was trained on.
+`eval_every` steps. A store with cached augmented views (`extract --set views=K`) gives each image
+one of its K views per step (`views=True`, the default; `train_data.py`). The checkpoint holds the
+scorer's weights, its config and what it was trained on.
 
 Reproducible and resumable: on the CPU training runs with deterministic kernels on a fixed number of
 threads (`threads`, recorded), so the same store and config give the same weights, bit for bit; on
@@ -58,6 +60,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     text_len: int = 24
     buffer_chunks: int = 64
+    views: bool = True  # draw one of a store's K cached views per image per step (views.py); False: view 0 only
     reader: str = "auto"  # load: image tokens in memory; stream: buffer_chunks chunks at a time; auto (train_data.py)
     eval_every: int = 500
     hard_negative_weight: float = 1.0
@@ -149,7 +152,12 @@ def resume_path(out: str | os.PathLike) -> Path:
 
 def _run_key(cfg: TrainConfig, data: CachedDataset) -> str:
     return config_hash(
-        {**dataclasses.asdict(cfg), **{k: None for k in _RUN_ONLY}, "store": data.store.attrs["fingerprint"]}
+        {
+            **dataclasses.asdict(cfg),
+            **{k: None for k in _RUN_ONLY},
+            "store": data.store.attrs["fingerprint"],
+            "store_views": data.store.views,
+        }
     )
 
 
@@ -221,12 +229,12 @@ def train(
         history = [{"step": int(h["step"]), "val_accuracy": float(h["val_accuracy"])} for h in state["history"]]
         log.warning("%s: resuming at step %d of %d", resume_path(out), replay_to, cfg.steps)
     batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
-    batches = TrainBatches(data, train_items, batch, cfg.buffer_chunks, cfg.reader, device)  # reads the store
+    batches = TrainBatches(data, train_items, batch, cfg.buffer_chunks, cfg.reader, device, cfg.views, cfg.seed)
     data = on_device(data, device)
     bar = tqdm(total=cfg.steps, initial=replay_to, desc="train", disable=not cfg.progress)
     while step < cfg.steps:
         epoch_start, epoch_rng = step, rng.bit_generator.state
-        for b in batches.epoch(rng):
+        for b in batches.epoch(rng, step):  # (reads the store)
             if step < replay_to:  # trained on before the interruption
                 step += 1
                 continue
@@ -280,6 +288,8 @@ def train(
             )
     bar.close()
     summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history, "threads": threads}
+    if batches.views > 1:  # (a one-view run's file is what it always was)
+        summary["views"] = batches.views
     save_scorer(scorer, checkpoint_meta(data, cfg, summary), out)
     resume = resume_path(out)
     for left in [resume, *resume.parent.glob(f".{resume.name}.*.tmp")]:  # (a write a kill cut short)
