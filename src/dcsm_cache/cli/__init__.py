@@ -251,6 +251,8 @@ def extract(
     Example:
       dcsm-cache extract --items manifests/shapes_spatial.json --backbone shapes-clip@models/shapes-clip.pt \\
         --out stores/shapes-clip/shapes_spatial.zarr
+
+    `--set views=K` also stores K-1 seeded augmented views of each image, which training draws from.
     """
     from ..pipeline.extract import ExtractConfig, extract as run
 

@@ -7,7 +7,9 @@ Image tokens and text tokens are projected into the joint space by the family's 
 (`tokens/`), L2-normalised and stored as float16. Captions are stored once each (the manifest
 already deduplicates them). With `part`/`nparts` each process fills a chunk-aligned row range and
 then writes its marker; a finished part is skipped, so rerunning after a crash redoes only what is
-missing. A corrupt image does not stop the run: its row is marked invalid and named in a warning.
+missing. With `views=K` the store also holds K-1 seeded augmented views of each image (`views.py`;
+view 0, image/tokens, is the plain one evaluation reads). A corrupt image does not stop the run: its
+row is marked invalid and named in a warning.
 Images are decoded ahead of the model by DataLoader workers and written behind it by a thread
 (`feeding.py`), so memory stays flat however large the dataset; text runs while the workers decode.
 """
@@ -35,6 +37,7 @@ from .device import PRECISIONS, autocast, resolve_precision
 from .items import manifest_fingerprint, open_image, read_manifest
 from .paper.padding import TEXT_SEQ, reference_text_tokens
 from .tokens import load_backbone, parse_backbone, token_encoder
+from .views import ViewAugment
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,8 @@ class ExtractConfig:
     cache_dir: str | None = None  # the Hugging Face cache of registry weights; default: HF_HOME's
     on_bad_image: str = "skip"  # skip: mark the row invalid and list it in STORE/bad_images/; fail: stop
     wait: bool = False  # another process writing this part: wait for it instead of stopping
+    views: int = 1  # K views per image: view 0 plain, 1..K-1 augmented as the DCSM reference does (views.py)
+    seed: int = 0  # seeds the augmented views, per (seed, image row, view); unused with views=1
 
     def __post_init__(self):
         at_least(
@@ -68,6 +73,7 @@ class ExtractConfig:
             workers=(self.workers, -1),
             nparts=(self.nparts, 1),
             chunk_rows=(self.chunk_rows, 0),
+            views=(self.views, 1),
         )
         require(
             0 <= self.part < self.nparts,
@@ -122,7 +128,8 @@ def extract(
     probe = bb.preprocess(open_image(ds, row)).unsqueeze(0).to(bb.device)
     with autocast(bb.device, cfg.precision):
         tok, pooled = enc.image(probe)
-    shape = StoreShape(len(ds.images), tok.shape[1], len(ds.captions), text_len, pooled.shape[-1])
+    shape = StoreShape(len(ds.images), tok.shape[1], len(ds.captions), text_len, pooled.shape[-1], cfg.views)
+    augment = ViewAugment(cfg.views, tuple(probe.shape[-2:]), cfg.seed) if cfg.views > 1 else None
     attrs = {
         "backbone": bb.spec.spec,
         "backbone_id": bb.identity_key,
@@ -143,6 +150,8 @@ def extract(
         "text_padding": cfg.text_padding,
         "tokenizer": tokenizer_record(bb.spec.hub or bb.spec.arch, bb.tokenizer),
     }
+    if augment is not None:  # (a store of one view keeps the attrs it always had)
+        attrs["views"] = augment.record()
     store = FeatureStore.create(
         out, shape, attrs, nparts=cfg.nparts, overwrite=cfg.overwrite, chunk_rows=cfg.chunk_rows
     )
@@ -152,11 +161,11 @@ def extract(
         return store
     with store.hold_part(cfg.part, wait=cfg.wait):
         if not store.part_done(cfg.part):  # (done by the holder we waited for)
-            _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, cfg)
+            _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, cfg, augment)
     return store
 
 
-def _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, cfg) -> None:
+def _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, cfg, augment=None) -> None:
     ranges = store.part_rows(cfg.part)
     workers = auto_workers(bb.device) if cfg.workers < 0 else cfg.workers
     batches = image_batches(
@@ -167,6 +176,7 @@ def _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, 
         workers,
         tuple(probe.shape[1:]),
         pin_memory=bb.device.type == "cuda",
+        augment=augment,
     )  # decoding starts now...
     text_fn = (lambda x, n: reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
     _extract_text(store, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)  # ...while text runs
@@ -208,6 +218,18 @@ def _extract_text(store, text_fn, ids, lengths, span, text_len, device, cfg) -> 
     bar.close()
 
 
+def _encode(enc, pixels, valid, width, device, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-norm tokens [B, P, D] and pooled embeddings [B, D] (float16) of the valid images; zeros elsewhere."""
+    tokens = np.zeros((len(valid), *width[0]), np.float16)
+    pooled = np.zeros((len(valid), width[1]), np.float16)
+    if valid.any():
+        with autocast(device, cfg.precision):
+            tok, pool_ = enc.image(pixels[torch.from_numpy(valid)].to(device, non_blocking=True))
+        tokens[valid] = F.normalize(tok.float(), dim=-1).cpu().half().numpy()
+        pooled[valid] = pool_.float().cpu().half().numpy()
+    return tokens, pooled
+
+
 def _extract_images(store, enc, batches, ds, cfg) -> list[dict]:
     """Consume decoded batches; the model sees only readable images, every row is written.
 
@@ -222,14 +244,14 @@ def _extract_images(store, enc, batches, ds, cfg) -> list[dict]:
                 if cfg.on_bad_image == "fail":
                     raise BadInputError(f"{reason} (row {row}): fix or remove it, or pass --on-bad-image skip")
                 bad.append({"row": int(row), "path": ds.images[row].path, "reason": reason})
-            tokens = np.zeros((len(valid), *width[0]), np.float16)
-            pooled = np.zeros((len(valid), width[1]), np.float16)
-            if valid.any():
-                with autocast(device, cfg.precision):
-                    tok, pool_ = enc.image(pixels[torch.from_numpy(valid)].to(device, non_blocking=True))
-                tokens[valid] = F.normalize(tok.float(), dim=-1).cpu().half().numpy()
-                pooled[valid] = pool_.float().cpu().half().numpy()
-            write(start, {"image/tokens": tokens, "image/pooled": pooled, "image/valid": valid})
+            if pixels.ndim == 5:  # [B, K, C, H, W]: view 0 plain, then the augmented views
+                tokens, pooled = _encode(enc, pixels[:, 0], valid, width, device, cfg)
+                views = [_encode(enc, pixels[:, v], valid, width, device, cfg) for v in range(1, pixels.shape[1])]
+                arrays = {"image/views": np.stack([t for t, _ in views], 1)}
+                arrays["image/views_pooled"] = np.stack([p for _, p in views], 1)
+            else:
+                (tokens, pooled), arrays = _encode(enc, pixels, valid, width, device, cfg), {}
+            write(start, {"image/tokens": tokens, "image/pooled": pooled, "image/valid": valid, **arrays})
             bar.update(len(valid))
     bar.close()
     for rec in bad[:10]:

@@ -7,6 +7,8 @@
 Peak memory does not grow with the dataset: at most `workers × prefetch` decoded batches wait for the
 model, and at most `depth` computed batches wait for the disk. Unreadable images (missing, corrupt)
 come back as zero pixels with `valid` false and their error message, so a row is never lost or shifted.
+With `augment` (`views.ViewAugment`), the workers also make each image's augmented views: pixels are
+then [B, K, C, H, W], view 0 the plain preprocessing.
 """
 
 from __future__ import annotations
@@ -34,17 +36,32 @@ def auto_workers(device: torch.device) -> int:
 
 
 class _Rows(TorchDataset):
-    """Rows [a, b) of a dataset's images, decoded and preprocessed; (pixels, ok, error message) each."""
+    """Rows [a, b) of a dataset's images, decoded and preprocessed; (pixels, ok, error message) each.
 
-    def __init__(self, ds: Dataset, preprocess: Callable, span: tuple[int, int], shape: tuple[int, ...]):
-        self.ds, self.preprocess, self.span, self.shape = ds, preprocess, span, shape
+    With `augment`, pixels are [K, C, H, W]: the plain view, then `augment(image, row)`'s, each preprocessed."""
+
+    def __init__(
+        self,
+        ds: Dataset,
+        preprocess: Callable,
+        span: tuple[int, int],
+        shape: tuple[int, ...],
+        augment: Callable | None = None,
+    ):
+        self.ds, self.preprocess, self.span, self.shape, self.augment = ds, preprocess, span, shape, augment
+        if augment is not None:
+            self.shape = (augment.views, *shape)
 
     def __len__(self) -> int:
         return self.span[1] - self.span[0]
 
     def __getitem__(self, i: int):
+        row = self.span[0] + i
         try:
-            return self.preprocess(open_image(self.ds, self.span[0] + i)), True, ""
+            image = open_image(self.ds, row)
+            if self.augment is None:
+                return self.preprocess(image), True, ""
+            return torch.stack([self.preprocess(v) for v in [image, *self.augment(image, row)]]), True, ""
         except DcsmCacheError as err:  # missing or corrupt image: keep the row, mark it invalid
             return torch.zeros(self.shape), False, str(err)
 
@@ -67,14 +84,16 @@ def image_batches(
     pixel_shape: tuple[int, ...],
     pin_memory: bool = False,
     prefetch: int = 2,
+    augment: Callable | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, np.ndarray, list[str]]]:
-    """(first row, pixels [B, C, H, W], valid [B] bool, error messages) for consecutive batches of `span`.
+    """(first row, pixels [B, C, H, W], valid [B] bool, error messages) for consecutive batches of `span`;
+    with `augment` (`views.ViewAugment`), pixels [B, K, C, H, W].
 
     Workers start decoding when iteration starts, so creating the iterator before other work (the
     text side) overlaps the two.
     """
     loader = DataLoader(
-        _Rows(ds, preprocess, span, pixel_shape),
+        _Rows(ds, preprocess, span, pixel_shape, augment),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,

@@ -13,7 +13,9 @@ training sets) add the image-side term (`pairs.py`): each image and its opposite
 captions, both directions, weighted by `pair_weight`; `loss="reference"` trains with the DCSM
 reference's recipe alone (its loss per source and version, Adam at a fixed `lr`). Items with subset
 "val" are held out and scored every
-`eval_every` steps. The checkpoint holds the scorer's weights, its config and what it was trained on.
+`eval_every` steps. A store with cached augmented views (`extract --set views=K`) gives each image
+one of its K views per step (`views=True`, the default; `train_data.py`). The checkpoint holds the
+scorer's weights, its config and what it was trained on.
 
 Several stores (one backbone's, e.g. the paper's three training sources): each step takes one batch
 from every store, an epoch ends with the shortest store's (the reference's `MultipleDatasets`), and
@@ -65,6 +67,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     text_len: int = 24
     buffer_chunks: int = 64
+    views: bool = True  # draw one of a store's K cached views per image per step (views.py); False: view 0 only
     reader: str = "auto"  # load: image tokens in memory; stream: buffer_chunks chunks at a time; auto (train_data.py)
     eval_every: int = 500
     hard_negative_weight: float = 1.0
@@ -160,8 +163,19 @@ def _fingerprint(datas: list[CachedDataset]) -> str | list[str]:
     return prints[0] if len(prints) == 1 else prints
 
 
+def _one_or_list(values: list):
+    return values[0] if len(values) == 1 else values
+
+
 def _run_key(cfg: TrainConfig, datas: list[CachedDataset]) -> str:
-    return config_hash({**dataclasses.asdict(cfg), **{k: None for k in _RUN_ONLY}, "store": _fingerprint(datas)})
+    return config_hash(
+        {
+            **dataclasses.asdict(cfg),
+            **{k: None for k in _RUN_ONLY},
+            "store": _fingerprint(datas),
+            "store_views": _one_or_list([d.store.views for d in datas]),
+        }
+    )
 
 
 def _save_resume(out, key: str, state: dict) -> None:
@@ -255,13 +269,15 @@ def train(
     batches, batch = [], 0
     for _, d, train_items, _ in sources:
         batch = min(cfg.batch_size, sum(len(v) for v in train_items.values()))
-        batches.append(TrainBatches(d, train_items, batch, cfg.buffer_chunks, cfg.reader, device))  # reads the store
+        batches.append(  # (reads the store)
+            TrainBatches(d, train_items, batch, cfg.buffer_chunks, cfg.reader, device, cfg.views, cfg.seed)
+        )
     datas = [on_device(d, device) for d in datas]
     val_sets = [(d, s[3]) for d, s in zip(datas, sources) if s[3]]
     bar = tqdm(total=cfg.steps, initial=replay_to, desc="train", disable=not cfg.progress)
     while step < cfg.steps:
         epoch_start, epoch_rng = step, rng.bit_generator.state
-        for bs in zip(*(b.epoch(rng) for b in batches)):  # one batch per store; the shortest store ends the epoch
+        for bs in zip(*(b.epoch(rng, step) for b in batches)):  # one batch per store; the shortest store ends the epoch
             if step < replay_to:  # trained on before the interruption
                 step += 1
                 continue
@@ -308,6 +324,8 @@ def train(
             )
     bar.close()
     summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history, "threads": threads}
+    if max(b.views for b in batches) > 1:  # (a one-view run's file is what it always was)
+        summary["views"] = _one_or_list([b.views for b in batches])
     save_scorer(scorer, checkpoint_meta(datas, cfg, summary), out)
     resume = resume_path(out)
     for left in [resume, *resume.parent.glob(f".{resume.name}.*.tmp")]:  # (a write a kill cut short)

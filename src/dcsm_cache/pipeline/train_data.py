@@ -15,7 +15,10 @@ embeddings, lengths, functional columns) is moved to the device once. Per item, 
 when the batches are set up: a step is a few tensor gathers. Where every training item has an
 opposite image (`Item.opposite`), a batch also holds the opposites' tokens (`opp_tok`, `opp_pooled`;
 streamed, an opposite outside the buffer is read with `FeatureStore.read_rows`) and each item's
-group (source or family, and caption version) for the reference recipe (`pairs.py`).
+group (source or family, and caption version) for the reference recipe (`pairs.py`). A store with K
+cached views (`extract --set views=K`) gives each image, and each opposite, one of its K views per
+step, drawn from (seed, step) by `views.draw_views` (the epoch's random numbers are untouched, so the
+data order is the one-view order, and a resumed run draws what the uninterrupted one drew).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 
 from ..config import one_of
 from .cache import CachedDataset
+from .views import draw_views
 
 READERS = ("auto", "load", "stream")
 
@@ -67,6 +71,7 @@ class Batch:
     opp_tok: torch.Tensor | None = None  # [B, P, D] the opposite images'
     opp_pooled: torch.Tensor | None = None
     group: torch.Tensor | None = None  # [B] source/family and caption version, as an integer
+    items: np.ndarray | None = None  # [B] the items' indices in the manifest
 
 
 class TrainBatches:
@@ -80,9 +85,12 @@ class TrainBatches:
         buffer_chunks: int,
         reader: str = "auto",
         device: torch.device | str = "cpu",
+        views: bool = True,
+        seed: int = 0,
     ):
         one_of("train", "reader", reader, READERS)
-        self.data, self.batch, self.buffer_chunks = data, batch, buffer_chunks
+        self.data, self.batch, self.buffer_chunks, self.seed = data, batch, buffer_chunks, seed
+        self.views = data.store.views if views else 1  # K: views drawn from per image (1: image/tokens only)
         self.device = torch.device(device)
         # Items by (image row, item index): the order in which the loop always pooled a buffer's items.
         ids = np.array([i for r in sorted(by_image) for i in sorted(by_image[r])], dtype=np.int64)
@@ -102,14 +110,15 @@ class TrainBatches:
         self.negs = torch.tensor(negs, dtype=torch.long, device=self.device).reshape(len(ids), -1)
         arr = data.store.image_tokens
         self.chunk, self.n = arr.chunks[0], arr.shape[0]
-        need = arr.nbytes + data.store.image_pooled.nbytes
+        self.names = ("image/tokens", "image/pooled")  # then the cached views, where they are drawn
+        self.names += ("image/views", "image/views_pooled") if self.views > 1 else ()
+        need = sum(data.store[name].nbytes for name in self.names)
         self.loaded = reader == "load" or (reader == "auto" and need <= free_memory(self.device) // 4)
         if self.loaded:
-            self.tokens = torch.from_numpy(arr[:]).to(self.device)
-            self.pooled = torch.from_numpy(data.store.image_pooled[:]).to(self.device)
+            self.arrays = [torch.from_numpy(data.store[name][:]).to(self.device) for name in self.names]
 
-    def epoch(self, rng: np.random.Generator) -> Iterator[Batch]:
-        """Every batch of one epoch (see `Batch`)."""
+    def epoch(self, rng: np.random.Generator, step: int = 0) -> Iterator[Batch]:
+        """Every batch of one epoch (see `Batch`), the first at training step `step` (which views it draws)."""
         chunk, n = self.chunk, self.n
         order = rng.permutation(-(-n // chunk))
         for i in range(0, len(order), self.buffer_chunks):
@@ -117,31 +126,45 @@ class TrainBatches:
             rows = np.concatenate([np.arange(a, b) for a, b in spans])
             pool = rng.permutation(np.flatnonzero(np.isin(self.image, rows)))
             if self.loaded:
-                tok, pooled, local = self.tokens, self.pooled, self.image
+                buffer, local = self.arrays, self.image
             else:
-                arr, pooled_arr = self.data.store.image_tokens, self.data.store.image_pooled
-                tok = torch.from_numpy(np.concatenate([arr[a:b] for a, b in spans])).to(self.device)
-                pooled = torch.from_numpy(np.concatenate([pooled_arr[a:b] for a, b in spans])).to(self.device)
+                buffer = [
+                    torch.from_numpy(np.concatenate([self.data.store[name][a:b] for a, b in spans])).to(self.device)
+                    for name in self.names
+                ]
                 local = np.searchsorted(rows, self.image)  # rows ascend: an item's image's place in the buffer
             for s in range(0, len(pool) - self.batch + 1, self.batch):
                 chosen = pool[s : s + self.batch]
-                at = torch.from_numpy(local[chosen]).to(self.device)
+                view = draw_views(self.seed, step, 2 * len(chosen), self.views) if self.views > 1 else None
+                tok, pooled = self._gather(buffer, local[chosen], None if view is None else view[: len(chosen)])
                 sel = torch.from_numpy(chosen).to(self.device)
-                b = Batch(tok[at], pooled[at], self.pos[sel], self.negs[sel])
+                b = Batch(tok, pooled, self.pos[sel], self.negs[sel], items=self.ids[chosen])
                 if self.pairs:
-                    b.opp_tok, b.opp_pooled = self._opposites(self.opp[chosen], tok, pooled, rows)
+                    b.opp_tok, b.opp_pooled = self._opposites(
+                        self.opp[chosen], buffer, rows, None if view is None else view[len(chosen) :]
+                    )
                     b.group = self.group[chosen]
+                step += 1
                 yield b
 
-    def _opposites(self, opp: np.ndarray, tok, pooled, rows) -> tuple[torch.Tensor, torch.Tensor]:
+    def _gather(self, arrays, at: np.ndarray, view: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens and pooled embeddings of rows `at` of `arrays` (this reader's `names`), view `view[i]` of row i."""
+        idx = torch.from_numpy(at).to(self.device)
+        tok, pooled = arrays[0][idx], arrays[1][idx]
+        if view is not None and (view > 0).any():
+            aug = np.flatnonzero(view > 0)
+            i = torch.from_numpy(at[aug]).to(self.device)
+            v = torch.from_numpy(view[aug] - 1).to(self.device)
+            j = torch.from_numpy(aug).to(self.device)
+            tok[j], pooled[j] = arrays[2][i, v], arrays[3][i, v]
+        return tok, pooled
+
+    def _opposites(self, opp: np.ndarray, buffer, rows, view) -> tuple[torch.Tensor, torch.Tensor]:
         """The opposite images' tokens: from memory, the buffer, or (outside the buffer) the store."""
         if self.loaded:
-            at = torch.from_numpy(opp).to(self.device)
-            return self.tokens[at], self.pooled[at]
+            return self._gather(buffer, opp, view)
         where = np.minimum(np.searchsorted(rows, opp), len(rows) - 1)
         if (rows[where] == opp).all():
-            at = torch.from_numpy(where).to(self.device)
-            return tok[at], pooled[at]
-        store = self.data.store
-        t, p = store.read_rows("image/tokens", opp), store.read_rows("image/pooled", opp)
-        return torch.from_numpy(t).to(self.device), torch.from_numpy(p).to(self.device)
+            return self._gather(buffer, where, view)
+        read = [torch.from_numpy(self.data.store.read_rows(name, opp)).to(self.device) for name in self.names]
+        return self._gather(read, np.arange(len(opp)), view)

@@ -51,16 +51,28 @@ class StoreShape:
     n_captions: int
     text_len: int  # L: longest caption in tokens
     dim: int  # D: joint-space width
+    views: int = 1  # K: views per image; views 1..K-1 (augmented, `extract --set views=K`) in image/views
+
+    def record(self) -> dict:
+        """The shape as the store's attrs hold it (`views` only where there are augmented views)."""
+        return {k: v for k, v in self.__dict__.items() if k != "views" or v > 1}
 
 
 def _layout(shape: StoreShape) -> dict[str, dict[str, tuple]]:
-    """Array name -> (shape, dtype) per group, with the chunk rows that parts align to."""
+    """Array name -> (shape, dtype) per group, with the chunk rows that parts align to.
+
+    A store with K > 1 views also holds image/views [N, K-1, P, D] and image/views_pooled [N, K-1, D]:
+    views 1..K-1 of each image, chunked by the same rows as image/tokens (view 0 is image/tokens)."""
+    image = {
+        "tokens": ((shape.n_images, shape.n_tokens, shape.dim), "float16"),
+        "pooled": ((shape.n_images, shape.dim), "float16"),
+        "valid": ((shape.n_images,), "bool"),
+    }
+    if shape.views > 1:
+        image["views"] = ((shape.n_images, shape.views - 1, shape.n_tokens, shape.dim), "float16")
+        image["views_pooled"] = ((shape.n_images, shape.views - 1, shape.dim), "float16")
     return {
-        "image": {
-            "tokens": ((shape.n_images, shape.n_tokens, shape.dim), "float16"),
-            "pooled": ((shape.n_images, shape.dim), "float16"),
-            "valid": ((shape.n_images,), "bool"),
-        },
+        "image": image,
         "text": {
             "tokens": ((shape.n_captions, shape.text_len, shape.dim), "float16"),
             "length": ((shape.n_captions,), "int32"),
@@ -124,7 +136,7 @@ class FeatureStore:
     def _create_locked(
         cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool, chunk_rows: int
     ) -> "FeatureStore":
-        attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.__dict__, "nparts": nparts}
+        attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.record(), "nparts": nparts}
         rows = {g: _chunk_rows(arrays, chunk_rows) for g, arrays in _layout(shape).items()}
         if (path / "zarr.json").exists():
             old = _read_attrs(path)
@@ -332,6 +344,11 @@ class FeatureStore:
 
     def __getitem__(self, name: str) -> zarr.Array:
         return self.group[name]
+
+    @property
+    def views(self) -> int:
+        """K, the views per image: 1 (the plain one, image/tokens) unless extracted with `views=K`."""
+        return int(self.attrs["shape"].get("views", 1))
 
     image_tokens = property(lambda self: self.group["image/tokens"])
     image_pooled = property(lambda self: self.group["image/pooled"])

@@ -4,8 +4,8 @@
     for p in problems: print(p)   # image/tokens rows 0-31: chunk fails its crc32c checksum
 
 Checked: every part finished; every chunk of a finished part present and passing its crc32c
-checksum; no NaN or inf; every token row of a valid image, and every real token row of a caption,
-of unit norm; every row of an invalid image zero; the manifest the store was extracted from
+checksum; no NaN or inf; every token row of a valid image (and of its cached views), and every real
+token row of a caption, of unit norm; every row of an invalid image zero; the manifest the store was extracted from
 unchanged (its fingerprint). Memory stays at one chunk of each array of a group.
 """
 
@@ -55,15 +55,19 @@ def _check_values(g: str, s: int, v: dict[str, np.ndarray]) -> list[Problem]:
     for name, x in v.items():
         if x.dtype.kind == "f":
             out += _runs(f"{g}/{name}", s, ~np.isfinite(x.reshape(len(x), -1)).all(axis=1), "NaN or inf")
-    norms = np.linalg.norm(np.nan_to_num(v["tokens"].astype(np.float32)), axis=-1)  # [rows, positions]
-    off = np.abs(norms - 1) > NORM_TOL
     if g == "image":
         valid = v["valid"].astype(bool)
-        out += _runs("image/tokens", s, off.any(axis=1) & valid, "token rows of a valid image not of unit norm")
-        for name in ("tokens", "pooled"):
+        for name in ("tokens", "views"):  # views: [rows, K-1, positions, D]
+            if name in v:
+                unit = np.linalg.norm(np.nan_to_num(v[name].astype(np.float32)), axis=-1).reshape(len(valid), -1)
+                off_rows = (np.abs(unit - 1) > NORM_TOL).any(axis=1)
+                out += _runs(f"image/{name}", s, off_rows & valid, "token rows of a valid image not of unit norm")
+        for name in [n for n in ("tokens", "pooled", "views", "views_pooled") if n in v]:
             nonzero = (v[name].reshape(len(valid), -1) != 0).any(axis=1)
             out += _runs(f"image/{name}", s, nonzero & ~valid, "rows of an invalid image not zero")
     else:
+        norms = np.linalg.norm(np.nan_to_num(v["tokens"].astype(np.float32)), axis=-1)  # [rows, positions]
+        off = np.abs(norms - 1) > NORM_TOL
         real = np.arange(off.shape[1])[None, :] < v["length"][:, None]
         out += _runs("text/tokens", s, (off & real).any(axis=1), "real token rows not of unit norm")
     return out
