@@ -71,6 +71,18 @@ def similarity_maps(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> to
     return torch.einsum("bpd,bkld->bkpl", image_tokens.float(), text_tokens.float())
 
 
+def maxsim(maps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Training-free late interaction (ColBERT's MaxSim) from raw cosine maps: the mean over each
+    caption's word columns (start and end tokens left out) of their best image-token cosine.
+
+    maps [B, K, P, L], lengths [B, K] (real tokens, start and end included) -> [B, K]
+    """
+    best = maps.amax(dim=2)  # [B, K, L]
+    col = torch.arange(best.shape[-1], device=best.device)
+    words = (col >= 1) & (col < lengths.unsqueeze(-1) - 1)
+    return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
+
+
 def apply_functional_rows(maps: torch.Tensor, columns: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """Replace column l of map (b, k) by vectors[columns[b, k, l]] wherever columns >= 0.
 

@@ -24,6 +24,12 @@ additions, each a switch in `ScorerConfig` and all off under `paper_compat`:
   whose word tokens are grounded (the default shapes-clip, pretrained with a token-level loss) does
   better with both switches off: its maps hold the binding signal, and starting from the cosine
   only slows learning it.
+- `maxsim_residual`: the same for the training-free MaxSim of the raw maps (each word's best
+  image-token cosine, averaged over the caption's words; the `maxsim` scorer), added through a
+  learned weight (`maxsim_scale`) with the last fc zero-initialised, so that the untrained scorer
+  ranks as MaxSim does. For a backbone with grounded word tokens MaxSim is the strongest
+  training-free score (on the shapes world it beats the cosine on binding), and the CNN learns what
+  MaxSim cannot see: word order, relations, negation.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import at_least, one_of, require
-from .dcsm import STANDARDISE, apply_functional_rows, column_mask, similarity_maps, standardise
+from .dcsm import STANDARDISE, apply_functional_rows, column_mask, maxsim, similarity_maps, standardise
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,9 @@ class ScorerConfig:
     locate: bool = True
     global_cosine: bool = True
     cosine_scale: float = 100.0  # initial weight of the backbone's cosine
-    residual: bool = True  # zero-init the last fc: the untrained scorer ranks as the cosine does
+    residual: bool = True  # zero-init the last fc: the untrained scorer ranks as its base term does
+    maxsim_residual: bool = False  # add the raw maps' MaxSim through a learned weight (a base term)
+    maxsim_scale: float = 100.0  # its initial weight
     functional_rows: bool = True
     standardise: str = "map"  # or "image": one mean/std over all of an image's candidates
     train_functional_rows: bool = True
@@ -94,7 +102,8 @@ class DCSMScorer(nn.Module):
         init = (F.normalize(torch.randn(n_functional, rows), dim=1) + 1) / 3
         self.fr_vectors = nn.Parameter(init, requires_grad=cfg.train_functional_rows)
         self.cos_weight = nn.Parameter(torch.tensor(float(cfg.cosine_scale))) if cfg.global_cosine else None
-        if cfg.global_cosine and cfg.residual:  # start as exactly the backbone's cosine; learn a correction
+        self.maxsim_weight = nn.Parameter(torch.tensor(float(cfg.maxsim_scale))) if cfg.maxsim_residual else None
+        if (cfg.global_cosine or cfg.maxsim_residual) and cfg.residual:  # start as the base term; learn a correction
             nn.init.zeros_(self.fc[-1].weight)
             nn.init.zeros_(self.fc[-1].bias)
         if self.grid:
@@ -103,9 +112,10 @@ class DCSMScorer(nn.Module):
             self.register_buffer("coords", torch.stack([ys.flatten(), xs.flatten()]), persistent=False)  # [2, hw]
             self.locate_sharpness = nn.Parameter(torch.tensor(2.0))
 
-    def maps(self, image_tokens, image_pooled, text_tokens, lengths, fr_columns) -> torch.Tensor:
-        """Standardised DCSMs [B, K, rows, L] for images [B, P, D] against their candidates [B, K, L, D]."""
-        s = similarity_maps(image_tokens, text_tokens)
+    def maps(self, image_tokens, image_pooled, text_tokens, lengths, fr_columns, raw=None) -> torch.Tensor:
+        """Standardised DCSMs [B, K, rows, L] for images [B, P, D] against their candidates [B, K, L, D]
+        (`raw`: their cosine maps, when already computed)."""
+        s = similarity_maps(image_tokens, text_tokens) if raw is None else raw
         if self.cfg.pooled_row:
             row = torch.einsum("bd,bkld->bkl", F.normalize(image_pooled.float(), dim=-1), text_tokens.float())
             s = torch.cat([s, row.unsqueeze(2)], dim=2)
@@ -115,7 +125,8 @@ class DCSMScorer(nn.Module):
 
     def forward(self, image_tokens, image_pooled, text_tokens, text_pooled, lengths, fr_columns) -> torch.Tensor:
         b, k = text_tokens.shape[:2]
-        s = self.maps(image_tokens, image_pooled, text_tokens, lengths, fr_columns)
+        raw = similarity_maps(image_tokens, text_tokens)
+        s = self.maps(image_tokens, image_pooled, text_tokens, lengths, fr_columns, raw)
         h = self.convs(s.flatten(0, 1).unsqueeze(1))  # [BK, c, rows, L]
         feats = [(F.max_pool2d(h, 2) if self.cfg.pool else h).flatten(1)]
         if self.cfg.maxsim:
@@ -130,4 +141,6 @@ class DCSMScorer(nn.Module):
                 "bd,bkd->bk", F.normalize(image_pooled.float(), dim=-1), F.normalize(text_pooled.float(), dim=-1)
             )
             score = score + self.cos_weight * cos
+        if self.maxsim_weight is not None:
+            score = score + self.maxsim_weight * maxsim(raw, lengths)
         return score

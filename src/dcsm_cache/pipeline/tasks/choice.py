@@ -29,7 +29,7 @@ from ...errors import ConfigError, StoreMismatchError
 from ...progress import tqdm
 from ...workflow.code import code_fingerprint
 from ..cache import CachedDataset
-from ..dcsm import FUNCTIONAL_WORDS, similarity_maps
+from ..dcsm import FUNCTIONAL_WORDS, maxsim, similarity_maps
 from ..device import resolve_device
 from ..scorer import DCSMScorer
 from ..scorer_file import load_scorer
@@ -61,11 +61,7 @@ def maxsim_scores(data: CachedDataset):
     and end tokens left out) of their best cosine with any image token. What the token maps alone know."""
 
     def fn(tok, pooled, rows):
-        best = similarity_maps(tok, data.text_tokens[rows]).amax(dim=2)  # [b, K, L]
-        n = data.lengths[rows].unsqueeze(-1)  # [b, K, 1]
-        col = torch.arange(best.shape[-1])
-        words = (col >= 1) & (col < n - 1)
-        return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
+        return maxsim(similarity_maps(tok, data.text_tokens[rows]), data.lengths[rows])
 
     return fn
 
