@@ -19,8 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._openclip import open_clip  # noqa: F401  (the torchvision guard, before torchvision)
-from torchvision.transforms import v2  # noqa: E402
 
 __all__ = ["AUGMENTATION", "SaltAndPepper", "ViewAugment", "draw_views", "view_seed"]
 
@@ -57,6 +55,10 @@ class ViewAugment:
     """Views 1..views-1 of an image, each a PIL image of `size` (the backbone's input), for its preprocessing."""
 
     def __init__(self, views: int, size: tuple[int, int], seed: int = 0):
+        # torchvision here, not at import: training (draw_views) never loads open_clip or torchvision
+        from .._openclip import open_clip  # noqa: F401  (the torchvision guard, before torchvision)
+        from torchvision.transforms import v2
+
         a = AUGMENTATION
         self.views, self.seed = views, seed
         self.transform = v2.Compose(
