@@ -159,8 +159,7 @@ def resume_path(out: str | os.PathLike) -> Path:
 
 def _fingerprint(datas: list[CachedDataset]) -> str | list[str]:
     """The training stores' fingerprints (one store: its own, as a string)."""
-    prints = [d.store.attrs["fingerprint"] for d in datas]
-    return prints[0] if len(prints) == 1 else prints
+    return _one_or_list([d.store.attrs["fingerprint"] for d in datas])
 
 
 def _one_or_list(values: list):

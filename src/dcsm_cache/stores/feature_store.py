@@ -3,7 +3,8 @@
     store = FeatureStore.open("stores/shapes-clip/shapes_spatial.zarr", backbone_id=bb.identity_key)
     tokens = store.image_tokens[0:32]          # [32, P, D] float16, unit-norm rows
 
-This is the only module that knows the on-disk layout (design.md, "The feature store"). Arrays are
+This module and its fast reader (raw_rows.py) are the only code that knows the on-disk layout
+(design.md, "The feature store"). Arrays are
 created at full size up front, in a folder beside the store that is renamed into place when whole;
 extraction fills them in chunk-aligned parts, each followed by a marker file, so a crashed part is
 redone and a finished part is never written twice. A process writes a part only while it holds that
@@ -26,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import google_crc32c
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec
 
 from .. import faults
 from ..atomic import write_json, write_text
-from ..errors import IncompleteStoreError, PartBusyError, StoreCorruptError, StoreMismatchError, StoreNotFoundError
+from ..errors import IncompleteStoreError, PartBusyError, StoreMismatchError, StoreNotFoundError
+from .raw_rows import RawRows
 
 # 2: attrs name the backbone by what was loaded (backbone_id, identity); 3: every chunk carries a crc32c checksum
 SCHEMA_VERSION = 3
@@ -106,6 +107,7 @@ class FeatureStore:
     def __init__(self, path: Path, group: zarr.Group):
         self.path, self.group = path, group
         self._holding: dict[int, object] = {}
+        self._raw: RawRows | None = None
 
     # -- creating and filling -------------------------------------------------------------------
     @classmethod
@@ -246,57 +248,10 @@ class FeatureStore:
 
     # -- opening and reading --------------------------------------------------------------------
     def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
-        """Rows `rows` (any order, repeats allowed) of array `name`, at the speed of a memory-mapped file.
-
-        A chunk file is the rows' raw little-endian bytes followed by their crc32c (chunked along rows
-        only; zarr v3 stores edge chunks whole), so each chunk file the rows fall in is mapped once
-        (kept for later calls), its checksum checked then, and the rows copied out; a chunk never
-        written holds the fill value. Arrays stored otherwise are read through zarr.
-        """
-        rows = np.asarray(rows, dtype=np.int64)
-        arr, raw = self._raw_layout(name)
-        if not raw:
-            return arr.get_orthogonal_selection((rows, *(slice(None),) * (arr.ndim - 1)))
-        chunk, rest = arr.chunks[0], arr.shape[1:]
-        out = np.empty((len(rows), *rest), dtype=arr.dtype)
-        if len(rows) <= 64:  # a minibatch: a row at a time costs less than grouping rows by chunk
-            for j, r in enumerate(rows.tolist()):
-                c, o = divmod(r, chunk)
-                block = self._mapped_chunk(name, arr, c)
-                out[j] = arr.metadata.fill_value if block is None else block[o]
-            return out
-        which = rows // chunk
-        for c in np.unique(which):
-            at = np.flatnonzero(which == c)
-            block = self._mapped_chunk(name, arr, int(c))
-            out[at] = arr.metadata.fill_value if block is None else block[rows[at] - c * chunk]
-        return out
-
-    def _raw_layout(self, name: str) -> tuple[zarr.Array, bool]:
-        """The array, and whether its chunk files are raw little-endian rows and a crc32c (cached per name)."""
-        cache = self.__dict__.setdefault("_layouts", {})
-        if name not in cache:
-            arr = self.group[name]
-            kinds = [type(c).__name__ for c in arr.metadata.codecs]
-            raw = (
-                arr.ndim > 0
-                and kinds == ["BytesCodec", "Crc32cCodec"]
-                and getattr(getattr(arr.metadata.codecs[0], "endian", None), "value", "little") == "little"
-                and arr.chunks[1:] == arr.shape[1:]
-            )
-            cache[name] = (arr, raw)
-        return cache[name]
-
-    def _mapped_chunk(self, name: str, arr: zarr.Array, c: int) -> np.ndarray | None:
-        maps = self.__dict__.setdefault("_maps", {})
-        if (name, c) not in maps:
-            if len(maps) > 4096:  # address space, not memory: the pages stay in the page cache
-                maps.clear()
-            key = arr.metadata.chunk_key_encoding.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
-            path = self.path / name / key
-            shape = (arr.chunks[0], *arr.shape[1:])
-            maps[name, c] = _checked_map(path, arr.dtype.newbyteorder("<"), shape) if path.exists() else None
-        return maps[name, c]
+        """Rows `rows` (any order, repeats allowed) of array `name`, from its mapped chunk files (raw_rows.py)."""
+        if self._raw is None:
+            self._raw = RawRows(self.path, self.group)
+        return self._raw.read(name, rows)
 
     @classmethod
     def open(
@@ -357,18 +312,6 @@ class FeatureStore:
     text_length = property(lambda self: self.group["text/length"])
     text_ids = property(lambda self: self.group["text/ids"])
     text_pooled = property(lambda self: self.group["text/pooled"])
-
-
-def _checked_map(path: Path, dtype: np.dtype, shape: tuple) -> np.ndarray:
-    """A chunk file mapped as a plain ndarray of `shape` (indexing a np.memmap builds an object per row),
-    after its crc32c, the file's last 4 bytes, is checked against the bytes before it."""
-    mapped = np.memmap(path, dtype=np.uint8, mode="r")
-    body, stored = mapped[:-4], bytes(mapped[-4:])
-    if len(body) != int(np.prod(shape)) * dtype.itemsize or np.uint32(google_crc32c.value(body)).tobytes() != stored:
-        raise StoreCorruptError(
-            f"{path} fails its checksum (the bytes changed after they were written): re-extract the store"
-        )
-    return body.view(dtype).reshape(shape).view(np.ndarray)
 
 
 def _read_attrs(path: Path) -> dict:
