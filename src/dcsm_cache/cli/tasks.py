@@ -4,10 +4,13 @@
     dcsm-cache retrieval --store stores/ViT-B-16.openai/karpathy_coco.zarr --out results/retrieval/coco.json
     dcsm-cache export-world --world data/world --out data/world_export
     dcsm-cache grounding --store stores/shapes-clip/shapes_binding.zarr --world data/world
+    dcsm-cache probe --train stores/shapes-clip/shapes_train.zarr --test stores/shapes-clip/shapes_binding.zarr \
+        --world data/world
     dcsm-cache export stores/shapes-clip/shapes_spatial.zarr shapes_spatial.h5   # and `import` back
 
 Each is a thin wrapper over one library call (`pipeline/tasks/zeroshot.py`, `pipeline/tasks/retrieval.py`,
-`pipeline/world/export.py`, `pipeline/tasks/grounding.py`) and registers itself on the `main` group.
+`pipeline/world/export.py`, `pipeline/tasks/grounding.py`, `pipeline/tasks/probe.py`) and registers itself on
+the `main` group.
 """
 
 from __future__ import annotations
@@ -127,6 +130,41 @@ def grounding(store: str, world: str, out: str | None, alone: bool, device: str)
         if side in report:
             click.echo(f"{side:10s} " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in report[side].items()))
     click.echo(f"({report['n_objects']} named objects, chance {100 * report['chance']:.1f}%)")
+
+
+@main.command()
+@click.option("--train", "train_store", required=True, type=click.Path(), help="Store whose objects fit the probe.")
+@click.option("--test", "test_store", required=True, type=click.Path(), help="Store whose objects score it.")
+@click.option("--world", required=True, type=click.Path(), help="The shapes world both manifests were made from.")
+@click.option("--out", type=click.Path(), help="Also write the report as JSON here.")
+def probe(train_store: str, test_store: str, world: str, out: str | None) -> None:
+    """What the image tokens at each object say it is: a linear probe of colour and shape.
+
+    \b
+    Example:
+      dcsm-cache probe --train stores/shapes-clip/shapes_train.zarr \
+        --test stores/shapes-clip/shapes_binding.zarr --world data/world
+    """
+    from ..pipeline.tasks.probe import ATTRIBUTES
+    from ..pipeline.tasks.probe import probe as run
+    from ..pipeline.tasks.results import write_result
+
+    report = run(train_store, test_store, world)
+    if out:
+        write_result(report, out)
+    for attr in ATTRIBUTES:
+        r = report[attr]
+        hardest = sorted(r["pairs"].items(), key=lambda kv: kv[1])[:3]
+        click.echo(
+            f"{attr:7s} {100 * r['accuracy']:.1f}% (chance {100 * r['chance']:.1f}%); hardest pairs: "
+            + ", ".join(f"{k} {100 * v:.1f}%" for k, v in hardest)
+        )
+    ceiling = report["binding_ceiling"]
+    if ceiling["n_scenes"]:
+        splits = ", ".join(f"{k} {100 * v:.1f}%" for k, v in ceiling["splits"].items())
+        click.echo(f"binding scenes: the probe picks the true shape assignment {100 * ceiling['accuracy']:.1f}%")
+        click.echo(f"  by split: {splits}")
+    click.echo(f"({report['n_train']} objects to fit, {report['n_test']} to score)")
 
 
 @main.command(name="export")

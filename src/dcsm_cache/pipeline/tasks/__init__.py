@@ -4,11 +4,13 @@
 
 choice.py (benchmarks of K candidate captions, every registered scorer), zeroshot.py (classification
 with prompt ensembles), retrieval.py (recall@k both ways), grounding.py (do word columns land on
-their objects?), report.py (results -> tables), results.py (the one result writer).
+their objects?), probe.py (do the image tokens say what each object is?),
+report.py (results -> tables), results.py (the one result writer).
 """
 
 from .choice import EvalConfig, evaluate, is_correct
 from .grounding import grounding
+from .probe import probe
 from .report import load_results, report
 from .results import write_result
 from .retrieval import RetrievalConfig, retrieval
@@ -22,6 +24,7 @@ __all__ = [
     "grounding",
     "is_correct",
     "load_results",
+    "probe",
     "report",
     "retrieval",
     "write_result",
