@@ -215,6 +215,9 @@ def test_a_bad_image_stops_with_fail_and_is_listed_with_skip(world, tmp_path, ou
     bad = json.loads((out / "s.zarr" / "bad_images" / "0-of-1.json").read_text())
     assert [(b["row"], b["path"]) for b in bad] == [(0, name)]
     assert ("missing" if how == "missing" else "cannot be read") in bad[0]["reason"]
+    assert "1 of" in res.output and "could not be read" in res.output and "delete" in res.output
+    again = CliRunner().invoke(main, args)  # the complete store is reused, and says so again
+    assert again.exit_code == 0 and "could not be read" in again.output
     res = CliRunner().invoke(
         main,
         ["eval", "--store", str(out / "s.zarr"), "--scorer", "cosine", "--out", str(out / "r.json"), "--device", "cpu"],

@@ -272,6 +272,13 @@ def extract(
     )
     store = run(items_path, backbone, out, cfg)
     click.echo(f"{out}: part {part} of {nparts} done" + (" (store complete)" if store.attrs.get("complete") else ""))
+    if store.attrs.get("complete"):
+        valid = store.image_valid[:]
+        if not valid.all():  # a store reused as complete keeps them: say how to retry once the files are fixed
+            click.echo(
+                f"{out}: {int((~valid).sum())} of {len(valid)} images could not be read and are marked invalid "
+                f"(listed in {out}/bad_images/); to retry them, fix the files, delete {out} and extract again"
+            )
 
 
 @main.command()
