@@ -268,8 +268,9 @@ def test_every_naming_form_extracts(arch, offline, manifest, tmp_path):
     assert a["identity"]["weights"].startswith("sha256:")
     if not loaded.info.get("quick_gelu"):  # a forced QuickGELU is another function of the same weights
         _pooled_are_the_models_own(registry if arch == "clips" else arch, cache, model, manifest, out)
-    for k, v in model.state_dict().items():
-        torch.testing.assert_close(loaded.model.state_dict()[k], v, rtol=0, atol=0)
+    for k, v in model.state_dict().items():  # bit for bit; open_clip leaves some of CoCa's random weights
+        # uninitialised (torch.empty), which now and then holds NaN bit patterns: equal NaNs are equal bits
+        torch.testing.assert_close(loaded.model.state_dict()[k], v, rtol=0, atol=0, equal_nan=True)
 
 
 def test_openai_style_checkpoint_in_a_gelu_arch_warns(offline, tmp_path, caplog):
