@@ -26,7 +26,7 @@ import torch
 from dcsm_cache.pipeline.cache import CachedDataset
 from dcsm_cache.pipeline.dcsm import FUNCTIONAL_WORDS
 from dcsm_cache.pipeline.tasks.choice import IMPLEMENTATIONS, is_correct
-from dcsm_cache.pipeline.tasks.probe import world_objects
+from dcsm_cache.pipeline.world.files import world_images
 
 NEGATION = re.compile(r"an? (\w+) (\w+) (with|without) an? (\w+) (\w+)")
 
@@ -60,19 +60,15 @@ def main() -> None:
     ap.add_argument("--world", default="data/world")
     args = ap.parse_args()
     wd = args.workdir
-    _, scenes = world_objects(wd / args.world)
-    positives = {}
-    for split in ("test", "heldout"):
-        for s in json.loads((wd / args.world / "scenes" / f"{split}.json").read_text())["scenes"]:
-            positives[s["file"]] = s["positive"]
+    _, scenes = world_images(wd / args.world)
     table: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for bench in ("shapes_binding", "shapes_negation"):
         for scorer in ("maxsim", "dcsm"):
             data, flags = item_flags(wd / args.stores / f"{bench}.zarr", scorer, str(wd / args.checkpoint))
             for it, ok in zip(data.dataset.items, flags):
                 path = data.dataset.images[it.image].path
-                split, family, objects = scenes[path]
-                group = f"{family}: {group_of(family, objects, positives[path])}"
+                _, scene, objects = scenes[path]
+                group = f"{scene['family']}: {group_of(scene['family'], objects, scene['positive'])}"
                 table[group][f"{scorer} {it.subset}"].append(ok)
     figures = {}
     cols = ("maxsim test", "maxsim heldout", "dcsm test", "dcsm heldout")

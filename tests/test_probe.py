@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from dcsm_cache.cli import main
 from dcsm_cache.errors import DcsmCacheError
 from dcsm_cache.pipeline.items import read_manifest
-from dcsm_cache.pipeline.tasks.probe import probe, world_objects
+from dcsm_cache.pipeline.tasks.probe import probe
+from dcsm_cache.pipeline.world.files import world_images
 
 
 def _planted(store, world, tmp_path, name, plant, seed=0) -> str:
@@ -21,7 +22,7 @@ def _planted(store, world, tmp_path, name, plant, seed=0) -> str:
     path = tmp_path / f"{name}.zarr"
     shutil.copytree(store, path)
     group = zarr.open_group(path, mode="r+")
-    cfg, objects = world_objects(world)
+    cfg, objects = world_images(world)
     rng = np.random.default_rng(seed)
     tokens = rng.normal(size=group["image/tokens"].shape).astype(np.float32)
     side = int(np.sqrt(tokens.shape[1]))
@@ -35,7 +36,7 @@ def _planted(store, world, tmp_path, name, plant, seed=0) -> str:
 
 def _code_of(attr: str, stores, world):
     """A random token per value of `attr` (colour or shape): `plant` for `_planted`."""
-    values = world_objects(world)[0][f"{attr}s"]
+    values = world_images(world)[0][f"{attr}s"]
     dim = zarr.open_group(stores["shapes_train"], mode="r")["image/tokens"].shape[-1]
     codes = np.random.default_rng(len(attr)).normal(size=(len(values), dim)).astype(np.float32) * 4
     return lambda o: codes[values.index(o[attr])]
@@ -43,7 +44,7 @@ def _code_of(attr: str, stores, world):
 
 def test_planted_shape_is_read_and_noise_is_chance(stores, world, tmp_path):
     """Tokens that carry the shape (and not the colour) at each object: shape near 100%, colour near chance."""
-    cfg, _ = world_objects(world)
+    cfg, _ = world_images(world)
     plant = _code_of("shape", stores, world)
     train = _planted(stores["shapes_train"], world, tmp_path, "train", plant)
     test = _planted(stores["shapes_spatial"], world, tmp_path, "test", plant)

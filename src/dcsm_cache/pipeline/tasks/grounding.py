@@ -27,7 +27,7 @@ from ...errors import BadInputError
 from ..cache import CachedDataset
 from ..dcsm import FunctionalWords
 from ..scorer import patch_grid
-from ..world.files import read_world_file
+from ..world.files import world_images
 from ..world.scenes import parse_caption, phrase
 
 
@@ -46,13 +46,8 @@ def grounding(store_path: str | os.PathLike, world: str | os.PathLike, alone: bo
     """Per word kind, the fraction of named objects whose word token peaks on them (see module doc)."""
     d = CachedDataset.open(store_path)
     root = Path(world)
-    cfg = read_world_file(root / "world.json", root)["config"]
-    scenes = {}
-    for split in ("train", "val", "test", "heldout"):
-        if (root / "scenes" / f"{split}.json").is_file():
-            scenes.update(
-                {s["file"]: s["objects"] for s in read_world_file(root / "scenes" / f"{split}.json", root)["scenes"]}
-            )
+    cfg, drawn = world_images(root)
+    scenes = {path: objects for path, (_, _, objects) in drawn.items()}
     grid = patch_grid(d.n_tokens)
     if grid is None:
         raise BadInputError(f"store {store_path}: {d.n_tokens} image tokens are not a square patch grid")

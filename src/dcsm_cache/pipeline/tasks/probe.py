@@ -12,8 +12,8 @@ tokens say what it is. Per object of every scene a store's manifest shows (oppos
 included), the features are its centre patch's token and the mean and max of the 3×3 patches around
 it (each token L2-normalised, as the DCSM sees them); a softmax classifier per attribute (colour,
 shape) is fit on the first store's objects and scored on the second's. `pairs` gives, for each two
-classes, the accuracy of choosing between just those two on the objects of either: the ceiling a
-scorer faces on a probe whose two captions differ in exactly that. `binding_ceiling` goes one step
+classes, the accuracy of choosing between just those two on the objects of either: what a linear
+reader of the tokens gets on a probe whose two captions differ in exactly that. `binding_ceiling` goes one step
 further on the test store's binding scenes (two objects, "a red circle and a blue square" against its
 swap): told where the objects are, the probe picks the more probable of the two shape assignments.
 It reads the tokens far more directly than a DCSM can (with the objects' places given), so it is an
@@ -33,23 +33,11 @@ import torch.nn.functional as F
 from ...errors import BadInputError
 from ..cache import CachedDataset
 from ..scorer import patch_grid
-from ..world.files import read_world
+from ..world.files import world_images
 
-__all__ = ["ATTRIBUTES", "probe", "world_objects"]
+__all__ = ["ATTRIBUTES", "probe"]
 
 ATTRIBUTES = ("colour", "shape")
-
-
-def world_objects(world: str | os.PathLike) -> tuple[dict, dict[str, tuple[str, str, list[dict]]]]:
-    """The world's config and (split, family, objects) of every image it drew, opposite images included, by file."""
-    info, splits = read_world(world)
-    objects = {}
-    for split, scenes in splits.items():
-        for s in scenes:
-            objects[s["file"]] = (split, s["family"], s["objects"])
-            if "opposite" in s:
-                objects[s["opposite"]["file"]] = (split, s["family"], s["opposite"]["objects"])
-    return info["config"], objects
 
 
 def _features(store: str | os.PathLike, objects: dict, image_size: int) -> tuple[torch.Tensor, list[dict], list]:
@@ -69,9 +57,9 @@ def _features(store: str | os.PathLike, objects: dict, image_size: int) -> tuple
     tokens = d.store.read_rows("image/tokens", np.array([r for r, _ in rows]))[:, skip : skip + h * w]
     grid_tokens = F.normalize(torch.from_numpy(tokens).float(), dim=-1).view(len(rows), h, w, -1)
     feats, objs, scenes = [], [], []
-    for i, (_, (split, family, scene)) in enumerate(rows):
-        scenes.append((split, family, list(range(len(objs), len(objs) + len(scene)))))
-        for o in scene:
+    for i, (_, (split, scene, shown)) in enumerate(rows):
+        scenes.append((split, scene["family"], list(range(len(objs), len(objs) + len(shown)))))
+        for o in shown:
             y, x = min(int(o["y"] * h / image_size), h - 1), min(int(o["x"] * w / image_size), w - 1)
             block = grid_tokens[i, max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2].flatten(0, 1)
             feats.append(torch.cat([grid_tokens[i, y, x], block.mean(0), block.amax(0)]))
@@ -134,7 +122,7 @@ def probe(
     seed: int = 0,
 ) -> dict:
     """Per attribute, a linear probe fit on `train_store`'s objects and scored on `test_store`'s."""
-    cfg, objects = world_objects(world)
+    cfg, objects = world_images(world)
     x_train, o_train, _ = _features(train_store, objects, cfg["image_size"])
     x_test, o_test, test_scenes = _features(test_store, objects, cfg["image_size"])
     mean, std = x_train.mean(0), x_train.std(0) + 1e-6
@@ -152,8 +140,9 @@ def probe(
         y_test = torch.tensor([classes.index(o[attr]) for o in o_test])
         lin = _fit(x_train, y_train, len(classes), steps, seed)
         with torch.no_grad():
-            report[attr] = _scores(lin(x_test), y_test, classes)
+            logits = lin(x_test)
+            report[attr] = _scores(logits, y_test, classes)
             report[attr]["train_accuracy"] = float((lin(x_train).argmax(1) == y_train).float().mean())
-            if attr == "shape":
-                report["binding_ceiling"] = _binding_ceiling(F.log_softmax(lin(x_test), 1), y_test, test_scenes)
+        if attr == "shape":
+            report["binding_ceiling"] = _binding_ceiling(F.log_softmax(logits, 1), y_test, test_scenes)
     return report

@@ -12,7 +12,7 @@ open_clip configs), pretrain.py (CLIP's loss plus a token-level late-interaction
 
 from importlib import import_module
 
-from .files import read_world, read_world_file
+from .files import read_world, read_world_file, world_images
 from .generate import generate_world
 from .scenes import FAMILIES, RELATIONS, WorldConfig, caption_is_true, parse_caption, phrase
 
@@ -30,6 +30,7 @@ __all__ = [
     "phrase",
     "read_world",
     "read_world_file",
+    "world_images",
 ]
 
 

@@ -1,6 +1,7 @@
 """The shapes world on disk: the one reader of its JSON files, and their atomic writer.
 
     info, scenes = read_world("data/world")          # world.json, and scenes/{split}.json by split
+    cfg, drawn = world_images("data/world")          # per image file: (split, its scene, its objects)
 
 `world.json` is written last by `generate_world`, so a world without it is incomplete. Every file
 carries the world's FORMAT; one of another format, or unreadable, is one line saying to regenerate it.
@@ -15,7 +16,7 @@ from pathlib import Path
 from ...atomic import write_text
 from ...errors import BadInputError, InputNotFoundError
 
-__all__ = ["FORMAT", "SPLITS", "read_world", "read_world_file", "write_world_json"]
+__all__ = ["FORMAT", "SPLITS", "read_world", "read_world_file", "world_images", "write_world_json"]
 
 FORMAT = 2  # 2: train/val scenes have opposite images
 SPLITS = ("pretrain", "train", "val", "test", "heldout")
@@ -58,6 +59,19 @@ def read_world(root: str | os.PathLike) -> tuple[dict, dict[str, list[dict]]]:
             )
         scenes[split] = doc["scenes"]
     return info, scenes
+
+
+def world_images(root: str | os.PathLike) -> tuple[dict, dict[str, tuple[str, dict, list[dict]]]]:
+    """The world's config and, per image file it drew (opposite images included), its split, its scene
+    and the objects the image shows (an opposite image shows its own)."""
+    info, splits = read_world(root)
+    images = {}
+    for split, scenes in splits.items():
+        for s in scenes:
+            images[s["file"]] = (split, s, s["objects"])
+            if "opposite" in s:
+                images[s["opposite"]["file"]] = (split, s, s["opposite"]["objects"])
+    return info["config"], images
 
 
 def write_world_json(path: Path, doc: dict, rows: str | None = None) -> None:
