@@ -9,7 +9,9 @@ from dcsm_cache._openclip import open_clip
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.items import write_manifest
 from dcsm_cache.errors import ConfigError
-from dcsm_cache.pipeline.world.pretrain import PretrainConfig, late_interaction, pretrain
+from dcsm_cache.pipeline.world.pretrain import PretrainConfig, _trim, pretrain
+
+from dcsm_cache.pipeline.tokens.encoder import text_tower, token_encoder
 
 from conftest import TINY_BACKBONE
 
@@ -56,41 +58,6 @@ def test_pretrain_trains_both_towers_and_saves_an_open_clip_checkpoint(
     assert torch.equal(model.text_projection, torch.load(out, weights_only=True)["text_projection"])
 
 
-@pytest.mark.parametrize("both_ways", [False, True])
-def test_late_interaction_matches_a_direct_computation(both_ways):
-    gen = torch.Generator().manual_seed(0)
-    patches, tokens = torch.randn(3, 5, 4, generator=gen), torch.randn(2, 6, 4, generator=gen)
-    valid = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=torch.float32)
-    got = late_interaction(patches, tokens, valid, both_ways)
-    for i in range(3):
-        for t in range(2):
-            words = tokens[t, : int(valid[t].sum())]
-            cos = torch.nn.functional.cosine_similarity(patches[i][:, None], words[None], dim=-1)  # [P, L]
-            want = cos.max(0).values.mean()  # each word's best patch
-            if both_ways:
-                want = (want + cos.max(1).values.mean()) / 2  # and each patch's best word
-            assert torch.allclose(got[i, t], want, atol=1e-6), (i, t)
-
-
-@pytest.mark.parametrize("chunk", [1 << 21, 7])  # one block, and blocks of one word with a ragged last one
-def test_late_interaction_gradients_equal_autograd_through_max(monkeypatch, chunk):
-    from dcsm_cache.pipeline.world.pretrain import _BestPatch
-
-    monkeypatch.setattr(_BestPatch, "_CHUNK", chunk)
-    gen = torch.Generator().manual_seed(1)
-    patches = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64, requires_grad=True)
-    tokens = torch.randn(2, 6, 4, generator=gen, dtype=torch.float64, requires_grad=True)
-    valid = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=torch.float64)
-    weights = torch.randn(3, 2, generator=gen, dtype=torch.float64)
-    got = torch.autograd.grad((late_interaction(patches, tokens, valid) * weights).sum(), (patches, tokens))
-    p, t = torch.nn.functional.normalize(patches, dim=-1), torch.nn.functional.normalize(tokens, dim=-1)
-    best = torch.einsum("ipd,tld->itlp", p, t).max(-1).values  # autograd's own max: the best patch gets it all
-    want = torch.autograd.grad((((best * valid).sum(-1) / valid.sum(-1)) * weights).sum(), (patches, tokens))
-    for g, w in zip(got, want):
-        assert torch.allclose(g, w, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda a, b: late_interaction(a, b, valid), (patches, tokens))
-
-
 def test_an_unknown_token_pool_is_a_config_error():
     with pytest.raises(ConfigError, match="token_pool 'last'"):
         PretrainConfig(token_pool="last")
@@ -109,3 +76,21 @@ def test_threads_sets_torch_threads_and_a_negative_count_is_a_config_error(pretr
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("arch,trims", [("shapes-clip", True), (TINY_BACKBONE, True), ("coca_ViT-B-32", False)])
+def test_trimmed_ids_give_the_same_tokens_and_pooled_embedding(arch, trims):
+    """Pretraining drops the pad positions no caption reaches; a causal tower's outputs at the kept
+    positions must not change (CLIP's inlined text transformer, TextTransformer). CoCa's appended
+    CLS takes the position after the ids, so its ids are left whole."""
+    torch.manual_seed(0)
+    model = open_clip.create_model(arch).eval()
+    fn, tower = token_encoder(model).text_adapter.fn, text_tower(model)
+    ids = open_clip.get_tokenizer(arch)(["a red circle", "a drawing of a blue star and a green square", "cross"])
+    trimmed = _trim(ids, tower)
+    n = int((ids != 0).sum(1).max()) if trims else ids.shape[1]
+    assert trimmed.shape == (3, n) and (n < ids.shape[1]) == trims
+    with torch.no_grad():
+        (tokens, pooled), (got_tokens, got_pooled) = fn(tower, ids), fn(tower, trimmed)
+    torch.testing.assert_close(got_tokens, tokens[:, :n], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_pooled, pooled, atol=1e-5, rtol=1e-5)

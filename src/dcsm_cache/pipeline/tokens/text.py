@@ -29,10 +29,15 @@ def _proj_name(proj) -> str:
 # -- open_clip.CLIP: text transformer inlined in the model ----------------------------------------
 
 
+def _first(mask: Tensor | None, n: int) -> Tensor | None:
+    """The attention mask of the first n positions (ids shorter than the context length)."""
+    return None if mask is None else mask[..., :n, :n]
+
+
 def _clip_text(model: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
-    cast = model.transformer.get_cast_dtype()
-    x = model.token_embedding(ids).to(cast) + model.positional_embedding.to(cast)
-    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+    cast, n = model.transformer.get_cast_dtype(), ids.shape[1]  # (n < context: a causal tower's first n outputs)
+    x = model.token_embedding(ids).to(cast) + model.positional_embedding[:n].to(cast)
+    x = model.ln_final(model.transformer(x, attn_mask=_first(model.attn_mask, n)))
     pooled = _text_global_pool(x, ids, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
     return project(x, model.text_projection), project(pooled, model.text_projection)
 
@@ -56,7 +61,7 @@ def _tt_text(tower: nn.Module, ids: Tensor) -> tuple[Tensor, Tensor]:
     """As TextTransformer.forward. CoCa (cls_emb): the appended CLS is pooled after ln_final and is
     not a token; tokens are ln_final of the id positions, so the same norm and projection apply."""
     x, attn_mask = tower._embeds(ids)
-    x = tower.transformer(x, attn_mask=attn_mask)
+    x = tower.transformer(x, attn_mask=_first(attn_mask, x.shape[1]))
     if tower.cls_emb is not None:
         pooled = tower.ln_final(x[:, -1])
         tokens = tower.ln_final(x[:, :-1])
