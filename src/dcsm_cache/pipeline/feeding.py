@@ -26,12 +26,17 @@ from torch.utils.data import Dataset as TorchDataset
 from ..errors import DcsmCacheError
 from .items import Dataset, open_image
 
-__all__ = ["StoreWriter", "auto_workers", "image_batches"]
+__all__ = ["StoreWriter", "auto_workers", "cpu_cores", "image_batches"]
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def auto_workers(device: torch.device) -> int:
     """Decoding processes: up to 8 beside a GPU; on a CPU the model needs the cores, so one fewer than there are."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cpu_cores()
     return min(8, cores) if device.type == "cuda" else max(0, min(4, cores - 1))
 
 

@@ -52,6 +52,7 @@ from ..config import at_least, config_hash, one_of, require
 from ..errors import BadInputError
 from .cache import CachedDataset
 from .device import resolve_device
+from .feeding import cpu_cores
 from .pairs import pair_term
 from .scorer import DCSMScorer, ScorerConfig
 from .scorer_file import save_scorer
@@ -144,7 +145,7 @@ _RESUMING = ("checkpoint_every", "resume")  # a resumed run's scorer file is the
 def deterministic_setup(cfg: TrainConfig, device: torch.device) -> int:
     """Seed, fix the thread count and ask for deterministic kernels; the thread count used."""
     torch.manual_seed(cfg.seed)
-    threads = cfg.threads or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    threads = cfg.threads or min(4, cpu_cores())
     torch.set_num_threads(threads)
     if device.type == "cuda" and cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # PyTorch's reproducibility notes
@@ -317,8 +318,6 @@ def train(
                     },
                 )
             faults.point("train.step")
-            if step >= cfg.steps:
-                break
             if step >= cfg.steps:
                 break
         if step == epoch_start:

@@ -108,7 +108,7 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
     text_fn, image_fn = enc.text_adapter.fn, enc.image_adapter.fn
 
     pairs = [(it.image, ds.captions[it.candidates[it.correct]]) for it in ds.items]
-    images = torch.stack(
+    images = torch.stack(  # (in order, in this process: the train transform's random crops come from the seed)
         [preprocess(open_image(ds, row)) for row, _ in tqdm(pairs, desc="load", disable=not cfg.progress)]
     ).half()
     texts = _trim(tokenizer([c for _, c in pairs]), text_tower(model))
