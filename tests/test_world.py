@@ -55,6 +55,20 @@ def test_same_seed_same_bytes_other_seed_differs(tiny, tmp_path):
     assert sum(other[k] != again[k] for k in again if k.endswith(".png")) > 0.9 * len(again)
 
 
+@pytest.mark.parametrize("cores", [1, 3])
+def test_splits_written_in_parallel_or_one_after_the_other_are_the_same_bytes(tiny, tmp_path, monkeypatch, cores):
+    monkeypatch.setattr(generate, "cpu_cores", lambda: cores)
+    assert all_files(generate_world(TINY, tmp_path / "w")) == all_files(tiny)
+
+
+def test_a_split_that_fails_in_a_worker_fails_the_world_and_leaves_no_marker(tmp_path, monkeypatch):
+    monkeypatch.setattr(generate, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(generate, "render", lambda *a: 1 / 0)  # (inherited by the forked workers)
+    with pytest.raises(ZeroDivisionError):
+        generate_world(TINY, tmp_path / "w")
+    assert not (tmp_path / "w" / "world.json").exists()
+
+
 def test_positives_true_and_every_negative_false(tiny):
     n_negatives = {"pretrain": 0, "train": 3, "val": 3, "test": 1, "heldout": 1}
     for split, n in n_negatives.items():

@@ -13,7 +13,6 @@ then [B, K, C, H, W], view 0 the plain preprocessing.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from typing import Callable, Iterator
@@ -23,15 +22,11 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from ..cores import cpu_cores
 from ..errors import DcsmCacheError
 from .items import Dataset, open_image
 
-__all__ = ["StoreWriter", "auto_workers", "cpu_cores", "image_batches"]
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+__all__ = ["StoreWriter", "auto_workers", "image_batches"]
 
 
 def auto_workers(device: torch.device) -> int:

@@ -13,7 +13,10 @@ that a crash leaves no world that looks complete.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +24,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ...cores import cpu_cores
 from .files import FORMAT, SPLITS, write_world_json
 from .scenes import FAMILIES, PALETTE, RELATIONS, Obj, WorldConfig, _plan, _scene, heldout_combos, opposite_scene
 
@@ -76,46 +80,55 @@ def render(objects: Sequence[Obj], cfg: WorldConfig, rng: np.random.Generator) -
     return im
 
 
+def _write_split(cfg: WorldConfig, root: Path, split_no: int, split: str, held: list) -> int:
+    """One split's images and scenes/{split}.json; its number of scenes."""
+    rng = np.random.default_rng([cfg.seed, split_no + 1])
+    mode = {"pretrain": "web", "train": "dcsm", "val": "dcsm", "test": "probe"}.get(split, "heldout")
+    held_set = set(held)
+    pool = [(c, s) for c in cfg.colours for s in cfg.shapes if split == "heldout" or (c, s) not in held_set]
+    folder = root / "images" / split
+    folder.mkdir(parents=True, exist_ok=True)
+    scenes, seen = [], {}
+    for i, family in enumerate(_plan(cfg, split)):
+        j = seen[family] = seen.get(family, -1) + 1  # index within the family: balances kinds
+        scene = _scene(rng, cfg, family, j, pool, held_set, mode)
+        file = f"images/{split}/{i:06d}.png"
+        twin = np.random.default_rng()
+        twin.bit_generator.state = rng.bit_generator.state  # the opposite gets the same background and jitter
+        render([Obj(**o) for o in scene["objects"]], cfg, rng).save(root / file, compress_level=1)
+        if mode == "dcsm":
+            objs, caption = opposite_scene(scene)
+            opp = f"images/{split}/{i:06d}_opposite.png"
+            render(objs, cfg, twin).save(root / opp, compress_level=1)
+            scene["opposite"] = {"file": opp, "objects": [asdict(o) for o in objs], "caption": caption}
+        scenes.append({"file": file, **scene})
+    for stale in folder.glob("*.png"):  # left by an earlier, larger world
+        stem = stale.stem.removesuffix("_opposite")
+        if stem.isdigit() and (int(stem) >= len(scenes) or stem != stale.stem and "opposite" not in scenes[int(stem)]):
+            stale.unlink()
+    (root / "scenes").mkdir(exist_ok=True)
+    write_world_json(
+        root / "scenes" / f"{split}.json", {"format": FORMAT, "split": split, "scenes": scenes}, rows="scenes"
+    )
+    return len(scenes)
+
+
 def generate_world(cfg: WorldConfig, root: str | os.PathLike) -> Path:
-    """Write images/{split}/NNNNNN.png, scenes/{split}.json, then world.json last; returns root."""
+    """Write images/{split}/NNNNNN.png, scenes/{split}.json, then world.json last; returns root.
+
+    Each split draws from its own generator, so on Linux the splits are written in parallel
+    processes (one per core, the largest first), with the same bytes as one after the other."""
     root = Path(root)
     held = heldout_combos(cfg)
     root.mkdir(parents=True, exist_ok=True)
     (root / "world.json").unlink(missing_ok=True)  # the marker goes first, so a crash leaves none
-    pool_train = [(c, s) for c in cfg.colours for s in cfg.shapes if (c, s) not in held]
-    pool_all = [(c, s) for c in cfg.colours for s in cfg.shapes]
-    counts, held_set = {}, set(held)
-    for split_no, split in enumerate(SPLITS):
-        rng = np.random.default_rng([cfg.seed, split_no + 1])
-        mode = {"pretrain": "web", "train": "dcsm", "val": "dcsm", "test": "probe"}.get(split, "heldout")
-        pool = pool_all if split == "heldout" else pool_train
-        folder = root / "images" / split
-        folder.mkdir(parents=True, exist_ok=True)
-        scenes, seen = [], {}
-        for i, family in enumerate(_plan(cfg, split)):
-            j = seen[family] = seen.get(family, -1) + 1  # index within the family: balances kinds
-            scene = _scene(rng, cfg, family, j, pool, held_set, mode)
-            file = f"images/{split}/{i:06d}.png"
-            twin = np.random.default_rng()
-            twin.bit_generator.state = rng.bit_generator.state  # the opposite gets the same background and jitter
-            render([Obj(**o) for o in scene["objects"]], cfg, rng).save(root / file, compress_level=1)
-            if mode == "dcsm":
-                objs, caption = opposite_scene(scene)
-                opp = f"images/{split}/{i:06d}_opposite.png"
-                render(objs, cfg, twin).save(root / opp, compress_level=1)
-                scene["opposite"] = {"file": opp, "objects": [asdict(o) for o in objs], "caption": caption}
-            scenes.append({"file": file, **scene})
-        for stale in folder.glob("*.png"):  # left by an earlier, larger world
-            stem = stale.stem.removesuffix("_opposite")
-            if stem.isdigit() and (
-                int(stem) >= len(scenes) or stem != stale.stem and "opposite" not in scenes[int(stem)]
-            ):
-                stale.unlink()
-        (root / "scenes").mkdir(exist_ok=True)
-        write_world_json(
-            root / "scenes" / f"{split}.json", {"format": FORMAT, "split": split, "scenes": scenes}, rows="scenes"
-        )
-        counts[split] = len(scenes)
+    jobs = [(cfg, root, split_no, split, held) for split_no, split in enumerate(SPLITS)]
+    workers = min(len(jobs), cpu_cores()) if sys.platform == "linux" else 1
+    if workers > 1:  # forked: no re-import of the caller's script, and the children use numpy and PIL only
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            counts = dict(zip(SPLITS, pool.map(_write_split, *zip(*jobs))))
+    else:
+        counts = {job[3]: _write_split(*job) for job in jobs}
     write_world_json(
         root / "world.json",
         {
