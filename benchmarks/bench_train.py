@@ -6,7 +6,9 @@ The reference DCSM trainer encodes every image and caption with the frozen CLIP 
 both paths take the same batches (B images, each with its positive and hard-negative captions, the
 embedded default's loss) and the same scorer; path A reads the tokens from the Zarr store
 (`dcsm-cache train`'s own loop), path B runs the frozen backbone's towers on the decoded images and
-the captions first. Steps per second of each, and the ratio. Last line: one JSON object.
+the captions first (and, for items with an opposite image, the opposite images too: the reference
+puts them in its batch), then computes `train`'s own loss on them. Steps per second of each, and the
+ratio. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import open_image, write_manifest
 from dcsm_cache.pipeline.scorer import DCSMScorer
 from dcsm_cache.pipeline.tokens import load_backbone, token_encoder
-from dcsm_cache.pipeline.train import TrainConfig, batch_scores, contrastive_loss, train
+from dcsm_cache.pipeline.train import TrainConfig, batch_loss, train
+
+from dcsm_cache.pipeline.train_data import Batch
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
 
 
@@ -59,19 +63,22 @@ def main() -> None:
         scorer = DCSMScorer(cfg.scorer, data.n_tokens, 16, len(data.fr_words))
         opt = torch.optim.AdamW(scorer.parameters(), lr=cfg.lr)
         items = [it for it in data.dataset.items if it.subset != "val"]
-        rng = np.random.default_rng(0)
+        rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+
+        def encode(rows):
+            tok, pooled = enc.image(torch.stack([bb.preprocess(open_image(data.dataset, r)) for r in rows]))
+            return F.normalize(tok, dim=-1), pooled
 
         def reference_step():
             chosen = [items[i] for i in rng.choice(len(items), args.batch, replace=False)]
-            with torch.no_grad():  # the frozen backbone, every step
-                tok, pooled = enc.image(
-                    torch.stack([bb.preprocess(open_image(data.dataset, it.image)) for it in chosen])
-                )
-                tok = F.normalize(tok, dim=-1)
+            with torch.no_grad():  # the frozen backbone, every step: images, their opposite images, captions
+                tok, pooled = encode([it.image for it in chosen])
+                opp = encode([it.opposite for it in chosen]) if chosen[0].opposite is not None else (None, None)
                 enc.text(bb.tokenizer([data.dataset.captions[c] for it in chosen for c in it.candidates]))
             pos = torch.tensor([it.candidates[it.correct] for it in chosen])
             negs = torch.tensor([[c for j, c in enumerate(it.candidates) if j != it.correct] for it in chosen])
-            loss = contrastive_loss(batch_scores(scorer, data, tok, pooled, pos, negs, "cpu"), pos, 1.0)
+            batch = Batch(tok, pooled, pos, negs, *opp)  # then the same loss as `train`'s step
+            loss = batch_loss(scorer, data, batch, cfg, "cpu", gen, "recomputed")
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -136,8 +136,8 @@ def test_several_stores_train_together_one_batch_of_each_per_step(stores, tmp_pa
     from dcsm_cache.pipeline.scorer_file import read_meta
     from dcsm_cache.stores.feature_store import FeatureStore
 
-    seen, real = [], T._loss
-    monkeypatch.setattr(T, "_loss", lambda *a: seen.append(Path(a[-1]).name) or real(*a))
+    seen, real = [], T.batch_loss
+    monkeypatch.setattr(T, "batch_loss", lambda *a: seen.append(Path(a[-1]).name) or real(*a))
     cfg = TrainConfig(steps=3, batch_size=8, device="cpu", progress=False, text_len=16)
     both = [stores["shapes_train"], stores["shapes_spatial"]]
     train(both, tmp_path / "both.pt", cfg)

@@ -48,11 +48,11 @@ from ..progress import tqdm
 
 from .. import faults
 from ..atomic import atomic_path
+from ..cores import cpu_cores
 from ..config import at_least, config_hash, one_of, require
 from ..errors import BadInputError
 from .cache import CachedDataset
 from .device import resolve_device
-from .feeding import cpu_cores
 from .pairs import pair_term
 from .scorer import DCSMScorer, ScorerConfig
 from .scorer_file import save_scorer
@@ -287,7 +287,7 @@ def train(
                 step += 1
                 continue
             scorer.train()
-            terms = [_loss(scorer, d, b, cfg, device, gen, path) for d, b, path in zip(datas, bs, stores)]
+            terms = [batch_loss(scorer, d, b, cfg, device, gen, path) for d, b, path in zip(datas, bs, stores)]
             loss = terms[0] if len(terms) == 1 else (sum(terms) if reference else sum(terms) / len(terms))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -336,7 +336,7 @@ def train(
     return summary
 
 
-def _loss(scorer: DCSMScorer, data: CachedDataset, b, cfg: TrainConfig, device, gen, store) -> torch.Tensor:
+def batch_loss(scorer: DCSMScorer, data: CachedDataset, b, cfg: TrainConfig, device, gen, store) -> torch.Tensor:
     """One store's batch loss: caption-side contrastive plus the image-side term, or the reference's alone."""
     reference = cfg.loss == "reference"
     pairs = pair_term(scorer, data, b, device, reference, gen) if cfg.pair_weight or reference else None
