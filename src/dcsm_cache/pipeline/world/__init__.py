@@ -6,7 +6,8 @@
 scenes.py (scene grammar: objects, captions, scenes), generate.py (drawing and writing
 them), files.py (the world's files, read and written),
 export.py (probes in What'sUp, CLEVR-bind and SugarCREPE layouts), tinyclip.py (the shapes-clip
-open_clip configs), pretrain.py (CLIP's loss plus a token-level late-interaction loss), domains.py
+open_clip configs), pretrain.py (CLIP's loss plus a token-level late-interaction loss),
+late_interaction.py (that loss's MaxSim and FILIP scores, with a fast MaxSim backward), domains.py
 (one shape per image drawn in five rendering domains, for the domain study: docs/domains.md).
 """
 
