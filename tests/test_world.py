@@ -7,7 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
+
+from dcsm_cache.cli import main
 
 from dcsm_cache.errors import ConfigError, InputNotFoundError, UnknownNameError
 from dcsm_cache.pipeline.world import scenes as W
@@ -59,6 +62,16 @@ def test_same_seed_same_bytes_other_seed_differs(tiny, tmp_path):
 def test_splits_written_in_parallel_or_one_after_the_other_are_the_same_bytes(tiny, tmp_path, monkeypatch, cores):
     monkeypatch.setattr(generate, "cpu_cores", lambda: cores)
     assert all_files(generate_world(TINY, tmp_path / "w")) == all_files(tiny)
+
+
+def test_the_world_command_takes_a_worker_count(tiny, tmp_path):
+    sets = [a for k, v in TINY.__dict__.items() if not isinstance(v, tuple) for a in ("--set", f"{k}={v}")]
+    for workers in ("1", "2"):
+        out = tmp_path / workers
+        result = CliRunner().invoke(main, ["world", "--out", str(out), "--workers", workers, *sets])
+        assert result.exit_code == 0, result.output
+        assert all_files(out) == all_files(tiny)
+    assert CliRunner().invoke(main, ["world", "--out", str(tmp_path / "0"), "--workers", "0"]).exit_code == 2
 
 
 def test_a_split_that_fails_in_a_worker_fails_the_world_and_leaves_no_marker(tmp_path, monkeypatch):

@@ -120,8 +120,11 @@ def main(verbose: bool, quiet: bool) -> None:
 
 @main.command()
 @click.option("--out", required=True, type=click.Path(), help="Folder to write the world into.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Processes writing splits (default: every core)."
+)
 @settings_option
-def world(out: str, sets: tuple[str, ...]) -> None:
+def world(out: str, workers: int | None, sets: tuple[str, ...]) -> None:
     """Generate the shapes world: images, scenes and probe sets.
 
     \b
@@ -130,7 +133,7 @@ def world(out: str, sets: tuple[str, ...]) -> None:
     """
     from ..pipeline.world import WorldConfig, generate_world
 
-    generate_world(from_mapping(WorldConfig, _settings(sets), "world"), out)
+    generate_world(from_mapping(WorldConfig, _settings(sets), "world"), out, workers=workers)
     click.echo(f"wrote {out}")
 
 

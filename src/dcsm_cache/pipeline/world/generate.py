@@ -113,17 +113,18 @@ def _write_split(cfg: WorldConfig, root: Path, split_no: int, split: str, held: 
     return len(scenes)
 
 
-def generate_world(cfg: WorldConfig, root: str | os.PathLike) -> Path:
+def generate_world(cfg: WorldConfig, root: str | os.PathLike, workers: int | None = None) -> Path:
     """Write images/{split}/NNNNNN.png, scenes/{split}.json, then world.json last; returns root.
 
     Each split draws from its own generator, so on Linux the splits are written in parallel
-    processes (one per core, the largest first), with the same bytes as one after the other."""
+    processes (`workers`, default one per core; the largest split first), with the same bytes as
+    one after the other."""
     root = Path(root)
     held = heldout_combos(cfg)
     root.mkdir(parents=True, exist_ok=True)
     (root / "world.json").unlink(missing_ok=True)  # the marker goes first, so a crash leaves none
     jobs = [(cfg, root, split_no, split, held) for split_no, split in enumerate(SPLITS)]
-    workers = min(len(jobs), cpu_cores()) if sys.platform == "linux" else 1
+    workers = min(len(jobs), workers or cpu_cores()) if sys.platform == "linux" else 1
     if workers > 1:  # forked: no re-import of the caller's script, and the children use numpy and PIL only
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             counts = dict(zip(SPLITS, pool.map(_write_split, *zip(*jobs))))
