@@ -30,7 +30,6 @@ from dcsm_cache.pipeline.items import open_image, write_manifest
 from dcsm_cache.pipeline.scorer import DCSMScorer
 from dcsm_cache.pipeline.tokens import load_backbone, token_encoder
 from dcsm_cache.pipeline.train import TrainConfig, batch_loss, train
-
 from dcsm_cache.pipeline.train_data import Batch
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
 

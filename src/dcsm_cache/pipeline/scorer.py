@@ -127,7 +127,7 @@ class DCSMScorer(nn.Module):
         b, k = text_tokens.shape[:2]
         raw = similarity_maps(image_tokens, text_tokens)
         s = self.maps(image_tokens, image_pooled, text_tokens, lengths, fr_columns, raw)
-        # [BK, c, rows, L]; channels-last: oneDNN's convolutions with so few channels run ~1.5x faster
+        # [BK, c, rows, L]; a channels-last input: training steps 10-20% faster on a 2-core CPU (noisy; RESULTS.md)
         h = self.convs(s.flatten(0, 1).unsqueeze(1).contiguous(memory_format=torch.channels_last))
         feats = [(F.max_pool2d(h, 2) if self.cfg.pool else h).flatten(1)]
         if self.cfg.maxsim:
