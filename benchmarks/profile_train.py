@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from dcsm_cache.heap import keep_freed_memory
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import write_manifest
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="folder to build the store in, and reuse on the next run")
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
+    keep_freed_memory()  # the allocator settings every `dcsm-cache` command runs with (heap.py)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)

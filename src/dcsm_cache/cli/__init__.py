@@ -21,6 +21,7 @@ import click
 
 from ..config import from_mapping
 from ..errors import DcsmCacheError
+from ..heap import keep_freed_memory
 from ..pipeline.scorers import SCORERS
 
 
@@ -109,6 +110,7 @@ def main(verbose: bool, quiet: bool) -> None:
     Example:
       dcsm-cache --quiet eval --store stores/shapes-clip/shapes_spatial.zarr --scorer cosine --out r.json
     """
+    keep_freed_memory()  # before the first tensor: training steps reuse memory instead of faulting it in
     if quiet:
         from ..progress import set_quiet
 
