@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dcsm_cache.heap import keep_freed_memory
 from dcsm_cache.pipeline.tokens.backbones import load_backbone
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.cache import CachedDataset
@@ -38,7 +37,6 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    keep_freed_memory()  # the allocator settings every `dcsm-cache` command runs with (heap.py)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dcsm_cache.heap import keep_freed_memory
 from dcsm_cache.pipeline.items import DatasetBuilder, open_image, read_manifest, write_manifest
 from dcsm_cache.pipeline.tokens import load_backbone, token_encoder
 
@@ -117,7 +116,6 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     args = ap.parse_args()
-    keep_freed_memory()  # the allocator settings every `dcsm-cache` command runs with (heap.py)
     archs = args.arch or ["ViT-B-16", "shapes-clip"]
     figures: dict = {
         "threads": torch.get_num_threads(),

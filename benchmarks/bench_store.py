@@ -26,7 +26,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from dcsm_cache.heap import keep_freed_memory
 from dcsm_cache.stores import FeatureStore, StoreShape, export_hdf5
 
 
@@ -48,7 +47,6 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--batches", type=int, default=200)
     args = ap.parse_args()
-    keep_freed_memory()  # the allocator settings every `dcsm-cache` command runs with (heap.py)
     rng = np.random.default_rng(0)
     p, d = 197, 512
     with tempfile.TemporaryDirectory() as tmp:

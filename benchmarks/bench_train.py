@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=30, help="steps from the store (the reference's way runs 3)")
     args = ap.parse_args()
-    keep_freed_memory()  # the allocator settings every `dcsm-cache` command runs with (heap.py)
+    keep_freed_memory()  # the allocator settings `dcsm-cache train` runs with (heap.py)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="folder to build the store in, and reuse on the next run")
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
-    keep_freed_memory()  # the allocator settings every `dcsm-cache` command runs with (heap.py)
+    keep_freed_memory()  # the allocator settings `dcsm-cache train` runs with (heap.py)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)

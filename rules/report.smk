@@ -18,6 +18,7 @@ rule gallery:
         ),
     log:
         f"logs/{NAME}/gallery/{{backbone}}.log",
+    priority: 1  # the longest job after training: started before the evaluations that run beside it
     conda:
         "../environment.yml"
     params:

@@ -11,6 +11,8 @@ if TRAINED in RECIPES:  # the default recipe, `train: dataset:`
             "models/{backbone}/dcsm.pt",
         log:
             "logs/train/{backbone}.log",
+        # first when ready: the gallery waits on it, the zero-shot and cosine evaluations can go later
+        priority: 1
         conda:
             "../environment.yml"
         threads: workflow.cores

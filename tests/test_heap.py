@@ -50,13 +50,17 @@ def test_a_users_allocator_settings_are_left_alone(var):
     assert _run(script, "keep", **{var: value}) is False
 
 
-def test_every_command_sets_it(monkeypatch):
+def test_train_sets_it_before_training(monkeypatch):
     from click.testing import CliRunner
 
+    import dcsm_cache.pipeline.train as train_module
     from dcsm_cache.cli import main
 
     monkeypatch.setattr(heap, "_done", False)
     for k in heap._ENV:
         monkeypatch.delenv(k, raising=False)
-    assert CliRunner().invoke(main, ["benchmarks"]).exit_code == 0
-    assert heap._done
+    seen = []
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: seen.append(heap._done) or {})
+    result = CliRunner().invoke(main, ["train", "--store", "s.zarr", "--out", "d.pt"])
+    assert result.exit_code == 0, result.output
+    assert seen == [True]

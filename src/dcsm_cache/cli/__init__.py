@@ -110,7 +110,6 @@ def main(verbose: bool, quiet: bool) -> None:
     Example:
       dcsm-cache --quiet eval --store stores/shapes-clip/shapes_spatial.zarr --scorer cosine --out r.json
     """
-    keep_freed_memory()  # before the first tensor: training steps reuse memory instead of faulting it in
     if quiet:
         from ..progress import set_quiet
 
@@ -310,6 +309,7 @@ def train(stores: tuple[str, ...], out: str, device: str, resume: bool, sets: tu
     """
     from ..pipeline.train import TrainConfig, train as run
 
+    keep_freed_memory()  # before the first tensor: the steps reuse memory instead of faulting it in (heap.py)
     cfg = from_mapping(TrainConfig, {"device": device, "resume": resume, **_settings(sets)}, "train")
     summary = run(stores[0] if len(stores) == 1 else list(stores), out, cfg)
     click.echo(json.dumps(summary))
