@@ -199,3 +199,16 @@ def test_canvas_keeps_the_crop_unscaled_on_its_background(tmp_path):
     assert out.size == (40, 40) and out.getpixel((0, 0)) == out.getpixel((39, 39)) == (200, 210, 220)
     red = [(x, y) for x in range(40) for y in range(40) if out.getpixel((x, y)) == (255, 0, 0)]
     assert len(red) == 36 and min(red) == (17, 17) and max(red) == (22, 22)  # 6 px, at the canvas centre
+
+
+def test_image_size_reads_the_header_and_gives_open_images_size(tmp_path):
+    from dcsm_cache.pipeline.items import ImageRef, image_size, open_image
+
+    Image.new("RGB", (90, 50), (1, 2, 3)).save(tmp_path / "a.png")
+    b = DatasetBuilder("sizes", tmp_path)
+    refs = ["a.png", ImageRef("a.png", box=(2.5, 3.5, 40.5, 20.4)), ImageRef("a.png", box=(0, 0, 30, 30), canvas=64)]
+    for i, ref in enumerate(refs):
+        b.add(ref, [f"caption {i}"])
+    ds = b.build()
+    assert [image_size(ds, r) for r in range(3)] == [open_image(ds, r).size for r in range(3)]
+    assert image_size(ds, 1) == (41, 20)  # 43 - round(2.5), round(23.9) - round(3.5): Python's (PIL's) rounding

@@ -19,6 +19,7 @@ import io
 import json
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -316,10 +317,9 @@ def read_manifest(path: str | os.PathLike) -> Dataset:
         raise BadInputError(f"{path} is not a dcsm-cache manifest ({err}): {_REWRITE}") from err
 
 
-def open_image(ds: Dataset, row: int):
-    """The image at `row` as RGB PIL, cropped to its box; a missing or corrupt file is a BadInputError.
-
-    A member of a tar shard is read through `shards.read_member` (each shard opened once per process)."""
+@contextmanager
+def _opened(ds: Dataset, row: int):
+    """(the image file at `row` opened lazily by PIL, its name for errors); missing or unreadable: our errors."""
     from PIL import Image, UnidentifiedImageError
 
     ref, path = ds.images[row], ds.image_path(row)
@@ -329,17 +329,48 @@ def open_image(ds: Dataset, row: int):
 
         source, path = io.BytesIO(read_member(path, ref.member)), f"{path}:{ref.member}"
     try:
-        with Image.open(source) as im:
-            im = im.convert("RGB")
+        im = Image.open(source)
     except FileNotFoundError as err:
         raise InputNotFoundError(f"image {path} is missing") from err
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise BadInputError(f"image {path} cannot be read ({err.__class__.__name__})") from err
+    with im:
+        yield im, path
+
+
+def _crop_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """An (x, y, w, h) box as PIL's (left, upper, right, lower) in whole pixels, rounded as PIL rounds."""
+    x, y, w, h = box
+    return round(x), round(y), round(x + w), round(y + h)
+
+
+def image_size(ds: Dataset, row: int) -> tuple[int, int]:
+    """(width, height) of `open_image(ds, row)`, from the file's header alone: nothing is decoded."""
+    ref = ds.images[row]
+    if ref.canvas:
+        return ref.canvas, ref.canvas
     if ref.box:
-        x, y, w, h = ref.box
-        im = im.crop((x, y, x + w, y + h))
+        left, upper, right, lower = _crop_box(ref.box)
+        return right - left, lower - upper
+    with _opened(ds, row) as (im, _):
+        return im.size
+
+
+def open_image(ds: Dataset, row: int):
+    """The image at `row` as RGB PIL, cropped to its box; a missing or corrupt file is a BadInputError.
+
+    A member of a tar shard is read through `shards.read_member` (each shard opened once per process)."""
+    ref = ds.images[row]
+    with _opened(ds, row) as (im, path):
+        try:
+            im = im.convert("RGB")
+        except (OSError, SyntaxError) as err:
+            raise BadInputError(f"image {path} cannot be read ({err.__class__.__name__})") from err
+    if ref.box:
+        im = im.crop(_crop_box(ref.box))
     if ref.canvas:
         import numpy as np
+        from PIL import Image
 
         px = np.asarray(im)
         ring = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])

@@ -34,12 +34,14 @@ from ...progress import tqdm
 
 from ..._openclip import open_clip
 from ...atomic import save_torch
+from ...cores import cpu_cores
 from ...errors import ConfigError
 from . import tinyclip  # noqa: F401  (registers shapes-clip)
 from ..device import resolve_device
 from ..tokens.encoder import text_tower, token_encoder
-from ..items import open_image, read_manifest
+from ..items import read_manifest
 from .late_interaction import late_interaction
+from .train_images import train_images
 
 log = logging.getLogger(__name__)
 TOKEN_POOLS = ("maxsim", "filip", "mean")
@@ -58,7 +60,7 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
-    threads: int = 0  # CPU threads (torch.set_num_threads); 0: torch's default (every core)
+    threads: int = 0  # CPU threads (torch.set_num_threads) and image-decoding workers; 0: every core
 
     def __post_init__(self):
         if self.threads < 0:
@@ -108,9 +110,8 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
     text_fn, image_fn = enc.text_adapter.fn, enc.image_adapter.fn
 
     pairs = [(it.image, ds.captions[it.candidates[it.correct]]) for it in ds.items]
-    images = torch.stack(  # (in order, in this process: the train transform's random crops come from the seed)
-        [preprocess(open_image(ds, row)) for row, _ in tqdm(pairs, desc="load", disable=not cfg.progress)]
-    ).half()
+    workers = cfg.threads or cpu_cores()
+    images = train_images(ds, [row for row, _ in pairs], preprocess, workers, cfg.progress)
     texts = _trim(tokenizer([c for _, c in pairs]), text_tower(model))
     loss_fn = open_clip.ClipLoss()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
