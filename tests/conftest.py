@@ -15,6 +15,15 @@ TINY_BACKBONE = "shapes-clip-tiny"  # registered open_clip config, 32 px, random
 TINY_WORLD = WorldConfig(seed=0, n_pretrain=40, n_train=48, n_val=12, n_test=12, n_heldout=6)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _glibc_malloc_defaults_in_this_process():
+    """`dcsm-cache train` run in this process (CliRunner) would keep freed memory for the rest of the session
+    (heap.py); marked done, so it does not. test_heap.py checks the setting in processes of its own."""
+    from dcsm_cache import heap
+
+    heap._done = True
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("world")
