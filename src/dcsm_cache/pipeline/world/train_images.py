@@ -20,6 +20,7 @@ from ..._openclip import open_clip  # noqa: F401  (first: torchvision behind its
 from torchvision.transforms import Compose, Normalize, RandomResizedCrop, ToTensor
 from torchvision.transforms import functional as TF
 
+from ...errors import DcsmCacheError
 from ...progress import tqdm
 from ..items import Dataset, image_size, open_image
 
@@ -50,10 +51,10 @@ def train_images(
         generator=torch.Generator(),  # (its workers' seeds: the global generator stays where the loop leaves it)
     )
     out = []
-    for batch, error in tqdm(loader, desc="load", total=len(loader), disable=not progress):
+    for pixels, error in tqdm(loader, desc="load", total=len(loader), disable=not progress):
         if error is not None:
             raise error
-        out.append(batch)
+        out.append(pixels)
     return torch.cat(out)
 
 
@@ -84,7 +85,7 @@ class _Cropped(TorchDataset):
     def __getitem__(self, k: int):
         try:
             image = open_image(self.ds, self.rows[k])
-        except Exception as err:  # raised in the main process, as the loop would
+        except DcsmCacheError as err:  # a missing or unreadable image: raised in the main process, as the loop would
             return None, err
         c = self.crop
         cropped = TF.resized_crop(image, *self.boxes[k], c.size, c.interpolation, antialias=c.antialias)
