@@ -137,3 +137,20 @@ def test_train_and_eval_never_import_open_clip(stores, tmp_path):
         done = subprocess.run([sys.executable, "-c", probe, *map(str, args)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert "HEAVY []" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("args, code", [(["benchmarks"], 0), (["parts", "no/such/store.zarr"], 2)])
+def test_the_collector_is_frozen_at_exit_and_output_still_flushed(args, code):
+    """Every command freezes the collector at exit (cli._freeze_at_exit), after its work, on success and on error."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 0, file=sys.stderr))\n"
+        "from dcsm_cache.cli import main\nmain(sys.argv[1:], prog_name='dcsm-cache')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+    assert done.returncode == code, done.stderr
+    assert done.stderr.rstrip().endswith("FROZEN True"), done.stderr  # the probe, registered first, runs last
+    assert ("shapes_binding" in done.stdout) if code == 0 else ("dcsm-cache: error:" in done.stderr)

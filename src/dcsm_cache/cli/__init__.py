@@ -10,7 +10,9 @@ config dataclass; an unknown key is an error that lists the known ones. Errors r
 
 from __future__ import annotations
 
+import atexit
 import errno
+import gc
 import json
 import logging
 import os
@@ -99,6 +101,25 @@ def settings_option(f):
     )(f)
 
 
+def _freeze_at_exit() -> None:
+    """Freeze the collector at exit (`gc.freeze`: every live object into its permanent generation).
+
+    Otherwise the collections that run while the interpreter tears its modules down walk, again and
+    again, the ~380,000 objects torch, torchvision, open_clip and transformers leave: freezing takes
+    0.6 s off every `eval` and 1.0-1.4 s off every `extract` (2 cores), and the workflow runs a few
+    dozen such jobs. Atexit handlers, buffered output and module
+    teardown still run; what is skipped is collecting reference cycles at exit, which Python never
+    promises (nothing here writes through a finaliser: stores, files and HDF5 files are closed explicitly).
+    """
+    global _freezing
+    if not _freezing:
+        _freezing = True
+        atexit.register(gc.freeze)  # atexit handlers run before the interpreter's final collections
+
+
+_freezing = False
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars (rate and ETA; in a log, a line every 30 s).")
@@ -110,6 +131,7 @@ def main(verbose: bool, quiet: bool) -> None:
     Example:
       dcsm-cache --quiet eval --store stores/shapes-clip/shapes_spatial.zarr --scorer cosine --out r.json
     """
+    _freeze_at_exit()
     if quiet:
         from ..progress import set_quiet
 
