@@ -15,7 +15,7 @@ rule extract_part:
         "logs/extract/{backbone}/{dataset}.{part}-of-{nparts}.log",
     conda:
         "../environment.yml"
-    threads: workflow.cores
+    threads: lambda wc: extraction_of(wc).threads or workflow.cores  # config `extract: threads:` (0: every core)
     resources:
         gpu=lambda wc: extraction_of(wc).resources["gpu"],
         mem_mb=lambda wc: extraction_of(wc).resources["mem_mb"],

@@ -42,6 +42,14 @@ def test_defaults_are_one_part_and_the_default_resources():
     ex = extraction(config({"settings": {"batch_size": 8}}), "d")
     assert ex.nparts == 1 and dict(ex.settings) == {"batch_size": 8} and dict(ex.resources) == DEFAULT_RESOURCES
     assert ex.markers("b", "d") == ["stores/b/d.parts/0-of-1.done"]
+    assert ex.threads == 0  # every core
+
+
+def test_threads_from_the_section_and_the_dataset_block():
+    assert extraction(config({"threads": 1}), "d").threads == 1
+    assert extraction(config({"threads": "2"}), "d").threads == 2  # as `--config` gives it
+    ex = extraction(config({"threads": 1}, {"threads": 0, "batch_size": 4}), "d")
+    assert ex.threads == 0 and dict(ex.settings) == {"batch_size": 4}  # threads is not a setting
 
 
 def test_a_dataset_block_overrides_parts_resources_and_settings():
@@ -65,6 +73,8 @@ def test_a_dataset_block_overrides_parts_resources_and_settings():
         ({"settings": {"nparts": 2}}, None, "set by the workflow"),
         (None, {"part": 1}, "datasets: d: extract: part and nparts are set by the workflow"),
         ({"resources": [1]}, None, "resources must be a mapping"),
+        ({"threads": -1}, None, "config: extract: threads=-1 is not a whole number of cores"),
+        (None, {"threads": True}, "datasets: d: extract: threads=True"),
     ],
 )
 def test_bad_parts_are_config_errors_naming_the_key(extract, own, message):
@@ -78,6 +88,21 @@ def test_an_unknown_dataset_is_named():
 
 
 # ---------------------------------------------------------------- through the real snakemake
+
+
+def test_extraction_jobs_take_the_configured_cores(tmp_path):
+    """The embedded default's `extract: threads: 1`, and a dataset's own `threads: 0` (every core), in a dry run."""
+    from snakemake_run import DEFAULT, snakemake
+
+    own = tmp_path / "threads.yaml"
+    own.write_text(yaml.safe_dump({"datasets": {"shapes_train": {"root": "data/world", "extract": {"threads": 0}}}}))
+    dry = snakemake(tmp_path, [*DEFAULT, own], "-n").output
+    jobs = [block for block in dry.split("\nrule ") if block.startswith("extract_part:")]
+    threads = {
+        re.search(r"dataset=(\w+)", job)[1]: int((re.search(r"\n\s+threads: (\d+)", job) or [0, 1])[1]) for job in jobs
+    }
+    assert len(jobs) == 5 and threads.pop("shapes_train") == 2  # `--cores 2`
+    assert set(threads.values()) == {1}, threads
 
 
 def write_table(folder: Path, n: int = N_IMAGES) -> None:

@@ -2,13 +2,16 @@
 
     ex = extraction(config, "shapes_train")   # the validated Snakemake config, a dict
     ex.nparts, ex.settings, ex.resources       # 3, {"batch_size": 128}, {"gpu": 0, "mem_mb": 4000, "runtime": 60}
+    ex.threads                                 # 1 (0: every core the workflow was given)
     ex.markers("shapes-clip", "shapes_train")  # the part jobs' outputs, which one rule gathers
 
 The config's `extract:` section holds the defaults of every store: `nparts` (jobs per store, each
 `dcsm-cache extract --part i --nparts K`), `resources` (what each part job asks the executor for:
-`gpu`, `mem_mb`, `runtime` in minutes, or any other resource a cluster plugin reads) and `settings`
-(the extract command's `--set` fields). A dataset's own `extract:` block overrides them for its
-store: its `nparts` and `resources` keys are read here, every other key is a setting. A part job's
+`gpu`, `mem_mb`, `runtime` in minutes, or any other resource a cluster plugin reads), `threads` (the
+cores each part job takes, which Snakemake passes on as OMP_NUM_THREADS; 0 or absent: every core)
+and `settings` (the extract command's `--set` fields). A dataset's own `extract:` block overrides
+them for its store: its `nparts`, `resources` and `threads` keys are read here, every other key is a
+setting. A part job's
 output is a marker beside the store; a killed job leaves none, so a rerun redoes that part alone
 while the store's own part markers keep the finished ones as they are (stores/feature_store.py).
 """
@@ -25,7 +28,7 @@ __all__ = ["DEFAULT_RESOURCES", "Extraction", "extraction", "part_marker"]
 # What a part job asks for when the config says nothing: no GPU (extraction then runs where it is
 # sent; a cluster profile asks for one, config/profiles/slurm/), 4 GB and an hour.
 DEFAULT_RESOURCES = {"gpu": 0, "mem_mb": 4000, "runtime": 60}
-_OWN_KEYS = ("nparts", "resources")  # keys of a dataset's `extract:` block that are not settings
+_OWN_KEYS = ("nparts", "resources", "threads")  # keys of a dataset's `extract:` block that are not settings
 
 
 def part_marker(backbone: str, dataset: str, part: int, nparts: int) -> str:
@@ -38,6 +41,7 @@ class Extraction:
     nparts: int
     settings: Mapping[str, Any] = field(default_factory=dict)
     resources: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+    threads: int = 0  # cores per part job; 0: every core
 
     def markers(self, backbone: str, dataset: str) -> list[str]:
         return [part_marker(backbone, dataset, i, self.nparts) for i in range(self.nparts)]
@@ -48,6 +52,13 @@ def _nparts(value: Any, where: str) -> int:
     text = str(value).strip()
     if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
         raise ConfigError(f"{where}: nparts={value!r} is not a whole number of parts >= 1")
+    return int(text)
+
+
+def _threads(value: Any, where: str) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise ConfigError(f"{where}: threads={value!r} is not a whole number of cores (0: every core)")
     return int(text)
 
 
@@ -82,4 +93,8 @@ def extraction(config: Mapping[str, Any], dataset: str) -> Extraction:
             f"write `nparts: K` in the `extract:` section (beside `settings:`) or in a dataset's `extract:` block"
         )
     settings = {**global_settings, **{k: v for k, v in own.items() if k not in _OWN_KEYS}}
-    return Extraction(nparts, settings, resources)
+    if "threads" in own:
+        threads = _threads(own["threads"], where)
+    else:
+        threads = _threads(section.get("threads", 0), "config: extract")
+    return Extraction(nparts, settings, resources, threads)
