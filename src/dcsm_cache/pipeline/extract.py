@@ -7,7 +7,10 @@ Image tokens and text tokens are projected into the joint space by the family's 
 (`tokens/`), L2-normalised and stored as float16. Captions are stored once each (the manifest
 already deduplicates them). With `part`/`nparts` each process fills a chunk-aligned row range and
 then writes its marker; a finished part is skipped, so rerunning after a crash redoes only what is
-missing. With `views=K` the store also holds K-1 seeded augmented views of each image (`views.py`;
+missing. A part runs the model on the batches a one-part run would (its first and last batch are
+extended to the grid of `batch_size` rows, and only its own rows are written), so a store made in K
+parts is the same bytes as one made in one, however the kernels' results depend on the batch's
+make-up. With `views=K` the store also holds K-1 seeded augmented views of each image (`views.py`;
 view 0, image/tokens, is the plain one evaluation reads). A corrupt image does not stop the run: its
 row is marked invalid and named in a warning.
 Images are decoded ahead of the model by DataLoader workers and written behind it by a thread
@@ -168,11 +171,12 @@ def extract(
 def _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, cfg, augment=None) -> None:
     ranges = store.part_rows(cfg.part)
     workers = auto_workers(bb.device) if cfg.workers < 0 else cfg.workers
+    batch = cfg.batch_size or _auto_batch(bb.device)
     batches = image_batches(
         ds,
         bb.preprocess,
-        ranges["image"],
-        cfg.batch_size or _auto_batch(bb.device),
+        on_grid(ranges["image"], batch, len(ds.images)),
+        batch,
         workers,
         tuple(probe.shape[1:]),
         pin_memory=bb.device.type == "cuda",
@@ -183,6 +187,12 @@ def _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, 
     bad = _extract_images(store, enc, batches, ds, cfg)
     store.write_bad_images(cfg.part, bad)
     store.mark_done(cfg.part)
+
+
+def on_grid(span: tuple[int, int], batch: int, n_rows: int) -> tuple[int, int]:
+    """`span` widened to whole batches of the grid that starts at row 0: the rows a part runs the model on."""
+    a, b = span
+    return (a, b) if a >= b else (a - a % batch, min(n_rows, -(-b // batch) * batch))
 
 
 def tokenizer_record(name: str, tokenizer) -> dict:
@@ -205,16 +215,19 @@ def _first_readable(ds, tries: int = 16) -> int | None:
 def _extract_text(store, text_fn, ids, lengths, span, text_len, device, cfg) -> None:
     a, b = span
     bar = tqdm(total=b - a, desc="text", unit="cap", disable=not cfg.progress)
-    for s in range(a, b, cfg.text_batch_size):
-        e = min(b, s + cfg.text_batch_size)
+    lo, hi = on_grid(span, cfg.text_batch_size, len(ids))
+    for s in range(lo, hi, cfg.text_batch_size):
+        e = min(hi, s + cfg.text_batch_size)
         with autocast(device, cfg.precision):
             tok, pooled = text_fn(ids[s:e].to(device), lengths[s:e].to(device))
-        tok = F.normalize(tok[:, :text_len].float(), dim=-1)
-        store.write("text/tokens", s, tok.cpu().half().numpy())
-        store.write("text/pooled", s, pooled.float().cpu().half().numpy())
-        store.write("text/ids", s, ids[s:e, :text_len].numpy().astype(np.int32))
-        store.write("text/length", s, lengths[s:e].numpy())
-        bar.update(e - s)
+        first, last = max(a, s), min(b, e)  # this part's rows of the batch
+        own = slice(first - s, last - s)
+        tok = F.normalize(tok[own, :text_len].float(), dim=-1)
+        store.write("text/tokens", first, tok.cpu().half().numpy())
+        store.write("text/pooled", first, pooled[own].float().cpu().half().numpy())
+        store.write("text/ids", first, ids[first:last, :text_len].numpy().astype(np.int32))
+        store.write("text/length", first, lengths[first:last].numpy())
+        bar.update(last - first)
     bar.close()
 
 
@@ -240,7 +253,10 @@ def _extract_images(store, enc, batches, ds, cfg) -> list[dict]:
     width = (store.image_tokens.shape[1:], store.image_pooled.shape[1])
     with StoreWriter(store) as write:
         for start, pixels, valid, errors in batches:
+            own = slice(max(a, start) - start, min(b, start + len(valid)) - start)  # this part's rows of the batch
             for row, reason in zip(start + np.flatnonzero(~valid), errors):
+                if not a <= row < b:  # a row of the next or previous part, decoded to complete the batch
+                    continue
                 if cfg.on_bad_image == "fail":
                     raise BadInputError(f"{reason} (row {row}): fix or remove it, or pass --on-bad-image skip")
                 bad.append({"row": int(row), "path": ds.images[row].path, "reason": reason})
@@ -251,8 +267,9 @@ def _extract_images(store, enc, batches, ds, cfg) -> list[dict]:
                 arrays["image/views_pooled"] = np.stack([p for _, p in views], 1)
             else:
                 (tokens, pooled), arrays = _encode(enc, pixels, valid, width, device, cfg), {}
-            write(start, {"image/tokens": tokens, "image/pooled": pooled, "image/valid": valid, **arrays})
-            bar.update(len(valid))
+            arrays = {"image/tokens": tokens, "image/pooled": pooled, "image/valid": valid, **arrays}
+            write(start + own.start, {k: v[own] for k, v in arrays.items()})
+            bar.update(own.stop - own.start)
     bar.close()
     for rec in bad[:10]:
         log.warning("%s (row %d kept, marked invalid)", rec["reason"], rec["row"])
