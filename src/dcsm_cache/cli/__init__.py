@@ -107,17 +107,12 @@ def _freeze_at_exit() -> None:
     Otherwise the collections that run while the interpreter tears its modules down walk, again and
     again, the ~380,000 objects torch, torchvision, open_clip and transformers leave: freezing takes
     0.6 s off every `eval` and 1.0-1.4 s off every `extract` (2 cores), and the workflow runs a few
-    dozen such jobs. Atexit handlers, buffered output and module
-    teardown still run; what is skipped is collecting reference cycles at exit, which Python never
-    promises (nothing here writes through a finaliser: stores, files and HDF5 files are closed explicitly).
+    dozen such jobs. Atexit handlers, buffered output and module teardown still run; what is skipped
+    is collecting reference cycles at exit, which Python never promises (nothing here writes through
+    a finaliser: stores, files and HDF5 files are closed explicitly).
     """
-    global _freezing
-    if not _freezing:
-        _freezing = True
-        atexit.register(gc.freeze)  # atexit handlers run before the interpreter's final collections
-
-
-_freezing = False
+    atexit.unregister(gc.freeze)  # once per process, however many commands it invokes
+    atexit.register(gc.freeze)  # atexit handlers run before the interpreter's final collections
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

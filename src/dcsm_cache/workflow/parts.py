@@ -47,19 +47,19 @@ class Extraction:
         return [part_marker(backbone, dataset, i, self.nparts) for i in range(self.nparts)]
 
 
-def _nparts(value: Any, where: str) -> int:
-    """A whole number >= 1, as YAML gives it (an int) or `--config` does (a string)."""
+def _whole(key: str, value: Any, where: str, least: int, what: str) -> int:
+    """A whole number >= `least`, as YAML gives it (an int) or `--config` does (a string)."""
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"{where}: nparts={value!r} is not a whole number of parts >= 1")
+    if isinstance(value, bool) or not text.isdigit() or int(text) < least:
+        raise ConfigError(f"{where}: {key}={value!r} is not a whole number of {what}")
     return int(text)
 
 
-def _threads(value: Any, where: str) -> int:
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit():
-        raise ConfigError(f"{where}: threads={value!r} is not a whole number of cores (0: every core)")
-    return int(text)
+def _own_or_section(key: str, own: Mapping, section: Mapping, where: str, default: int, least: int, what: str) -> int:
+    """The dataset's own `key`, else the `extract:` section's, else `default`."""
+    if key in own:
+        return _whole(key, own[key], where, least, what)
+    return _whole(key, section.get(key, default), "config: extract", least, what)
 
 
 def _resources(value: Any, where: str) -> dict:
@@ -77,10 +77,7 @@ def extraction(config: Mapping[str, Any], dataset: str) -> Extraction:
         raise ConfigError(f"config: no dataset {dataset!r} under datasets:")
     own = dict(config["datasets"][dataset].get("extract") or {})
     where = f"config: datasets: {dataset}: extract"
-    if "nparts" in own:
-        nparts = _nparts(own["nparts"], where)
-    else:
-        nparts = _nparts(section.get("nparts", 1), "config: extract")
+    nparts = _own_or_section("nparts", own, section, where, 1, 1, "parts >= 1")
     resources = {
         **DEFAULT_RESOURCES,
         **_resources(section.get("resources"), "config: extract"),
@@ -93,8 +90,5 @@ def extraction(config: Mapping[str, Any], dataset: str) -> Extraction:
             f"write `nparts: K` in the `extract:` section (beside `settings:`) or in a dataset's `extract:` block"
         )
     settings = {**global_settings, **{k: v for k, v in own.items() if k not in _OWN_KEYS}}
-    if "threads" in own:
-        threads = _threads(own["threads"], where)
-    else:
-        threads = _threads(section.get("threads", 0), "config: extract")
+    threads = _own_or_section("threads", own, section, where, 0, 0, "cores (0: every core)")
     return Extraction(nparts, settings, resources, threads)
