@@ -24,6 +24,7 @@ import click
 from ..config import from_mapping
 from ..errors import DcsmCacheError
 from ..heap import keep_freed_memory
+from ..isa import CPU_ISAS, ENV_VAR, pin_cpu_isa
 from ..pipeline.scorers import SCORERS
 
 
@@ -118,8 +119,16 @@ def _freeze_at_exit() -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars (rate and ETA; in a log, a line every 30 s).")
+@click.option(
+    "--cpu-isa",
+    default="native",
+    show_default=True,
+    envvar=ENV_VAR,
+    help=f"CPU instructions torch may use, {' or '.join(CPU_ISAS)}: avx2 gives an AVX2 machine's floats on any "
+    f"x86-64 CPU (isa.py; env {ENV_VAR}).",
+)
 @click.version_option(package_name="dcsm-cache")
-def main(verbose: bool, quiet: bool) -> None:
+def main(verbose: bool, quiet: bool, cpu_isa: str) -> None:
     """Extract CLIP token features once; train and evaluate DCSM scorers from the cache.
 
     \b
@@ -127,6 +136,7 @@ def main(verbose: bool, quiet: bool) -> None:
       dcsm-cache --quiet eval --store stores/shapes-clip/shapes_spatial.zarr --scorer cosine --out r.json
     """
     _freeze_at_exit()
+    pin_cpu_isa(cpu_isa)  # (no command has imported torch yet)
     if quiet:
         from ..progress import set_quiet
 

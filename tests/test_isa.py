@@ -1,0 +1,100 @@
+"""Pinning the CPU's instruction set: the variables, the CLI option, the workflow's jobs."""
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dcsm_cache import isa
+from dcsm_cache.errors import ConfigError
+from snakemake_run import DEFAULT, snakemake
+
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+def test_avx2_caps_aten_onednn_and_mkl(monkeypatch):
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert isa.isa_environment("avx2") == {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    }
+    assert isa.isa_environment("native") == {}
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert isa.isa_environment("avx2") == {}  # an x86 pin means nothing elsewhere
+
+
+def test_an_unknown_isa_is_named_with_the_choices():
+    with pytest.raises(ConfigError, match=r"cpu_isa='avx9'.*DCSM_CPU_ISA.*native, avx2"):
+        isa.isa_environment("avx9")
+
+
+@pytest.mark.skipif(not X86, reason="x86-64 only")
+def test_pinning_after_torch_was_imported_is_an_error(monkeypatch):
+    import torch  # noqa: F401  (imported in this process: the libraries may have read their variables)
+
+    for key in isa.CPU_ISAS["avx2"]:
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ConfigError, match="before torch is imported.*DCSM_CPU_ISA=avx2"):
+        isa.pin_cpu_isa("avx2")
+    monkeypatch.setattr(os, "environ", {**os.environ, **isa.CPU_ISAS["avx2"]})
+    assert isa.pin_cpu_isa("avx2")  # already what the process started with: nothing to change
+
+
+KERNELS = r"""
+import sys
+from dcsm_cache.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)  # a subcommand's --help: the group's options are applied first
+except BaseException:
+    pass
+import torch, torch.nn.functional as F
+x = torch.randn(2, 8, 8, 8).contiguous(memory_format=torch.channels_last)
+with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+    F.conv2d(x, torch.randn(8, 8, 3, 3))
+print("aten", torch.backends.cpu.get_cpu_capability())
+"""
+
+
+def kernels(args: list[str], env: dict) -> tuple[str, str]:
+    """(ATen's capability, oneDNN's instruction set) in a process that ran `dcsm-cache ARGS` first."""
+    env = {k: v for k, v in {**os.environ, **env}.items() if k not in isa.CPU_ISAS["avx2"]}
+    out = subprocess.run([sys.executable, "-c", KERNELS, *args], capture_output=True, text=True, env=env, check=True)
+    lines = out.stdout.splitlines()
+    onednn = next(line.split("isa:", 1)[1] for line in lines if ",info,cpu,isa:" in line)
+    return next(line.split()[1] for line in lines if line.startswith("aten ")), onednn
+
+
+@pytest.mark.skipif(not X86, reason="x86-64 only")
+def test_the_cli_pins_before_the_command_imports_torch():
+    # (on an AVX2 machine every run reads AVX2; on an AVX-512 one, only the pinned ones do)
+    for args, env in ((["--cpu-isa", "avx2", "world", "--help"], {}), (["world", "--help"], {"DCSM_CPU_ISA": "avx2"})):
+        aten, onednn = kernels(args, env)
+        assert aten in ("AVX2", "DEFAULT") and "AVX-512" not in onednn, (args, env, aten, onednn)
+
+
+def test_a_bad_value_from_the_environment_is_one_line_and_exit_2():
+    env = {**os.environ, "DCSM_CPU_ISA": "avx9"}
+    out = subprocess.run(["dcsm-cache", "world", "--help"], capture_output=True, text=True, env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "dcsm-cache: error: cpu_isa='avx9' (config, --cpu-isa or DCSM_CPU_ISA): not one of native, avx2"
+    )
+
+
+def test_every_workflow_job_gets_the_configs_isa(tmp_path):
+    """The real Snakefile, its world job run through a `dcsm-cache` on PATH that notes DCSM_CPU_ISA first."""
+    shim = tmp_path / "bin" / "dcsm-cache"
+    shim.parent.mkdir()
+    real = subprocess.run(["which", "dcsm-cache"], capture_output=True, text=True, check=True).stdout.strip()
+    shim.write_text(f'#!/bin/sh\necho "$DCSM_CPU_ISA" >> {tmp_path}/seen\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    env = {"PATH": f"{shim.parent}:{os.environ['PATH']}"}
+    for extra, want in (((), "avx2"), (("--config", "cpu_isa=native"), "native")):
+        work = tmp_path / want
+        snakemake(work, DEFAULT, "--until", "world", *extra, env=env)
+        assert Path(tmp_path / "seen").read_text().split()[-1] == want
+        assert (work / "logs" / "world.log").exists()
