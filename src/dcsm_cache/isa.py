@@ -9,9 +9,9 @@ machine is another model, to the last bits, than on an AVX2 one, and the results
 a few points (the pretraining's trajectory; README "Results"). Each library reads one environment
 variable for the highest instruction set it may use, at its first call, so `cpu_isa: avx2`
 (config; `dcsm-cache --cpu-isa avx2`, or `DCSM_CPU_ISA=avx2`) sets all three before torch is
-imported. On an AVX-512 machine it then computes what an AVX2 machine does: the default's table,
-pretraining checkpoint included, came out identical on both (benchmarks/RESULTS.md, seventh
-session), about 5% slower than its own kernels. `native` (the default) leaves the choice to the
+imported. On an AVX-512 machine it then computes what an AVX2 machine does: the default's results
+table, all eighteen numbers, came out identical on both (benchmarks/RESULTS.md, seventh session),
+about 5% slower than its own kernels. `native` (the default) leaves the choice to the
 libraries. The pin is for x86-64; elsewhere it is a no-op.
 """
 
