@@ -1,5 +1,6 @@
 """Pinning the CPU's instruction set: the variables, the CLI option, the workflow's jobs."""
 
+import json
 import os
 import platform
 import subprocess
@@ -98,3 +99,11 @@ def test_every_workflow_job_gets_the_configs_isa(tmp_path):
         snakemake(work, DEFAULT, "--until", "world", *extra, env=env)
         assert Path(tmp_path / "seen").read_text().split()[-1] == want
         assert (work / "logs" / "world.log").exists()
+
+
+@pytest.mark.skipif(not X86, reason="x86-64 only")
+def test_a_result_records_the_kernels_it_was_computed_with(stores, tmp_path):
+    out = tmp_path / "r.json"
+    args = ["eval", "--store", str(stores["shapes_spatial"]), "--scorer", "cosine", "--out", str(out)]
+    subprocess.run(["dcsm-cache", "--quiet", "--cpu-isa", "avx2", *args], check=True, capture_output=True)
+    assert json.loads(out.read_text())["provenance"]["hardware"]["cpu_kernels"] in ("AVX2", "DEFAULT")

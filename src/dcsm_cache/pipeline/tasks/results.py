@@ -4,8 +4,8 @@
 
 A result is a JSON object; those with `dataset`, `backbone` and `scorer` are what `report` merges.
 Each also records, under `provenance`, what produced it: the seeds, the versions of dcsm-cache, torch,
-open_clip, numpy and Python, and the hardware (CPU, threads, GPU). Nothing in it is a timestamp, so
-the same run on the same machine writes the same bytes.
+open_clip, numpy and Python, and the hardware (CPU, the SIMD level torch's CPU kernels ran at,
+threads, GPU). Nothing in it is a timestamp, so the same run on the same machine writes the same bytes.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def _hardware() -> dict:
         "cpu": _cpu(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),  # ATen's SIMD level: `cpu_isa` (isa.py) pins it
         "gpus": gpus,
     }
 
