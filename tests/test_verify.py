@@ -57,6 +57,18 @@ def test_a_flipped_byte_is_found_and_eval_and_train_refuse_the_store(stores, tmp
     assert list(out.iterdir()) == []
 
 
+def test_a_cut_short_or_emptied_chunk_is_one_line_naming_it(stores, tmp_path):
+    """The reader that evaluation goes through (`stores/raw_rows.py`) checks a chunk file's size before it maps it."""
+    for cut in (lambda b: b[: len(b) // 2], lambda b: b""):
+        store = copy_store(stores, tmp_path / str(len(list(tmp_path.iterdir()))))
+        chunk = next(p for p in sorted((store / "image" / "tokens" / "c").rglob("*")) if p.is_file())
+        chunk.write_bytes(cut(chunk.read_bytes()))
+        res = run("eval", "--store", store, "--scorer", "maxsim", "--out", tmp_path / "r.json", "--device", "cpu")
+        assert res.exit_code == 2, res.output
+        assert res.stderr.count("\n") == 1 and str(chunk) in res.stderr and "re-extract the store" in res.stderr
+        assert not (tmp_path / "r.json").exists()
+
+
 def test_nan_nonzero_invalid_row_and_bad_norm_are_found(stores, tmp_path):
     store = copy_store(stores, tmp_path)
     g = zarr.open_group(store, mode="r+")
