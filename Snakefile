@@ -30,7 +30,8 @@ DOMAINS = expand_domains(config)
 validate(config, os.path.join(workflow.basedir, "config", "config.schema.yaml"))
 
 # CPU kernels (`cpu_isa`, src/dcsm_cache/isa.py): every job's `dcsm-cache` reads it from its environment.
-shell.prefix(f"export DCSM_CPU_ISA={config.get('cpu_isa', 'native')}; ")
+# (A prefix replaces Snakemake's own, so its strict mode is kept here.)
+shell.prefix(f"set -euo pipefail; export DCSM_CPU_ISA={config.get('cpu_isa', 'native')}; ")
 
 
 # `snakemake --report results/report.html`: this page first, then the table, figures and gallery (rules/report.smk).

@@ -46,8 +46,7 @@ def pin_cpu_isa(isa: str) -> dict[str, str]:
     The libraries read them once, at their first call, so this must run before torch is imported:
     once it is, asking for other values than it was started with is an error."""
     env = isa_environment(isa)
-    changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
-    if changed and "torch" in sys.modules:
+    if "torch" in sys.modules and any(os.environ.get(k) != v for k, v in env.items()):
         raise ConfigError(
             f"cpu_isa={isa!r} must be set before torch is imported (here it already was): "
             f"set {ENV_VAR}={isa} in the environment instead"
