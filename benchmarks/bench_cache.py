@@ -20,12 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dcsm_cache.pipeline.tokens.backbones import load_backbone
 from dcsm_cache.pipeline.benchmarks import load_benchmark
-from dcsm_cache.pipeline.cache import CachedDataset
+from dcsm_cache.pipeline.dcsm import CachedDataset, DCSMScorer, ScorerConfig
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import open_image, write_manifest
-from dcsm_cache.pipeline.scorer import DCSMScorer, ScorerConfig
+from dcsm_cache.pipeline.tokens.backbones import load_backbone
 from dcsm_cache.pipeline.tokens.encoder import token_encoder
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
 

@@ -25,13 +25,11 @@ import torch.nn.functional as F
 
 from dcsm_cache.heap import keep_freed_memory
 from dcsm_cache.pipeline.benchmarks import load_benchmark
-from dcsm_cache.pipeline.cache import CachedDataset
+from dcsm_cache.pipeline.dcsm import CachedDataset, DCSMScorer
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import open_image, write_manifest
-from dcsm_cache.pipeline.scorer import DCSMScorer
 from dcsm_cache.pipeline.tokens import load_backbone, token_encoder
-from dcsm_cache.pipeline.train import TrainConfig, batch_loss, train
-from dcsm_cache.pipeline.train_data import Batch
+from dcsm_cache.pipeline.train import Batch, TrainConfig, batch_loss, train
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
 
 

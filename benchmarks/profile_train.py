@@ -25,9 +25,9 @@ import torch
 
 from dcsm_cache.heap import keep_freed_memory
 from dcsm_cache.pipeline.benchmarks import load_benchmark
+from dcsm_cache.pipeline.dcsm import ScorerConfig
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import write_manifest
-from dcsm_cache.pipeline.scorer import ScorerConfig
 from dcsm_cache.pipeline.train import TrainConfig, train
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
 
@@ -89,7 +89,7 @@ def main() -> None:
         "backward": share("_tensor.py:backward"),
         "optimizer": share("optimizer.py:wrapper", "lr_scheduler.py:step"),
         "open_store": share("cache.py:open"),
-        "batches": share("train_data.py:epoch", "train_data.py:__init__"),
+        "batches": share("data.py:epoch", "data.py:__init__"),
     }
     print(json.dumps(summary))
 

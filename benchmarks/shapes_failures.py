@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcsm_cache.pipeline.cache import CachedDataset
-from dcsm_cache.pipeline.dcsm import FUNCTIONAL_WORDS
+from dcsm_cache.pipeline.dcsm import FUNCTIONAL_WORDS, CachedDataset
 from dcsm_cache.pipeline.tasks.choice import IMPLEMENTATIONS, is_correct
 from dcsm_cache.pipeline.world.files import world_images
 

@@ -50,8 +50,8 @@ def test_config_hash_is_stable_and_sensitive():
 )
 def test_every_config_checks_its_values(cls, values, words):
     """A bad value is one ConfigError naming the stage and the key, never a traceback or a silent fallback."""
+    from dcsm_cache.pipeline.dcsm import ScorerConfig
     from dcsm_cache.pipeline.extract import ExtractConfig
-    from dcsm_cache.pipeline.scorer import ScorerConfig
     from dcsm_cache.pipeline.tasks import EvalConfig, RetrievalConfig, ZeroShotConfig
     from dcsm_cache.pipeline.world.pretrain import PretrainConfig
 

@@ -6,8 +6,14 @@ import numpy as np
 import torch
 
 from dcsm_cache._openclip import open_clip
-from dcsm_cache.pipeline.cache import CachedDataset
-from dcsm_cache.pipeline.dcsm import FunctionalWords, apply_functional_rows, column_mask, similarity_maps, standardise
+from dcsm_cache.pipeline.dcsm import (
+    CachedDataset,
+    FunctionalWords,
+    apply_functional_rows,
+    column_mask,
+    similarity_maps,
+    standardise,
+)
 
 
 def test_maps_from_cache_equal_direct_cosines(stores):
@@ -65,7 +71,7 @@ def test_standardise_over_valid_columns_only():
 def test_an_untrained_maxsim_residual_scorer_is_maxsim_and_its_maxsim_is_the_scorers(stores):
     """`maxsim_residual` with the last fc zero-initialised: the scorer's scores are exactly `maxsim_scale` ×
     the `maxsim` scorer's, item for item; and a trained correction moves them."""
-    from dcsm_cache.pipeline.scorer import DCSMScorer, ScorerConfig
+    from dcsm_cache.pipeline.dcsm import DCSMScorer, ScorerConfig
     from dcsm_cache.pipeline.tasks.choice import maxsim_scores
 
     data = CachedDataset.open(stores["shapes_spatial"], text_len=16)

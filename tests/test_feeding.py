@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_BACKBONE
 from PIL import Image
 
-from dcsm_cache.pipeline.extract import ExtractConfig, extract
-from dcsm_cache.pipeline.feeding import StoreWriter, image_batches
+from dcsm_cache.pipeline.extract import ExtractConfig, StoreWriter, extract, image_batches
 from dcsm_cache.pipeline.items import DatasetBuilder, open_image, write_manifest
 from dcsm_cache.stores.feature_store import FeatureStore
-
-from conftest import TINY_BACKBONE
 
 
 def _preprocess(im: Image.Image) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Image-side hard negatives (pipeline/pairs.py): the reference's loss against an independent numpy
+"""Image-side hard negatives (pipeline/train/pairs.py): the reference's loss against an independent numpy
 re-implementation of its formula, the default loss's directions, and the 2B x 2B map's layout."""
 
 from __future__ import annotations
@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dcsm_cache.pipeline.cache import CachedDataset
-
-from dcsm_cache.pipeline.pairs import (
+from dcsm_cache.pipeline.dcsm import CachedDataset
+from dcsm_cache.pipeline.train import (
     block_loss,
     block_scores,
     paired_scores,

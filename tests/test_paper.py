@@ -21,12 +21,11 @@ from dcsm_cache._openclip import open_clip
 from dcsm_cache.cli import main
 from dcsm_cache.errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError, UnknownNameError
 from dcsm_cache.pipeline import paper
-from dcsm_cache.pipeline.cache import CachedDataset
-from dcsm_cache.pipeline.dcsm import apply_functional_rows, column_mask, standardise
-from dcsm_cache.pipeline.scorers import SCORERS
-from dcsm_cache.pipeline.tasks.choice import EvalConfig, evaluate
+from dcsm_cache.pipeline.dcsm import CachedDataset, apply_functional_rows, column_mask, standardise
 from dcsm_cache.pipeline.extract import tokenizer_record
 from dcsm_cache.pipeline.items import DatasetBuilder, read_manifest, write_manifest
+from dcsm_cache.pipeline.scorers import SCORERS
+from dcsm_cache.pipeline.tasks.choice import EvalConfig, evaluate
 from dcsm_cache.stores.feature_store import FeatureStore, StoreShape
 
 TOKENIZER = open_clip.get_tokenizer("ViT-B-16")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_dcsm_train import write_training_sets
+from test_snakemake import SNAKEMAKE, missing_lines, planned_jobs, snakemake
 
 from dcsm_cache.errors import ConfigError
 from dcsm_cache.workflow import Recipe, plan, recipes
-from test_dcsm_train import write_training_sets
-from test_snakemake import SNAKEMAKE, missing_lines, planned_jobs, snakemake
 
 REPO = Path(__file__).resolve().parent.parent
 NEEDS_SNAKEMAKE = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
@@ -152,7 +152,7 @@ def test_snakemake_stops_on_a_bad_recipe_with_its_line(tmp_path):
 @pytest.mark.slow
 @NEEDS_SNAKEMAKE
 def test_a_present_recipe_trains_and_is_evaluated_and_an_absent_one_is_listed(world, tmp_path):
-    from dcsm_cache.pipeline.scorer_file import read_meta
+    from dcsm_cache.pipeline.dcsm import read_meta
     from dcsm_cache.stores.feature_store import FeatureStore
 
     write_training_sets(tmp_path / "data" / "objaverse", ("spatial", "colour"))

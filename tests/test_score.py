@@ -15,9 +15,8 @@ from test_show import non_trivial
 
 from dcsm_cache.cli import main
 from dcsm_cache.errors import InputNotFoundError, StoreMismatchError
-from dcsm_cache.pipeline.cache import CachedDataset
+from dcsm_cache.pipeline.dcsm import CachedDataset, load_scorer
 from dcsm_cache.pipeline.figures.score import rank_captions, resolve_backbone
-from dcsm_cache.pipeline.scorer_file import load_scorer
 from dcsm_cache.pipeline.tasks.choice import cosine_scores, dcsm_scores, score_items
 
 

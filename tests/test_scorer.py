@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dcsm_cache.pipeline import scorer as scorer_module
-from dcsm_cache.pipeline.scorer import DCSMScorer, ScorerConfig, _ChannelsLastGrad, _ColumnMax
+from dcsm_cache.pipeline.dcsm import scorer as scorer_module
+from dcsm_cache.pipeline.dcsm.scorer import DCSMScorer, ScorerConfig, _ChannelsLastGrad, _ColumnMax
 
 
 @pytest.fixture

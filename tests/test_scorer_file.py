@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dcsm_cache.errors import BadInputError, InputNotFoundError
-from dcsm_cache.pipeline.scorer import DCSMScorer, ScorerConfig
-from dcsm_cache.pipeline.scorer_file import FORMAT, load_scorer, save_scorer
+from dcsm_cache.pipeline.dcsm import DCSMScorer, ScorerConfig, load_scorer, save_scorer
+from dcsm_cache.pipeline.dcsm.scorer_file import FORMAT
 
 META = {
     "scorer_config": {},

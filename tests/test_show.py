@@ -11,11 +11,10 @@ from PIL import Image
 
 from dcsm_cache.cli import main
 from dcsm_cache.errors import BadInputError
-from dcsm_cache.pipeline.cache import CachedDataset
+from dcsm_cache.pipeline.dcsm import CachedDataset, load_scorer
 from dcsm_cache.pipeline.figures.gallery import gallery
 from dcsm_cache.pipeline.figures.heatmap import show_item
 from dcsm_cache.pipeline.tasks.choice import dcsm_scores, is_correct, score_items
-from dcsm_cache.pipeline.scorer_file import load_scorer
 
 
 def non_trivial(path, min_colours: int = 50) -> bool:

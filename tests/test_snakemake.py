@@ -87,7 +87,7 @@ def test_changed_stage_code_reruns_the_jobs_it_feeds(default_run, tmp_path):
     env = {"PYTHONPATH": str(tmp_path / "src")}
     expected = {
         "pipeline/tasks/choice.py": {"evaluate": 9, "gallery": 1, "report": 1, "all": 1},
-        "pipeline/scorer.py": {"train": 1, "evaluate": 9, "gallery": 1, "report": 1, "all": 1},
+        "pipeline/dcsm/scorer.py": {"train": 1, "evaluate": 9, "gallery": 1, "report": 1, "all": 1},
         "pipeline/tasks/report.py": {"report": 1, "all": 1},
         "pipeline/figures/heatmap.py": {"gallery": 1, "report": 1, "all": 1},
     }

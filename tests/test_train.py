@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from dcsm_cache.pipeline.scorer_file import load_scorer
-from dcsm_cache.pipeline.train import TrainConfig, contrastive_loss, train
-
 from conftest import TINY_BACKBONE
+
+from dcsm_cache.pipeline.dcsm import load_scorer
+from dcsm_cache.pipeline.train import TrainConfig, contrastive_loss, train
 
 
 def test_contrastive_loss_masks_identical_positives():
@@ -46,7 +45,7 @@ def test_training_changes_only_the_scorer(stores, tmp_path):
 
 def test_opposite_images_add_the_image_side_term(stores, tmp_path, monkeypatch):
     """The tiny world's training items have opposite images: every batch gets the 2B x 2B term."""
-    import dcsm_cache.pipeline.train as T
+    import dcsm_cache.pipeline.train.loss as T
 
     seen, real = [], T.pair_term
 
@@ -132,8 +131,8 @@ def test_a_resume_file_of_other_settings_is_refused(chunked_store, tmp_path):
 def test_several_stores_train_together_one_batch_of_each_per_step(stores, tmp_path, monkeypatch):
     """Training on a list of stores (a workflow recipe's datasets): every step one batch of each, in order; the
     checkpoint names every store; a list of one store trains exactly as the store alone does."""
-    import dcsm_cache.pipeline.train as T
-    from dcsm_cache.pipeline.scorer_file import read_meta
+    import dcsm_cache.pipeline.train.loop as T
+    from dcsm_cache.pipeline.dcsm import read_meta
     from dcsm_cache.stores.feature_store import FeatureStore
 
     seen, real = [], T.batch_loss

@@ -1,4 +1,4 @@
-"""Training batches (pipeline/train_data.py): loaded or streamed, the same batches, seed for seed, as the loop
+"""Training batches (pipeline/train/data.py): loaded or streamed, the same batches, seed for seed, as the loop
 train.py always ran (written out below as the reference), on a store of 6 chunks read 2 chunks a buffer."""
 
 from __future__ import annotations
@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_BACKBONE
+
 from dcsm_cache.errors import ConfigError
-from dcsm_cache.pipeline.cache import CachedDataset
+from dcsm_cache.pipeline.dcsm import CachedDataset
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
-from dcsm_cache.pipeline.train import TrainConfig, _group_items, train
-from dcsm_cache.pipeline.train_data import TrainBatches
+from dcsm_cache.pipeline.train import TrainBatches
+from dcsm_cache.pipeline.train.loop import TrainConfig, _group_items, train
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def chunked(manifests, tmp_path_factory):
 
 
 def reference_epoch(data: CachedDataset, by_image, batch: int, buffer_chunks: int, rng):
-    """train.py's loop before train_data.py: chunk buffers in random order, a permutation of each buffer's items."""
+    """the training loop before train/data.py: chunk buffers in random order, a permutation of each buffer's items."""
     arr = data.store.image_tokens
     chunk, n = arr.chunks[0], arr.shape[0]
     order = rng.permutation(-(-n // chunk))

@@ -1,4 +1,4 @@
-"""Cached augmented views (pipeline/views.py): `extract --set views=K` stores K seeded views per image, view 0
+"""Cached augmented views (pipeline/extract/views.py): `extract --set views=K` stores K seeded views per image, view 0
 the plain one; training draws one view per image (and per opposite image) per step."""
 
 from __future__ import annotations
@@ -9,16 +9,14 @@ import numpy as np
 import pytest
 import torch
 import zarr
-
 from conftest import TINY_BACKBONE
+
 from dcsm_cache.errors import ConfigError
-from dcsm_cache.pipeline.cache import CachedDataset
-from dcsm_cache.pipeline.extract import ExtractConfig, extract
-from dcsm_cache.pipeline.feeding import image_batches
+from dcsm_cache.pipeline.dcsm import CachedDataset
+from dcsm_cache.pipeline.extract import ExtractConfig, ViewAugment, extract, image_batches
 from dcsm_cache.pipeline.items import open_image, read_manifest
-from dcsm_cache.pipeline.train import TrainConfig, _group_items, train
-from dcsm_cache.pipeline.train_data import TrainBatches
-from dcsm_cache.pipeline.views import ViewAugment, draw_views
+from dcsm_cache.pipeline.train import TrainBatches, draw_views
+from dcsm_cache.pipeline.train.loop import TrainConfig, _group_items, train
 from dcsm_cache.stores.hdf5 import export_hdf5, import_hdf5
 from dcsm_cache.stores.verify import verify_store
 
@@ -194,7 +192,7 @@ def test_draws_depend_on_seed_and_step_only():
 
 @pytest.mark.slow
 def test_resumed_training_on_views_ends_with_the_uninterrupted_bytes(viewed, tmp_path, monkeypatch):
-    import dcsm_cache.pipeline.train as train_mod
+    from dcsm_cache import faults
 
     cfg = dict(steps=8, batch_size=8, text_len=16, buffer_chunks=2, checkpoint_every=4, device="cpu", progress=False)
     whole, flat = tmp_path / "whole.pt", tmp_path / "flat.pt"
@@ -215,7 +213,7 @@ def test_resumed_training_on_views_ends_with_the_uninterrupted_bytes(viewed, tmp
                 raise Killed
 
     out = tmp_path / "m.pt"
-    monkeypatch.setattr(train_mod.faults, "point", point)
+    monkeypatch.setattr(faults, "point", point)
     with pytest.raises(Killed):
         train(viewed, out, TrainConfig(**cfg))
     monkeypatch.undo()

@@ -304,7 +304,7 @@ def eval_(
 
 def _train_seeds(checkpoint: str | None) -> dict:
     """The seed a dcsm-cache scorer checkpoint was trained with ({} for none or another kind)."""
-    from ..pipeline.scorer_file import read_meta
+    from ..pipeline.dcsm import read_meta
 
     try:
         return {"train": read_meta(checkpoint)["train_config"]["seed"]} if checkpoint else {}

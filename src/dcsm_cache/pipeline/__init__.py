@@ -4,11 +4,12 @@
     from dcsm_cache.pipeline.train import train               # store -> DCSM scorer checkpoint
     from dcsm_cache.pipeline.tasks import evaluate            # store (+ scorer) -> result JSON
 
-The DCSM core sits here: items.py (the item form), extract.py and feeding.py (images into the
-model in flat memory), cache.py (reading stores without the backbone), dcsm.py (maps and functional
-words), scorer.py (the CNN), scorer_file.py (its checkpoint), scorers.py (the registry of scorers),
-train.py, device.py (device and precision).
+Three modules every room shares sit here: items.py (the item form), device.py (device and
+precision) and scorers.py (the registry of scorers, standard library only).
 
+    extract/      images and captions into a store, in flat memory: the stage, feeding, cached views
+    dcsm/         the maps and their CNN scorer, its checkpoint, stores read without the backbone
+    train/        the training loop, batches at cache speed, the losses, validation, resuming
     tokens/       backbone names, loading, checkpoints, one token adapter per tower family
     benchmarks/   one loader per benchmark, each reading its native on-disk layout
     formats/      the user's own data: tables, img2dataset folders, webdataset shards, manifests
@@ -16,6 +17,8 @@ train.py, device.py (device and precision).
                   grounding, report
     paper/        the DCSM reference reproduced: its captions, text padding, scorer, table
     world/        the shapes world, its export, the tiny CLIP and its pretraining
+    figures/      DCSM heatmaps, the gallery, plots, scoring one image against captions
+    analysis/     representations across domains: CKA, UMAP embeddings, their statistics
 
 Importing this package imports nothing heavy; the Snakefile reads `scorers` at no cost.
 """

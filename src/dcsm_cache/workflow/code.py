@@ -1,6 +1,6 @@
 """Fingerprints of the code each workflow stage runs, so that a changed package reruns what it computes.
 
-    code_fingerprint("evaluate")                  # '3f9c0a17d2e4': sha256 of tasks/choice.py, scorer.py, ...
+    code_fingerprint("evaluate")                  # '3f9c0a17d2e4': sha256 of tasks/choice.py, dcsm/, ...
     items_fingerprint("whatsUp_A", paper_compat=True)
 
 Snakemake's own code trigger sees only a rule's shell command, never the package it calls. Each
@@ -25,7 +25,7 @@ __all__ = ["PACKAGE", "STAGES", "code_fingerprint", "items_fingerprint", "source
 
 PACKAGE = Path(__file__).resolve().parent.parent  # src/dcsm_cache
 _STORE = ("stores",)
-_READ = ("pipeline/cache.py", "pipeline/items.py", "pipeline/tasks/results.py", *_STORE)
+_READ = ("pipeline/dcsm/cache.py", "pipeline/items.py", "pipeline/tasks/results.py", *_STORE)
 _WORLD = ("pipeline/world/scenes.py", "pipeline/world/generate.py", "pipeline/world/files.py")
 
 STAGES: dict[str, tuple[str, ...]] = {
@@ -40,32 +40,25 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/device.py",
     ),
     "extract": (
-        "pipeline/extract.py",
-        "pipeline/feeding.py",
+        "pipeline/extract",
         "pipeline/formats/shards.py",
         "pipeline/tokens",
         "pipeline/items.py",
-        "pipeline/dcsm.py",
+        "pipeline/dcsm/maps.py",
         "pipeline/device.py",
         "pipeline/paper/padding.py",
         *_STORE,
     ),
     "train": (
-        "pipeline/train.py",
-        "pipeline/train_data.py",
-        "pipeline/scorer.py",
-        "pipeline/dcsm.py",
-        "pipeline/cache.py",
-        "pipeline/scorer_file.py",
+        "pipeline/train",
+        "pipeline/dcsm",
         "pipeline/items.py",
         "pipeline/device.py",
         *_STORE,
     ),
     "evaluate": (
         "pipeline/tasks/choice.py",
-        "pipeline/scorer.py",
-        "pipeline/dcsm.py",
-        "pipeline/scorer_file.py",
+        "pipeline/dcsm",
         "pipeline/scorers.py",
         "pipeline/device.py",
         "pipeline/paper/scorer.py",
@@ -88,9 +81,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/figures/gallery.py",
         "pipeline/figures/heatmap.py",
         "pipeline/tasks/choice.py",
-        "pipeline/scorer.py",
-        "pipeline/dcsm.py",
-        "pipeline/scorer_file.py",
+        "pipeline/dcsm",
         *_READ,
     ),
     "domains_table": ("pipeline/tasks/domains_table.py",),

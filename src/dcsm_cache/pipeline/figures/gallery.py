@@ -21,9 +21,8 @@ import numpy as np
 
 from ...atomic import write_json
 from ...progress import tqdm
-from ..cache import CachedDataset
+from ..dcsm import CachedDataset, load_scorer
 from ..device import resolve_device
-from ..scorer_file import load_scorer
 from ..tasks.choice import _check_trained_on, cosine_scores, dcsm_scores, is_correct, score_items
 from ..tasks.grounding import store_tokenizer
 from ..world import tinyclip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)

@@ -25,9 +25,7 @@ import torch.nn.functional as F
 
 from ...atomic import atomic_path
 from ...errors import BadInputError
-from ..cache import CachedDataset
-from ..dcsm import FUNCTIONAL_WORDS, similarity_maps
-from ..scorer import patch_grid
+from ..dcsm import FUNCTIONAL_WORDS, CachedDataset, patch_grid, similarity_maps
 
 __all__ = ["Candidate", "draw_maps", "show_item", "token_labels"]
 
@@ -145,7 +143,7 @@ def show_item(
     """Draw item `item` of the store's manifest to `out` (module doc); returns its scores and captions."""
     meta: dict = {}
     if checkpoint and model is None:
-        from ..scorer_file import load_scorer
+        from ..dcsm import load_scorer
 
         model, meta = load_scorer(checkpoint, device)
     if data is None:

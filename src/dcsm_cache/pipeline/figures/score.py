@@ -23,10 +23,8 @@ import torch.nn.functional as F
 import yaml
 
 from ...errors import BadInputError, InputNotFoundError, StoreMismatchError
-from ..cache import fit_width
-from ..dcsm import FunctionalWords
+from ..dcsm import FunctionalWords, fit_width, patch_grid
 from ..items import Dataset, ImageRef, open_image
-from ..scorer import patch_grid
 from .heatmap import Candidate, draw_maps, normalise_tokens, token_labels
 
 __all__ = ["DEFAULT_CONFIG", "rank_captions", "resolve_backbone"]
@@ -65,7 +63,7 @@ def rank_captions(
     config: str | os.PathLike = DEFAULT_CONFIG,
 ) -> dict:
     """Scores of `captions` for `image` by cosine and, with a scorer, by the DCSM; each ranking best first."""
-    from ..extract import _lengths, _pad_id
+    from ..extract.run import _lengths, _pad_id
     from ..tokens import load_backbone, token_encoder
 
     if not captions:
@@ -90,7 +88,7 @@ def rank_captions(
     out["scores"] = {"cosine": cos.tolist()}
     fr_cols = None
     if checkpoint:
-        from ..scorer_file import load_scorer
+        from ..dcsm import load_scorer
 
         model, meta = load_scorer(checkpoint, device)
         if meta["backbone_id"] != bb.identity_key:

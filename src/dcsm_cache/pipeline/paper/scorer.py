@@ -11,7 +11,7 @@ Everything here follows the DCSM reference code (Raphoo/DCSM_Ideal_CLIP, `run_ev
   (insert at the index, drop the last column); `variant="none"` is "NO FUNCTIONAL ROWS";
 - one mean and one unbiased std over an item's whole [K, 197, 30] map, pads and rows included;
 - `CrossModalConvNetwork` with the reference's module names, so its `model_state_dict` loads.
-`score_items` is the `dcsm-paper` scorer of evaluation; the default scorer (`scorer.py`) does all three right.
+`score_items` is the `dcsm-paper` scorer of evaluation; the default scorer (`dcsm/scorer.py`) does all three right.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError
-from ..cache import CachedDataset
+from ..dcsm import CachedDataset
 from .captions import SUFFIX
 from .padding import TEXT_SEQ
 

@@ -28,11 +28,8 @@ from ...config import config_hash
 from ...errors import ConfigError, StoreMismatchError
 from ...progress import tqdm
 from ...workflow.code import code_fingerprint
-from ..cache import CachedDataset
-from ..dcsm import FUNCTIONAL_WORDS, maxsim, similarity_maps
+from ..dcsm import FUNCTIONAL_WORDS, CachedDataset, DCSMScorer, load_scorer, maxsim, similarity_maps
 from ..device import resolve_device
-from ..scorer import DCSMScorer
-from ..scorer_file import load_scorer
 from ..scorers import get_scorer
 
 __all__ = ["EvalConfig", "IMPLEMENTATIONS", "evaluate", "is_correct", "score_items"]

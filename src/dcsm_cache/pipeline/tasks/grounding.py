@@ -24,9 +24,7 @@ import numpy as np
 import torch
 
 from ...errors import BadInputError
-from ..cache import CachedDataset
-from ..dcsm import FunctionalWords
-from ..scorer import patch_grid
+from ..dcsm import CachedDataset, FunctionalWords, patch_grid
 from ..world.files import world_images
 from ..world.scenes import parse_caption, phrase
 

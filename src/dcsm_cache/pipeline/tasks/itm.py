@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ...errors import ConfigError, StoreMismatchError
-from ..cache import CachedDataset
+from ..dcsm import CachedDataset
 from ..items import open_image
 
 __all__ = ["itm_item_scores"]

@@ -31,8 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import BadInputError
-from ..cache import CachedDataset
-from ..scorer import patch_grid
+from ..dcsm import CachedDataset, patch_grid
 from ..world.files import world_images
 
 __all__ = ["ATTRIBUTES", "probe"]

@@ -24,7 +24,7 @@ import numpy as np
 from ...config import at_least, config_hash, require
 from ...errors import BadInputError, ConfigError
 from ...workflow.code import code_fingerprint
-from ..cache import normalise, read_pooled
+from ..dcsm import normalise, read_pooled
 from ..items import Dataset
 
 

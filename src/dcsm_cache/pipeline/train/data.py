@@ -10,14 +10,14 @@ random groups of `buffer_chunks` whole chunks per epoch;
 `"auto"` loads when the tokens take at most a quarter of the free memory (host, and the GPU's when
 training there). Either way an epoch draws the same random numbers in the same order (the chunk
 order, then one permutation of each buffer's items), so the batches are the same, seed for seed,
-as the loop in train.py always took them. The text side (`CachedDataset`'s tokens, pooled
+as the training loop always took them. The text side (`CachedDataset`'s tokens, pooled
 embeddings, lengths, functional columns) is moved to the device once. Per item, Python runs only
 when the batches are set up: a step is a few tensor gathers. Where every training item has an
 opposite image (`Item.opposite`), a batch also holds the opposites' tokens (`opp_tok`, `opp_pooled`;
 streamed, an opposite outside the buffer is read with `FeatureStore.read_rows`) and each item's
 group (source or family, and caption version) for the reference recipe (`pairs.py`). A store with K
 cached views (`extract --set views=K`) gives each image, and each opposite, one of its K views per
-step, drawn from (seed, step) by `views.draw_views` (the epoch's random numbers are untouched, so the
+step, drawn from (seed, step) by `draw_views` (below) (the epoch's random numbers are untouched, so the
 data order is the one-view order, and a resumed run draws what the uninterrupted one drew).
 """
 
@@ -31,9 +31,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..config import one_of
-from .cache import CachedDataset
-from .views import draw_views
+from ...config import one_of
+from ..dcsm import CachedDataset
 
 READERS = ("auto", "load", "stream")
 
@@ -168,3 +167,8 @@ class TrainBatches:
             return self._gather(buffer, where, view)
         read = [torch.from_numpy(self.data.store.read_rows(name, opp)).to(self.device) for name in self.names]
         return self._gather(read, np.arange(len(opp)), view)
+
+
+def draw_views(seed: int, step: int, n: int, views: int) -> np.ndarray:
+    """[n] views in 0..views-1, one per image of the batch at `step` of a run with training seed `seed`."""
+    return np.random.default_rng([seed, step, 0x5EED]).integers(0, views, size=n)

@@ -27,7 +27,7 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
-from .cache import CachedDataset
+from ..dcsm import CachedDataset
 
 __all__ = [
     "block_loss",

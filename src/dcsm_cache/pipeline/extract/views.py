@@ -2,7 +2,6 @@
 
     augment = ViewAugment(views=4, size=(224, 224), seed=0)
     extra = augment(pil_image, row=12)     # views 1..3 of image 12 as PIL images, the same bytes for the same seed
-    pick = draw_views(seed=0, step=7, n=16, views=4)   # training: the view of each of 16 images at step 7
 
 The reference trains on RandomResizedCrop(224, scale 0.96-1), RandomPerspective(0.05, p=0.2), a
 rotation of up to ±4° and salt-and-pepper noise on 2% of the pixels, drawn afresh every step. A cache
@@ -10,7 +9,7 @@ stores K views per image instead (`extract --set views=K`): view 0 is the plain 
 evaluation reads, views 1..K-1 are augmented with torchvision's transforms (v2) in the DataLoader
 workers, each view from its own generator seeded by (seed, row, view), so the bytes do not depend on
 the batch size, the workers or the parts. Training draws one of the K views per image per step
-(`draw_views`), from (training seed, step), so a resumed run draws what the uninterrupted one drew.
+(`train.data.draw_views`), from (training seed, step), so a resumed run draws what the uninterrupted one drew.
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-
-__all__ = ["AUGMENTATION", "SaltAndPepper", "ViewAugment", "draw_views", "view_seed"]
+__all__ = ["AUGMENTATION", "SaltAndPepper", "ViewAugment", "view_seed"]
 
 # The reference's augmentation (docs/benchmarks.md §4, "Batch construction and loss"); the crop takes the
 # backbone's input size.
@@ -56,8 +54,9 @@ class ViewAugment:
 
     def __init__(self, views: int, size: tuple[int, int], seed: int = 0):
         # torchvision here, not at import: training (draw_views) never loads open_clip or torchvision
-        from .._openclip import open_clip  # noqa: F401  (the torchvision guard, before torchvision)
         from torchvision.transforms import v2
+
+        from ..._openclip import open_clip  # noqa: F401  (the torchvision guard, before torchvision)
 
         a = AUGMENTATION
         self.views, self.seed = views, seed
@@ -83,8 +82,3 @@ class ViewAugment:
     def record(self) -> dict:
         """What the store's attrs say about its views (a change of any of it is another store)."""
         return {"views": self.views, "seed": self.seed, "transform": repr(self.transform)}
-
-
-def draw_views(seed: int, step: int, n: int, views: int) -> np.ndarray:
-    """[n] views in 0..views-1, one per image of the batch at `step` of a run with training seed `seed`."""
-    return np.random.default_rng([seed, step, 0x5EED]).integers(0, views, size=n)

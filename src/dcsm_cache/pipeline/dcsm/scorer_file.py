@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import save_torch
-from ..errors import BadInputError, InputNotFoundError
+from ...atomic import save_torch
+from ...errors import BadInputError, InputNotFoundError
 from .scorer import DCSMScorer, ScorerConfig
 
 __all__ = ["FORMAT", "load_scorer", "save_scorer"]

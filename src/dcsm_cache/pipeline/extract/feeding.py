@@ -22,9 +22,9 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from ..cores import cpu_cores
-from ..errors import DcsmCacheError
-from .items import Dataset, open_image
+from ...cores import cpu_cores
+from ...errors import DcsmCacheError
+from ..items import Dataset, open_image
 
 __all__ = ["StoreWriter", "auto_workers", "image_batches"]
 

@@ -1,11 +1,11 @@
 """Cached tensors for training and evaluation: a store plus its manifest, read without the backbone.
 
     data = CachedDataset.open("stores/shapes-clip/shapes_train.zarr", text_len=24)
-    tokens, pooled = data.image_rows(np.array([3, 1, 2]))   # what evaluation reads; training: train_data.py
+    tokens, pooled = data.image_rows(np.array([3, 1, 2]))   # what evaluation reads; training: train/data.py
     pooled = read_pooled("stores/ViT-B-16.openai/karpathy_coco.zarr")   # what cosine-only tasks read
 
 The text side (tokens, lengths, functional columns) is read whole; image tokens are read by rows
-(training's reader, `train_data.py`, loads them whole when they fit, else streams whole chunks).
+(training's reader, `train/data.py`, loads them whole when they fit, else streams whole chunks).
 Nothing here imports open_clip:
 functional words come from the token ids extraction recorded (store attr `tokenizer`).
 """
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import zarr
 
-from ..errors import InputNotFoundError
-from ..stores.feature_store import FeatureStore
-from .dcsm import FUNCTIONAL_WORDS, FunctionalWords
-from .items import Dataset, manifest_fingerprint, read_manifest
+from ...errors import InputNotFoundError
+from ...stores.feature_store import FeatureStore
+from ..items import Dataset, manifest_fingerprint, read_manifest
+from .maps import FUNCTIONAL_WORDS, FunctionalWords
 
 
 def fit_width(x: np.ndarray, width: int, axis: int = 1) -> np.ndarray:

@@ -27,19 +27,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..progress import tqdm
 
-from .. import __version__
-from .._openclip import open_clip
-from ..config import at_least, one_of, require
-from ..errors import BadInputError, ConfigError, DcsmCacheError
-from ..stores.feature_store import FeatureStore, StoreShape
-from .dcsm import FUNCTIONAL_WORDS, FunctionalWords
+from ... import __version__
+from ..._openclip import open_clip
+from ...config import at_least, one_of, require
+from ...errors import BadInputError, ConfigError, DcsmCacheError
+from ...progress import tqdm
+from ...stores.feature_store import FeatureStore, StoreShape
+from ..dcsm import FUNCTIONAL_WORDS, FunctionalWords
+from ..device import PRECISIONS, autocast, resolve_precision
+from ..items import manifest_fingerprint, open_image, read_manifest
+from ..paper.padding import TEXT_SEQ, reference_text_tokens
+from ..tokens import load_backbone, parse_backbone, token_encoder
 from .feeding import StoreWriter, auto_workers, image_batches
-from .device import PRECISIONS, autocast, resolve_precision
-from .items import manifest_fingerprint, open_image, read_manifest
-from .paper.padding import TEXT_SEQ, reference_text_tokens
-from .tokens import load_backbone, parse_backbone, token_encoder
 from .views import ViewAugment
 
 log = logging.getLogger(__name__)

@@ -3,18 +3,18 @@
     train("stores/shapes-clip/shapes_train.zarr", "models/shapes-clip/dcsm.pt", TrainConfig(steps=2000))
     train(["stores/b/dcsm_train_spatial.zarr", "stores/b/dcsm_train_colour.zarr"], "models/b/dcsm-synth.pt", cfg)
 
-Each batch takes B images (whole chunks at random, shuffled within a buffer; `train_data.py`: the
-store in memory when it fits) with their candidate
-captions: the positive and the item's hard negatives. Every image is scored against all B
-positives and its own hard negatives; the loss is cross-entropy image→caption over those, plus
-caption→image over the B positives (both directions). Identical positives of two images are
-masked, as they are not negatives. Items with an opposite image (the shapes world's, the paper's
+Each batch takes B images (whole chunks at random, shuffled within a buffer; `data.py`: the
+store in memory when it fits) with their candidate captions: the positive and the item's hard
+negatives. Every image is scored against all B positives and its own hard negatives; the loss
+(`loss.py`) is cross-entropy image→caption over those, plus caption→image over the B positives
+(both directions). Identical positives of two images are masked, as they are not negatives. Items
+with an opposite image (the shapes world's, the paper's
 training sets) add the image-side term (`pairs.py`): each image and its opposite against both their
 captions, both directions, weighted by `pair_weight`; `loss="reference"` trains with the DCSM
 reference's recipe alone (its loss per source and version, Adam at a fixed `lr`). Items with subset
-"val" are held out and scored every
-`eval_every` steps. A store with cached augmented views (`extract --set views=K`) gives each image
-one of its K views per step (`views=True`, the default; `train_data.py`). The checkpoint holds the
+"val" are held out and scored every `eval_every` steps (`validate.py`). A store with cached
+augmented views (`extract --set views=K`) gives each image one of its K views per step
+(`views=True`, the default; `data.py`). The checkpoint holds the
 scorer's weights, its config and what it was trained on.
 
 Several stores (one backbone's, e.g. the paper's three training sources): each step takes one batch
@@ -27,36 +27,32 @@ Reproducible and resumable: on the CPU training runs with deterministic kernels 
 threads (`threads`, recorded), so the same store and config give the same weights, bit for bit; on
 CUDA `deterministic=True` sets PyTorch's documented determinism switches (slower). Every
 `checkpoint_every` steps the model, optimiser, scheduler, RNG states and data position go to
-`OUT.resume` (atomically); `resume=True` (`train --resume`) continues from it, replaying the
+`OUT.resume` (atomically, `resume.py`); `resume=True` (`train --resume`) continues from it, replaying the
 interrupted epoch's data order without training on it, and ends with the weights an uninterrupted
 run would have. The file is removed when training ends.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torch.utils.deterministic
-from ..progress import tqdm
 
-from .. import faults
-from ..atomic import atomic_path
-from ..cores import cpu_cores
-from ..config import at_least, config_hash, one_of, require
-from ..errors import BadInputError
-from .cache import CachedDataset
-from .device import resolve_device
-from .pairs import pair_term
-from .scorer import DCSMScorer, ScorerConfig
-from .scorer_file import save_scorer
-from .train_data import READERS, TrainBatches, on_device
+from ... import faults
+from ...config import at_least, one_of, require
+from ...cores import cpu_cores
+from ...errors import BadInputError
+from ...progress import tqdm
+from ..dcsm import CachedDataset, DCSMScorer, ScorerConfig, save_scorer
+from ..device import resolve_device
+from .data import READERS, TrainBatches, on_device
+from .loss import batch_loss
+from .resume import checkpoint_meta, load_resume, one_or_list, resume_path, run_key, save_resume
+from .validate import validate_all
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +65,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     text_len: int = 24
     buffer_chunks: int = 64
-    views: bool = True  # draw one of a store's K cached views per image per step (views.py); False: view 0 only
-    reader: str = "auto"  # load: image tokens in memory; stream: buffer_chunks chunks at a time; auto (train_data.py)
+    views: bool = True  # draw one of a store's K cached views per image per step (data.draw_views); False: view 0 only
+    reader: str = "auto"  # load: image tokens in memory; stream: buffer_chunks chunks at a time; auto (data.py)
     eval_every: int = 500
     hard_negative_weight: float = 1.0
     pair_weight: float = 1.0  # weight of the image-side term (items with an opposite image; pairs.py); 0: off
@@ -113,35 +109,6 @@ def _group_items(data: CachedDataset, subset_is_val: bool) -> dict[int, list[int
     return by_image
 
 
-def batch_scores(scorer: DCSMScorer, data: CachedDataset, img_tok, img_pooled, pos, negs, device) -> torch.Tensor:
-    """[B, B + K-1] scores: image b against every positive, then against its own hard negatives."""
-    b = len(pos)
-    rows = torch.cat([pos.unsqueeze(0).expand(b, b), negs], dim=1)  # [B, B+K-1] caption rows
-    return data.score(scorer, img_tok, img_pooled, rows, device)
-
-
-def contrastive_loss(scores: torch.Tensor, pos: torch.Tensor, hard_weight: float = 0.0) -> torch.Tensor:
-    """Image→caption CE over all positives and the image's hard negatives, caption→image CE over the
-    positives, plus `hard_weight` × CE of each positive against its own hard negatives alone (the
-    choice every benchmark item asks for)."""
-    b = len(pos)
-    same = (pos.unsqueeze(0) == pos.unsqueeze(1)) & ~torch.eye(b, dtype=torch.bool, device=pos.device)
-    scores = scores.clone()
-    scores[:, :b] = scores[:, :b].masked_fill(same.to(scores.device), float("-inf"))
-    target = torch.arange(b, device=scores.device)
-    loss = (F.cross_entropy(scores, target) + F.cross_entropy(scores[:, :b].T, target)) / 2
-    if hard_weight:
-        own = torch.cat([scores.diagonal()[:, None], scores[:, b:]], dim=1)  # [B, K]: positive first
-        loss = loss + hard_weight * F.cross_entropy(own, torch.zeros(b, dtype=torch.long, device=scores.device))
-    return loss
-
-
-RESUME_FORMAT = "dcsm-cache/train-resume-v1"
-# settings that change how a run goes but not what it computes: a run may resume under other values
-_RUN_ONLY = ("device", "progress", "checkpoint_every", "resume")
-_RESUMING = ("checkpoint_every", "resume")  # a resumed run's scorer file is the uninterrupted run's
-
-
 def deterministic_setup(cfg: TrainConfig, device: torch.device) -> int:
     """Seed, fix the thread count and ask for deterministic kernels; the thread count used."""
     torch.manual_seed(cfg.seed)
@@ -157,55 +124,6 @@ def deterministic_setup(cfg: TrainConfig, device: torch.device) -> int:
     # were a sixth of a CPU step (~14,000 a minute of small tensors).
     torch.utils.deterministic.fill_uninitialized_memory = False
     return threads
-
-
-def resume_path(out: str | os.PathLike) -> Path:
-    return Path(f"{out}.resume")
-
-
-def _fingerprint(datas: list[CachedDataset]) -> str | list[str]:
-    """The training stores' fingerprints (one store: its own, as a string)."""
-    return _one_or_list([d.store.attrs["fingerprint"] for d in datas])
-
-
-def _one_or_list(values: list):
-    return values[0] if len(values) == 1 else values
-
-
-def _run_key(cfg: TrainConfig, datas: list[CachedDataset]) -> str:
-    return config_hash(
-        {
-            **dataclasses.asdict(cfg),
-            **{k: None for k in _RUN_ONLY},
-            "store": _fingerprint(datas),
-            "store_views": _one_or_list([d.store.views for d in datas]),
-        }
-    )
-
-
-def _save_resume(out, key: str, state: dict) -> None:
-    with atomic_path(resume_path(out)) as tmp, open(tmp, "wb") as f:
-        torch.save({"format": RESUME_FORMAT, "key": key, **state}, f)
-        f.flush()
-        faults.point("train.checkpoint")
-
-
-def _load_resume(out, key: str) -> dict | None:
-    path = resume_path(out)
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file
-        raise BadInputError(
-            f"resume checkpoint {path} cannot be read ({type(err).__name__}): delete it to start over"
-        ) from err
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT or state.get("key") != key:
-        raise BadInputError(
-            f"resume checkpoint {path} is from another store, config or dcsm-cache version: "
-            f"delete it to start over, or resume with the settings it was made with"
-        )
-    return state
 
 
 def _open_sources(stores: list, cfg: TrainConfig, items: str | None) -> list[tuple]:
@@ -258,8 +176,8 @@ def train(
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warm)
     gen = torch.Generator().manual_seed(cfg.seed)  # the reference's random permutations
     step, losses, history, replay_to = 0, [], [], 0
-    key = _run_key(cfg, datas)
-    state = _load_resume(out, key) if cfg.resume else None
+    key = run_key(cfg, datas)
+    state = load_resume(out, key) if cfg.resume else None
     if state is not None:  # back to the start of the interrupted epoch; its data order is replayed to `step`
         scorer.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -298,10 +216,10 @@ def train(
             bar.update()
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
             if val_sets and (step % cfg.eval_every == 0 or step == cfg.steps):
-                history.append({"step": step, "val_accuracy": _validate_all(scorer, val_sets, device)})
+                history.append({"step": step, "val_accuracy": validate_all(scorer, val_sets, device)})
                 log.info("step %d: val accuracy %.3f", step, history[-1]["val_accuracy"])
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                _save_resume(
+                save_resume(
                     out,
                     key,
                     {
@@ -328,67 +246,9 @@ def train(
     bar.close()
     summary = {"steps": step, "final_loss": float(np.mean(losses[-50:])), "history": history, "threads": threads}
     if max(b.views for b in batches) > 1:  # (a one-view run's file is what it always was)
-        summary["views"] = _one_or_list([b.views for b in batches])
+        summary["views"] = one_or_list([b.views for b in batches])
     save_scorer(scorer, checkpoint_meta(datas, cfg, summary), out)
     resume = resume_path(out)
     for left in [resume, *resume.parent.glob(f".{resume.name}.*.tmp")]:  # (a write a kill cut short)
         left.unlink(missing_ok=True)
     return summary
-
-
-def batch_loss(scorer: DCSMScorer, data: CachedDataset, b, cfg: TrainConfig, device, gen, store) -> torch.Tensor:
-    """One store's batch loss: caption-side contrastive plus the image-side term, or the reference's alone."""
-    reference = cfg.loss == "reference"
-    pairs = pair_term(scorer, data, b, device, reference, gen) if cfg.pair_weight or reference else None
-    if reference:
-        if pairs is None:
-            raise BadInputError(f"{store}: loss=reference needs training items with opposite images")
-        return pairs
-    scores = batch_scores(scorer, data, b.tok, b.pooled, b.pos, b.negs, device)
-    loss = contrastive_loss(scores, b.pos, cfg.hard_negative_weight)
-    return loss if pairs is None else loss + cfg.pair_weight * pairs
-
-
-@torch.no_grad()
-def _correct(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[int]], device) -> tuple[int, int]:
-    """(val items whose positive outscores all of its own candidates, val items)."""
-    scorer.eval()
-    items = [data.dataset.items[i] for v in val_items.values() for i in v]
-    correct = 0
-    for pos, tok, pooled, rows in data.item_batches(items, 256):
-        scores = data.score(scorer, tok, pooled, rows, device)
-        correct += sum(int(scores[j].argmax()) == items[i].correct for j, i in enumerate(pos))
-    return correct, len(items)
-
-
-def validate(scorer: DCSMScorer, data: CachedDataset, val_items: dict[int, list[int]], device) -> float:
-    """Fraction of val items whose positive outscores all of its own candidates."""
-    correct, n = _correct(scorer, data, val_items, device)
-    return correct / max(1, n)
-
-
-def _validate_all(scorer: DCSMScorer, val_sets: list[tuple], device) -> float:
-    """`validate` over the val items of every store together."""
-    counts = [_correct(scorer, d, v, device) for d, v in val_sets]
-    return sum(c for c, _ in counts) / max(1, sum(n for _, n in counts))
-
-
-def checkpoint_meta(datas: CachedDataset | list[CachedDataset], cfg: TrainConfig, summary: dict) -> dict:
-    """What the scorer was trained on and with, for `scorer_file.save_scorer` (several stores: each one's
-    fingerprint, in order)."""
-    datas = datas if isinstance(datas, list) else [datas]
-    data = datas[0]
-    a = data.store.attrs
-    return {
-        "scorer_config": dataclasses.asdict(cfg.scorer),
-        "train_config": {k: v for k, v in dataclasses.asdict(cfg).items() if k != "scorer" and k not in _RESUMING},
-        "config_hash": config_hash({k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RESUMING}),
-        "n_tokens": data.n_tokens,
-        "text_len": cfg.text_len,
-        "fr_words": list(data.fr_words),
-        "backbone": a["backbone"],
-        "backbone_id": a["backbone_id"],
-        "identity": a["identity"],
-        "store_fingerprint": _fingerprint(datas),
-        "summary": summary,
-    }

@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import at_least, one_of, require
-from .dcsm import STANDARDISE, apply_functional_rows, column_mask, maxsim, similarity_maps, standardise
+from ...config import at_least, one_of, require
+from .maps import STANDARDISE, apply_functional_rows, column_mask, maxsim, similarity_maps, standardise
 
 
 @dataclass(frozen=True)
