@@ -8,16 +8,22 @@ embedded default's loss) and the same scorer; path A reads the tokens from the Z
 (`dcsm-cache train`'s own loop), path B runs the frozen backbone's towers on the decoded images and
 the captions first (and, for items with an opposite image, the opposite images too: the reference
 puts them in its batch), then computes `train`'s own loss on them. Steps per second of each, and the
-ratio. Last line: one JSON object.
+ratio. `DCSM_CPU_ISA=avx2` runs both on the kernels the embedded default pins (`cpu_isa`). Last line:
+one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
+
+from dcsm_cache.isa import ENV_VAR, pin_cpu_isa
+
+pin_cpu_isa(os.environ.get(ENV_VAR, "native"))  # DCSM_CPU_ISA=avx2: both paths on the embedded default's kernels
 
 import numpy as np
 import torch
@@ -89,7 +95,8 @@ def main() -> None:
         b = 3 / (time.perf_counter() - t)
     print(
         f"{args.arch}: batch {args.batch} images x {len(items[0].candidates)} captions, "
-        f"torch threads {torch.get_num_threads()}, one-off extraction {t_extract:.1f} s"
+        f"torch threads {torch.get_num_threads()}, kernels {torch.backends.cpu.get_cpu_capability()}, "
+        f"one-off extraction {t_extract:.1f} s"
     )
     print(f"A. from the store:            {a:8.2f} steps/s")
     print(f"B. the reference's recompute: {b:8.3f} steps/s")
@@ -99,6 +106,7 @@ def main() -> None:
             {
                 "arch": args.arch,
                 "batch": args.batch,
+                "kernels": torch.backends.cpu.get_cpu_capability(),
                 "store_steps_s": round(a, 3),
                 "recompute_steps_s": round(b, 4),
                 "store_over_recompute": round(a / b, 1),
