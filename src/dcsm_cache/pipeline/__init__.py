@@ -4,9 +4,10 @@
     from dcsm_cache.pipeline.train import train               # store -> DCSM scorer checkpoint
     from dcsm_cache.pipeline.tasks import evaluate            # store (+ scorer) -> result JSON
 
-Three modules every room shares sit here: items.py (the item form), device.py (device and
-precision) and scorers.py (the registry of scorers, standard library only).
+What every room shares sits here: items/ (the item form and its manifest), device.py (device
+and precision) and scorers.py (the registry of scorers, standard library only).
 
+    items/        ImageRef, Item, Dataset and its builder; the manifest file; opening an image
     extract/      images and captions into a store, in flat memory: the stage, feeding, cached views
     dcsm/         the maps and their CNN scorer, its checkpoint, stores read without the backbone
     train/        the training loop, batches at cache speed, the losses, validation, resuming

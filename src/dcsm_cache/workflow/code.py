@@ -25,7 +25,7 @@ __all__ = ["PACKAGE", "STAGES", "code_fingerprint", "items_fingerprint", "source
 
 PACKAGE = Path(__file__).resolve().parent.parent  # src/dcsm_cache
 _STORE = ("stores",)
-_READ = ("pipeline/dcsm/cache.py", "pipeline/items.py", "pipeline/tasks/results.py", *_STORE)
+_READ = ("pipeline/dcsm/cache.py", "pipeline/items", "pipeline/tasks/results.py", *_STORE)
 _WORLD = ("pipeline/world/scenes.py", "pipeline/world/generate.py", "pipeline/world/files.py")
 
 STAGES: dict[str, tuple[str, ...]] = {
@@ -36,14 +36,14 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/world/tinyclip.py",
         "model_configs",
         "pipeline/tokens",
-        "pipeline/items.py",
+        "pipeline/items",
         "pipeline/device.py",
     ),
     "extract": (
         "pipeline/extract",
         "pipeline/formats/shards.py",
         "pipeline/tokens",
-        "pipeline/items.py",
+        "pipeline/items",
         "pipeline/dcsm/maps.py",
         "pipeline/device.py",
         "pipeline/paper/padding.py",
@@ -52,7 +52,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "train": (
         "pipeline/train",
         "pipeline/dcsm",
-        "pipeline/items.py",
+        "pipeline/items",
         "pipeline/device.py",
         *_STORE,
     ),
@@ -85,10 +85,10 @@ STAGES: dict[str, tuple[str, ...]] = {
         *_READ,
     ),
     "domains_table": ("pipeline/tasks/domains_table.py",),
-    "analyze": ("pipeline/analysis", "pipeline/items.py", *_STORE),
+    "analyze": ("pipeline/analysis", "pipeline/items", *_STORE),
 }
 
-# what a loader module reads besides itself, benchmarks/_common.py and items.py
+# what a loader module reads besides itself, benchmarks/_common.py and items/
 _LOADER_EXTRAS = {
     "pipeline/benchmarks/shapes.py": _WORLD,
     "pipeline/benchmarks/shapes_zeroshot.py": _WORLD,
@@ -139,7 +139,7 @@ def items_fingerprint(benchmark: str, paper_compat: bool = False) -> str:
     bench = get_benchmark(benchmark)
     module = bench.loader.__module__.split(".", 1)[1].replace(".", "/") + ".py"  # pipeline/<room>/<loader>.py
     files = (
-        "pipeline/items.py",
+        "pipeline/items",
         "pipeline/benchmarks/_common.py",
         module,
         *_LOADER_EXTRAS.get(module, ()),

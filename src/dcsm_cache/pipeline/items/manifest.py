@@ -1,122 +1,27 @@
-"""The item form: every dataset becomes images, deduplicated captions and items.
+"""The manifest file: a `Dataset` as JSON with a fingerprint, written and read in one streaming pass.
 
-    b = DatasetBuilder("whatsup_a", root="data/whatsup")
-    b.add("controlled_images/mug_above_table.jpeg", ["A mug above a table", "A mug below a table"])
-    ds = b.build(); write_manifest(ds, "manifests/whatsup_a.json")
+    fp = write_manifest(ds, "manifests/whatsup_a.json")
+    ds = read_manifest("manifests/whatsup_a.json"); fp == manifest_fingerprint("manifests/whatsup_a.json")
 
-A benchmark loader, the shapes world and a user's own folder all produce a `Dataset`; extraction,
-training and evaluation only ever see this form. The manifest on disk is JSON with a fingerprint
-(hash of its content and of each image file's size and modification time), which the feature store
-records so that a changed dataset is never scored against a stale cache. It is written one record a
-line in one streaming pass and read back a chunk of lines at a time, so a million-item manifest
-takes seconds. An image may be a member of a tar shard (`ImageRef.member`, read by `formats/shards.py`).
+The fingerprint hashes the manifest's content and each image file's size and modification time; the
+feature store records it, so that a changed dataset is never scored against a stale cache. The file
+is written one record a line and read back a chunk of lines at a time, so a million-item manifest
+takes seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from ..atomic import atomic_path
-from ..errors import BadInputError, InputNotFoundError
+from ...atomic import atomic_path
+from ...errors import BadInputError, InputNotFoundError
+from .form import Dataset, ImageRef, Item
 
 MANIFEST_SCHEMA = 1
-METRICS = ("argmax", "strict")  # argmax: ties go to the first candidate; strict: correct must beat all
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """An image file (relative to the dataset root, or absolute) and an optional (x, y, w, h) crop.
-
-    With `member`, the image is that file inside the uncompressed tar shard at `path` (webdataset).
-    With `canvas`, the crop is pasted, unscaled and centred, on a square of that side filled with the
-    crop's background (the median of its border pixels), so a cut-out object keeps its native scale.
-    """
-
-    path: str
-    box: tuple[float, float, float, float] | None = None
-    member: str | None = None
-    canvas: int | None = None
-
-
-@dataclass(frozen=True)
-class Item:
-    """One image, its candidate caption rows, which candidate is right, and where it is reported.
-
-    `opposite` is the image row of the item's opposite image (training sets with image-side hard
-    negatives: the same objects with the attributes swapped, the relation flipped, the negated object
-    present), which its second candidate describes; None where there is none.
-    """
-
-    image: int
-    candidates: tuple[int, ...]
-    correct: int = 0
-    subset: str = ""
-    tags: Mapping[str, str] = field(default_factory=dict)
-    opposite: int | None = None
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    root: str
-    images: tuple[ImageRef, ...]
-    captions: tuple[str, ...]
-    items: tuple[Item, ...]
-    metric: str = "argmax"
-
-    def image_path(self, row: int) -> Path:
-        return Path(self.root, self.images[row].path)
-
-    @property
-    def subsets(self) -> list[str]:
-        return sorted({it.subset for it in self.items})
-
-
-class DatasetBuilder:
-    """Collects items, storing each distinct image and each distinct caption once."""
-
-    def __init__(self, name: str, root: str | os.PathLike, metric: str = "argmax"):
-        if metric not in METRICS:
-            raise BadInputError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
-        self.name, self.root, self.metric = name, str(root), metric
-        self._images: dict[ImageRef, int] = {}
-        self._captions: dict[str, int] = {}
-        self._items: list[Item] = []
-
-    def add(
-        self,
-        image: str | ImageRef,
-        captions: Sequence[str],
-        correct: int = 0,
-        subset: str = "",
-        opposite: str | ImageRef | None = None,
-        **tags: str,
-    ) -> None:
-        if not 0 <= correct < len(captions):
-            raise BadInputError(f"{self.name}: correct index {correct} outside {len(captions)} candidates")
-        img = self._image(image)
-        opp = None if opposite is None else self._image(opposite)
-        rows = tuple(self._captions.setdefault(c, len(self._captions)) for c in captions)
-        self._items.append(Item(img, rows, correct, subset, dict(tags), opp))
-
-    def _image(self, image: str | ImageRef) -> int:
-        ref = image if isinstance(image, ImageRef) else ImageRef(str(image))
-        return self._images.setdefault(ref, len(self._images))
-
-    def build(self) -> Dataset:
-        if not self._items:
-            raise BadInputError(f"{self.name}: no items found under {self.root}")
-        return Dataset(
-            self.name, self.root, tuple(self._images), tuple(self._captions), tuple(self._items), self.metric
-        )
 
 
 def _content(ds: Dataset) -> dict:
@@ -315,66 +220,3 @@ def read_manifest(path: str | os.PathLike) -> Dataset:
         return Dataset(name=doc["name"], root=doc["root"], metric=doc.get("metric", "argmax"), **sections)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
         raise BadInputError(f"{path} is not a dcsm-cache manifest ({err}): {_REWRITE}") from err
-
-
-@contextmanager
-def _opened(ds: Dataset, row: int):
-    """(the image file at `row` opened lazily by PIL, its name for errors); missing or unreadable: our errors."""
-    from PIL import Image, UnidentifiedImageError
-
-    ref, path = ds.images[row], ds.image_path(row)
-    source = path
-    if ref.member:  # its own errors name the shard and the member
-        from .formats.shards import read_member
-
-        source, path = io.BytesIO(read_member(path, ref.member)), f"{path}:{ref.member}"
-    try:
-        im = Image.open(source)
-    except FileNotFoundError as err:
-        raise InputNotFoundError(f"image {path} is missing") from err
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise BadInputError(f"image {path} cannot be read ({err.__class__.__name__})") from err
-    with im:
-        yield im, path
-
-
-def _crop_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
-    """An (x, y, w, h) box as PIL's (left, upper, right, lower) in whole pixels, rounded as PIL rounds."""
-    x, y, w, h = box
-    return round(x), round(y), round(x + w), round(y + h)
-
-
-def image_size(ds: Dataset, row: int) -> tuple[int, int]:
-    """(width, height) of `open_image(ds, row)`, from the file's header alone: nothing is decoded."""
-    ref = ds.images[row]
-    if ref.canvas:
-        return ref.canvas, ref.canvas
-    if ref.box:
-        left, upper, right, lower = _crop_box(ref.box)
-        return right - left, lower - upper
-    with _opened(ds, row) as (im, _):
-        return im.size
-
-
-def open_image(ds: Dataset, row: int):
-    """The image at `row` as RGB PIL, cropped to its box; a missing or corrupt file is a BadInputError.
-
-    A member of a tar shard is read through `shards.read_member` (each shard opened once per process)."""
-    ref = ds.images[row]
-    with _opened(ds, row) as (im, path):
-        try:
-            im = im.convert("RGB")
-        except (OSError, SyntaxError) as err:
-            raise BadInputError(f"image {path} cannot be read ({err.__class__.__name__})") from err
-    if ref.box:
-        im = im.crop(_crop_box(ref.box))
-    if ref.canvas:
-        import numpy as np
-        from PIL import Image
-
-        px = np.asarray(im)
-        ring = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])
-        canvas = Image.new("RGB", (ref.canvas, ref.canvas), tuple(int(v) for v in np.median(ring, axis=0)))
-        canvas.paste(im, ((ref.canvas - im.width) // 2, (ref.canvas - im.height) // 2))
-        im = canvas
-    return im
