@@ -69,6 +69,79 @@ def test_every_stage_names_files_that_exist():
         assert len(code_fingerprint(stage)) == 12
 
 
+# The modules each stage's command imports (cli/): what it computes with.
+STAGE_ENTRIES = {
+    "world": ("pipeline/world/generate.py",),
+    "domains": ("pipeline/world/domains.py",),
+    "pretrain": ("pipeline/world/pretrain.py",),
+    "extract": ("pipeline/extract/run.py",),
+    "train": ("pipeline/train/loop.py",),
+    "evaluate": ("pipeline/tasks/choice.py", "pipeline/tasks/results.py"),
+    "zeroshot": ("pipeline/tasks/zeroshot.py", "pipeline/tasks/results.py"),
+    "retrieval": ("pipeline/tasks/retrieval.py", "pipeline/tasks/results.py"),
+    "report": ("pipeline/tasks/report.py",),
+    "gallery": ("pipeline/figures/gallery.py",),
+    "domains_table": ("pipeline/tasks/domains_table.py", "pipeline/world/files.py"),
+    "analyze": tuple(f"pipeline/analysis/{m}.py" for m in ("arrays", "cka", "plots", "embed", "stats")),
+}
+# what code.py leaves out on purpose: it does not change what a stage computes
+PLUMBING = {"errors.py", "config.py", "atomic.py", "progress.py", "faults.py", "cores.py", "heap.py", "isa.py"}
+PLUMBING |= {"_openclip.py"}  # (the torchvision import guard)
+
+
+def _module_imports(path: Path, lazy: bool = False):
+    """(the file or package folder named, the names taken) for each module-level import of dcsm_cache code,
+    and with `lazy` those inside functions too."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree) if lazy else tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("dcsm_cache")):
+            base = path.parents[node.level - 1] if node.level else code.PACKAGE.parent
+            yield base.joinpath(*(node.module or "").split(".")), [a.name for a in node.names]
+
+
+def _defining(target: Path, names: list[str]) -> set[Path]:
+    """The files that define what `from target import names` takes: the module, or for a package each name's
+    submodule or the module its __init__ re-exports it from (an __init__ only gathers names)."""
+    if target.with_suffix(".py").is_file():
+        return {target.with_suffix(".py")}
+    found = set()
+    for name in names:
+        if (target / f"{name}.py").is_file():
+            found.add(target / f"{name}.py")
+        for source, taken in _module_imports(target / "__init__.py"):
+            if name in taken:
+                found |= _defining(source, [name])
+    return found
+
+
+def _loaded(files) -> set[str]:
+    """The package's files that importing `files` loads, following re-exports (plumbing not followed), and
+    what `files` themselves import inside functions: the paths a stage's own code takes."""
+    todo, seen = [code.PACKAGE / f for f in files], set()
+    while todo:
+        path = todo.pop()
+        rel = path.relative_to(code.PACKAGE).as_posix()
+        if rel in seen or rel in PLUMBING or rel.startswith("workflow/"):
+            continue
+        seen.add(rel)
+        for target, names in _module_imports(path, lazy=rel in files):
+            todo.extend(_defining(target, names))
+    return {r for r in seen if not r.endswith("__init__.py")}
+
+
+def test_each_stage_fingerprints_every_module_its_command_loads():
+    """A module a stage imports (and so may compute with) but does not hash would let a changed package reuse
+    stale outputs: pretraining once left out its token-level loss and its image transform."""
+    assert set(STAGE_ENTRIES) == set(STAGES)
+    unhashed = {}
+    for stage, entries in STAGE_ENTRIES.items():
+        hashed = {p.relative_to(code.PACKAGE).as_posix() for p in source_files(STAGES[stage])}
+        unhashed[stage] = sorted(_loaded(entries) - hashed)
+    assert {stage: files for stage, files in unhashed.items() if files} == {}
+
+
 @pytest.fixture
 def package_copy(tmp_path, monkeypatch) -> Path:
     copy = tmp_path / "dcsm_cache"

@@ -9,8 +9,9 @@ writes (STAGES; a folder means every file in it). Upgrading to a version whose s
 reruns training, evaluation and the report; a changed report reruns the report alone. Result JSONs
 record the same fingerprint (`code`). A manifest depends on its own benchmark's loader only, so a
 fix to one loader rereads that benchmark, not every other. The CLI, errors, config plumbing and the
-atomic writer are left out: they do not change what a stage computes. Reading and hashing the files
-costs a few milliseconds; nothing here imports torch, numpy or open_clip.
+atomic writer are left out: they do not change what a stage computes. A test follows the imports of
+each stage's command and fails on a module it loads but does not hash (tests/test_workflow.py).
+Reading and hashing the files costs a few milliseconds; nothing here imports torch, numpy or open_clip.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = ["PACKAGE", "STAGES", "code_fingerprint", "items_fingerprint", "source
 
 PACKAGE = Path(__file__).resolve().parent.parent  # src/dcsm_cache
 _STORE = ("stores",)
-_READ = ("pipeline/dcsm/cache.py", "pipeline/items", "pipeline/tasks/results.py", *_STORE)
+_READ = ("pipeline/dcsm/cache.py", "pipeline/dcsm/maps.py", "pipeline/items", "pipeline/tasks/results.py", *_STORE)
 _WORLD = ("pipeline/world/scenes.py", "pipeline/world/generate.py", "pipeline/world/files.py")
 
 STAGES: dict[str, tuple[str, ...]] = {
@@ -33,7 +34,10 @@ STAGES: dict[str, tuple[str, ...]] = {
     "domains": ("pipeline/world/domains.py", *_WORLD),
     "pretrain": (
         "pipeline/world/pretrain.py",
+        "pipeline/world/late_interaction.py",
+        "pipeline/world/train_images.py",
         "pipeline/world/tinyclip.py",
+        "pipeline/formats/shards.py",
         "model_configs",
         "pipeline/tokens",
         "pipeline/items",
@@ -43,6 +47,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/extract",
         "pipeline/formats/shards.py",
         "pipeline/tokens",
+        "pipeline/world/tinyclip.py",
         "pipeline/items",
         "pipeline/dcsm/maps.py",
         "pipeline/device.py",
@@ -64,6 +69,8 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/paper/scorer.py",
         "pipeline/paper/captions.py",
         "pipeline/paper/padding.py",
+        "pipeline/tasks/itm.py",  # the `itm` scorer re-runs BLIP's matching head (tokens/blip.py)
+        "pipeline/tokens",
         *_READ,
     ),
     "zeroshot": ("pipeline/tasks/zeroshot.py", *_READ),
@@ -81,10 +88,15 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/figures/gallery.py",
         "pipeline/figures/heatmap.py",
         "pipeline/tasks/choice.py",
+        "pipeline/tasks/grounding.py",
         "pipeline/dcsm",
+        "pipeline/scorers.py",
+        "pipeline/device.py",
+        "pipeline/world/tinyclip.py",
+        *_WORLD,
         *_READ,
     ),
-    "domains_table": ("pipeline/tasks/domains_table.py",),
+    "domains_table": ("pipeline/tasks/domains_table.py", "pipeline/world/files.py"),
     "analyze": ("pipeline/analysis", "pipeline/items", *_STORE),
 }
 
