@@ -58,7 +58,7 @@ def test_train_sets_it_before_training(monkeypatch):
     import dcsm_cache.pipeline.train as train_module
 
     calls = []
-    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("keep"))
+    monkeypatch.setattr(cli.stages, "keep_freed_memory", lambda: calls.append("keep"))
     monkeypatch.setattr(train_module, "train", lambda *a, **k: calls.append("train") or {})
     result = CliRunner().invoke(cli.main, ["train", "--store", "s.zarr", "--out", "d.pt"])
     assert result.exit_code == 0, result.output
