@@ -40,7 +40,10 @@ from dcsm_cache.pipeline.dcsm import DCSMScorer, ScorerConfig
 def inputs(b: int, k: int, rows: int, text_len: int, dim: int, n_functional: int):
     """Random unit tokens in the store's float16, lengths and functional columns as a batch has them."""
     g = torch.Generator().manual_seed(1)
-    unit = lambda *shape: F.normalize(torch.randn(*shape, generator=g), dim=-1).half()  # noqa: E731
+
+    def unit(*shape):
+        return F.normalize(torch.randn(*shape, generator=g), dim=-1).half()
+
     lengths = torch.randint(5, text_len + 1, (b, k), generator=g)
     columns = torch.full((b, k, text_len), -1)
     columns[:, :, 3] = torch.randint(0, n_functional, (b, k), generator=g)  # one functional word a caption
@@ -76,7 +79,7 @@ def measure(args, compiled: bool = False) -> dict:
     if not compiled:  # the two convolutions alone, on the step's own shapes, forward and backward
         maps = torch.randn(b * k, 1, args.rows + 1, args.text_len).contiguous(memory_format=torch.channels_last)
         maps.requires_grad_(True)
-        c1, c2 = scorer.convs[0], scorer.convs[3]
+        c1, c2 = [m for m in scorer.convs if isinstance(m, torch.nn.Conv2d)]
         mid = torch.randn(b * k, c1.out_channels, args.rows + 1, args.text_len)
         mid = mid.contiguous(memory_format=torch.channels_last).requires_grad_(True)
 

@@ -103,13 +103,15 @@ def _module_imports(path: Path, lazy: bool = False):
 
 def _defining(target: Path, names: list[str]) -> set[Path]:
     """The files that define what `from target import names` takes: the module, or for a package each name's
-    submodule or the module its __init__ re-exports it from (an __init__ only gathers names)."""
+    submodule (a subpackage taken whole: all its files) or the module its __init__ re-exports it from (an
+    __init__ only gathers names)."""
     if target.with_suffix(".py").is_file():
         return {target.with_suffix(".py")}
     found = set()
     for name in names:
         if (target / f"{name}.py").is_file():
             found.add(target / f"{name}.py")
+        found |= set((target / name).rglob("*.py")) if (target / name).is_dir() else set()
         for source, taken in _module_imports(target / "__init__.py"):
             if name in taken:
                 found |= _defining(source, [name])

@@ -1,6 +1,9 @@
 """Validation during training: the share of held-out items whose positive outscores its own candidates.
 
-accuracy = validate(scorer, data, val_items, device)   # val_items: image row -> item indices
+    accuracy = validate(scorer, data, val_items, device)   # val_items: image row -> item indices
+
+The loop scores the val items of every store together every `eval_every` steps and at the end
+(`validate_all`), in batches of 256 items, without dropout.
 """
 
 from __future__ import annotations
