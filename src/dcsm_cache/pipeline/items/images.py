@@ -1,7 +1,10 @@
 """Opening an item's image: a file, a crop of one, a crop on a canvas, or a member of a tar shard.
 
-im = open_image(ds, row)        # RGB PIL image, cropped; a missing or corrupt file is one clear error
-w, h = image_size(ds, row)      # from the header alone
+    im = open_image(ds, row)        # RGB PIL image, cropped; a missing or corrupt file is one clear error
+    w, h = image_size(ds, row)      # from the header alone
+
+A member of a tar shard is read through `formats/shards.py`; a missing or unreadable file is a one-line
+error naming it, never a PIL traceback.
 """
 
 from __future__ import annotations
