@@ -88,3 +88,50 @@ def test_parts_run_the_model_on_the_one_part_runs_batches(manifests, tmp_path, m
         "text/length",
     ):
         assert one[name][:].tobytes() == three[name][:].tobytes(), name
+
+
+def test_rows_normalised_where_the_model_ran_and_whole_chunk_files_give_the_old_stores_bytes(tmp_path, monkeypatch):
+    """Tokens used to be normalised in float32, copied to the host and rounded to float16 there, written into a
+    zero array at the readable rows and through zarr-python; now they are rounded where the model ran and written
+    as whole chunk files. A store with unreadable images, edge chunks and batches off the chunk grid is the same
+    bytes either way."""
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from dcsm_cache.pipeline.extract import run
+    from dcsm_cache.pipeline.items import DatasetBuilder, write_manifest
+
+    rng = np.random.default_rng(0)
+    b = DatasetBuilder("old-new", tmp_path)
+    for i in range(21):
+        if i == 5:
+            (tmp_path / f"{i}.png").write_bytes(b"\x89PNG not really")
+        elif i != 13:  # missing
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        b.add(f"{i}.png", [f"a red circle number {i}", "a blue square"])
+    write_manifest(b.build(), tmp_path / "m.json")
+    cfg = ExtractConfig(batch_size=6, text_batch_size=5, chunk_rows=4, device="cpu", progress=False, workers=0)
+    new = extract(tmp_path / "m.json", TINY_BACKBONE, tmp_path / "new.zarr", cfg)
+
+    class ZarrPython:  # the old writes: zarr-python's slice assignment, on the calling thread
+        def __init__(self, root, group, threads):
+            self.group = group
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def write(self, name, start, values):
+            self.group[name][start : start + len(values)] = values
+
+    monkeypatch.setattr(run, "ChunkWriter", ZarrPython)
+    monkeypatch.setattr(run, "unit_fp16", lambda x: F.normalize(x.float(), dim=-1).cpu().half())
+    old = extract(tmp_path / "m.json", TINY_BACKBONE, tmp_path / "old.zarr", cfg)
+
+    def files(folder):
+        return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    assert new.image_valid[:].tolist() == [i not in (5, 13) for i in range(21)]
+    assert len(files(new.path)) > 20 and files(new.path) == files(old.path)

@@ -156,3 +156,32 @@ def test_the_dcsm_cache_command_itself_killed_mid_write(server, manifests, refer
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert server.run(args, log) == 0, log.read_text()
     assert files(out) == files(reference[0])
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def test_killing_extract_alone_frees_its_part_for_a_rerun_at_once(server, manifests, reference, tmp_path):
+    """What an OOM killer does: SIGKILL the extracting process alone while its decoding worker lives. The worker,
+    forked after the part's lock was taken, must not hold it: a rerun started at once takes the part and finishes."""
+    out, log = tmp_path / "s.zarr", tmp_path / "log"
+    args = extract_args(manifests["shapes_spatial"], out)
+    args[args.index("--workers") + 1] = "1"
+    pid = server.start(args, log, env={"DCSM_CACHE_FAULT": "pause@chunk.write#2"})
+    wait_for(log, "paused at chunk.write", pid, server)
+    workers = children(pid)
+    assert workers, "no decoding worker to orphan"
+    os.kill(pid, signal.SIGKILL)
+    assert server.wait(pid) == -signal.SIGKILL
+    assert any(Path(f"/proc/{w}").exists() for w in workers)  # the orphaned worker still lives...
+    assert server.run(args, tmp_path / "rerun") == 0, (tmp_path / "rerun").read_text()  # ...and holds nothing
+    assert files(out) == files(reference[0])

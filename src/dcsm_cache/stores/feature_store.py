@@ -17,12 +17,15 @@ Reading a store checks its schema, backbone, dataset fingerprint and that every 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
 import os
 import shutil
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -34,6 +37,7 @@ from zarr.codecs import Crc32cCodec
 from .. import faults
 from ..atomic import write_json, write_text
 from ..errors import IncompleteStoreError, PartBusyError, StoreMismatchError, StoreNotFoundError
+from .chunk_files import partial_files
 from .raw_rows import RawRows
 
 # 2: attrs name the backbone by what was loaded (backbone_id, identity); 3: every chunk carries a crc32c checksum
@@ -189,14 +193,12 @@ class FeatureStore:
             yield
 
     def _sweep(self, part: int) -> None:
-        """Remove the `*.partial` files (zarr's atomic writes cut short) in this part's chunks."""
+        """Remove the temporary chunk files (atomic writes cut short) in this part's chunks."""
         for g, (a, b) in self.part_rows(part).items():
             for name in self.group[g].array_keys():
-                arr = self.group[f"{g}/{name}"]
-                first, end = a // arr.chunks[0], -(-b // arr.chunks[0])
-                for tmp in (self.path / g / name / "c").rglob("*.partial"):
-                    head = tmp.relative_to(self.path / g / name / "c").parts[0].split(".")[0]
-                    if head.isdigit() and first <= int(head) < end:
+                rows = self.group[f"{g}/{name}"].chunks[0]
+                for c, tmp in partial_files(self.path, f"{g}/{name}"):
+                    if a // rows <= c < -(-b // rows):
                         tmp.unlink(missing_ok=True)
 
     def part_rows(self, part: int) -> dict[str, tuple[int, int]]:
@@ -329,24 +331,47 @@ def _store_lock(path: Path) -> Iterator[None]:
         yield
 
 
+_held: set[Path] = set()  # part locks this process holds (a POSIX lock does not exclude its own process)
+_held_guard = threading.Lock()
+
+
 @contextlib.contextmanager
 def _part_lock(path: Path, part: int, nparts: int, wait: bool) -> Iterator[None]:
-    """An exclusive flock on `.NAME.part-K-of-N.lock` beside the store, holding 'pid P on host H'."""
+    """An exclusive lock on `.NAME.part-K-of-N.lock` beside the store, holding 'pid P on host H'.
+
+    A POSIX record lock (`lockf`), not `flock`: it belongs to this process alone, so the processes it
+    forks (DataLoader's decoding workers) do not hold it, and the kernel frees it the moment this
+    process dies, even while an orphaned worker lives on."""
     lock_path = path.parent / f".{path.name}.part-{part}-of-{nparts}.lock"
+    key = lock_path.resolve()
     with open(lock_path, "a+") as lock:
+        while True:
+            with _held_guard:
+                mine = key in _held
+                if not mine:
+                    try:
+                        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        _held.add(key)
+                        break
+                    except OSError as err:
+                        if err.errno not in (errno.EACCES, errno.EAGAIN):
+                            raise
+            if not wait:
+                lock.seek(0)
+                holder = f"this process (pid {os.getpid()})" if mine else lock.read().strip() or "another process"
+                raise PartBusyError(
+                    f"{path}: part {part} of {nparts} is being written by {holder} (lock {lock_path}): "
+                    f"wait for it, or pass --wait to wait; it is never written twice at once"
+                ) from None
+            time.sleep(0.1)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise PartBusyError(
-                f"{path}: part {part} of {nparts} is being written by {holder} (lock {lock_path}): "
-                f"wait for it, or pass --wait to wait; it is never written twice at once"
-            ) from None
-        lock.truncate(0)
-        lock.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
-        lock.flush()
-        yield
+            lock.truncate(0)
+            lock.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
+            lock.flush()
+            yield
+        finally:
+            with _held_guard:
+                _held.discard(key)
 
 
 def is_checksum_error(err: BaseException | None) -> bool:

@@ -16,11 +16,11 @@ import mmap
 import os
 from pathlib import Path
 
-import google_crc32c
 import numpy as np
 import zarr
 
 from ..errors import StoreCorruptError
+from .chunk_files import checksum, chunk_path, raw_layout
 
 MAX_MAPS = 4096  # chunk files kept mapped: address space, not memory (the pages stay in the page cache)
 ROW_AT_A_TIME = 64  # up to this many rows (a minibatch) a row at a time costs less than grouping by chunk
@@ -58,22 +58,14 @@ class RawRows:
         """The array, and whether its chunk files are raw little-endian rows and a crc32c."""
         if name not in self._layouts:
             arr = self.group[name]
-            kinds = [type(c).__name__ for c in arr.metadata.codecs]
-            raw = (
-                arr.ndim > 0
-                and kinds == ["BytesCodec", "Crc32cCodec"]
-                and getattr(getattr(arr.metadata.codecs[0], "endian", None), "value", "little") == "little"
-                and arr.chunks[1:] == arr.shape[1:]
-            )
-            self._layouts[name] = (arr, raw)
+            self._layouts[name] = (arr, raw_layout(arr))
         return self._layouts[name]
 
     def _chunk(self, name: str, arr: zarr.Array, c: int) -> np.ndarray | None:
         if (name, c) not in self._maps:
             if len(self._maps) > MAX_MAPS:
                 self._maps.clear()
-            key = arr.metadata.chunk_key_encoding.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
-            path = self.path / name / key
+            path = chunk_path(self.path, name, arr, c)
             shape = (arr.chunks[0], *arr.shape[1:])
             self._maps[name, c] = checked_map(path, arr.dtype.newbyteorder("<"), shape) if path.exists() else None
         return self._maps[name, c]
@@ -92,7 +84,7 @@ def checked_map(path: Path, dtype: np.dtype, shape: tuple) -> np.ndarray:
             )
         mapped = np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), dtype=np.uint8)
     body, stored = mapped[:-4], bytes(mapped[-4:])
-    if np.uint32(google_crc32c.value(body)).tobytes() != stored:
+    if checksum(body) != stored:
         raise StoreCorruptError(
             f"{path} fails its checksum (the bytes changed after they were written): re-extract the store"
         )

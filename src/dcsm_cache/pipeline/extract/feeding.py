@@ -1,8 +1,8 @@
 """Feeding the model in flat memory: decoding runs ahead in DataLoader workers, writes trail behind in a thread.
 
-    with StoreWriter(store) as write:
+    with ChunkWriter(store.path, store.group) as chunks, StoreWriter(chunks) as write:
         for start, pixels, valid, errors in image_batches(ds, preprocess, (0, n), batch_size=64, workers=4):
-            write(start, {"image/tokens": ..., "image/pooled": ..., "image/valid": valid})
+            write(start, *to_host({"image/tokens": ..., "image/pooled": ..., "image/valid": valid}))
 
 Peak memory does not grow with the dataset: at most `workers × prefetch` decoded batches wait for the
 model, and at most `depth` computed batches wait for the disk. Unreadable images (missing, corrupt)
@@ -26,13 +26,20 @@ from ...cores import cpu_cores
 from ...errors import DcsmCacheError
 from ..items import Dataset, open_image
 
-__all__ = ["StoreWriter", "auto_workers", "image_batches"]
+__all__ = ["StoreWriter", "auto_workers", "auto_write_threads", "image_batches"]
 
 
 def auto_workers(device: torch.device) -> int:
-    """Decoding processes: up to 8 beside a GPU; on a CPU the model needs the cores, so one fewer than there are."""
+    """Decoding processes. Beside a GPU decoding is the pipeline's limit: one per core but the one that
+    feeds the GPU (at most 32); on a CPU the model needs the cores: up to 4, one fewer than there are."""
     cores = cpu_cores()
-    return min(8, cores) if device.type == "cuda" else max(0, min(4, cores - 1))
+    return max(1, min(32, cores - 1)) if device.type == "cuda" else max(0, min(4, cores - 1))
+
+
+def auto_write_threads() -> int:
+    """Threads writing chunk files: a few, so that a chunk's checksum and its write to the page cache
+    overlap the next (the disk, not the threads, is the limit)."""
+    return max(2, min(4, cpu_cores()))
 
 
 class _Rows(TorchDataset):
@@ -112,32 +119,37 @@ def _numbered(batches, start: int):
 
 
 class StoreWriter:
-    """Writes batches to a store from one thread behind a bounded queue, so the model never waits on the disk.
+    """Hands batches of rows to a store's writer from one thread behind a bounded queue, so the thread that
+    runs the model never waits for the bytes: each batch's `ready` (`rows.to_host`: its copies from the
+    device) is waited for here, then its arrays go to `sink.write(name, start, values)` (a `ChunkWriter`).
 
     An error in the writer is raised in the caller at its next write or at exit; nothing is dropped.
     """
 
-    def __init__(self, store, depth: int = 2):
-        self.store = store
+    def __init__(self, sink, depth: int = 2):
+        self.sink = sink
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
 
-    def __enter__(self) -> Callable[[int, dict[str, np.ndarray]], None]:
+    def __enter__(self) -> Callable[..., None]:
         self._thread.start()
         return self.write
 
-    def write(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+    def write(self, start: int, arrays: dict[str, np.ndarray], ready: Callable[[], None] | None = None) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((start, arrays))
+        self._queue.put((start, arrays, ready))
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
             if self._error is None:
+                start, arrays, ready = job
                 try:
-                    for name, values in job[1].items():
-                        self.store.write(name, job[0], values)
+                    if ready is not None:
+                        ready()
+                    for name, values in arrays.items():
+                        self.sink.write(name, start, values)
                 except BaseException as err:  # noqa: BLE001  (handed to the caller)
                     self._error = err
 

@@ -26,20 +26,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ... import __version__
 from ..._openclip import open_clip
 from ...config import at_least, one_of, require
 from ...errors import BadInputError, ConfigError, DcsmCacheError
 from ...progress import tqdm
+from ...stores.chunk_writer import ChunkWriter
 from ...stores.feature_store import FeatureStore, StoreShape
 from ..dcsm import FUNCTIONAL_WORDS, FunctionalWords
 from ..device import PRECISIONS, autocast, resolve_precision
 from ..items import manifest_fingerprint, open_image, read_manifest
 from ..paper.padding import TEXT_SEQ, reference_text_tokens
 from ..tokens import load_backbone, parse_backbone, token_encoder
-from .feeding import StoreWriter, auto_workers, image_batches
+from .feeding import StoreWriter, auto_workers, auto_write_threads, image_batches
+from .rows import to_host, unit_fp16
 from .views import ViewAugment
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class ExtractConfig:
     text_batch_size: int = 256
     device: str = "auto"
     workers: int = -1  # processes decoding images ahead of the model; -1: auto (feeding.auto_workers)
+    write_threads: int = 0  # threads writing whole chunk files; 0: auto (feeding.auto_write_threads)
     part: int = 0
     nparts: int = 1
     chunk_rows: int = 0  # rows per stored chunk, the unit parts split at; 0: ~1.5 MB chunks (feature_store)
@@ -74,6 +76,7 @@ class ExtractConfig:
             batch_size=(self.batch_size, 0),
             text_batch_size=(self.text_batch_size, 1),
             workers=(self.workers, -1),
+            write_threads=(self.write_threads, 0),
             nparts=(self.nparts, 1),
             chunk_rows=(self.chunk_rows, 0),
             views=(self.views, 1),
@@ -183,8 +186,10 @@ def _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, 
         augment=augment,
     )  # decoding starts now...
     text_fn = (lambda x, n: reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
-    _extract_text(store, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)  # ...while text runs
-    bad = _extract_images(store, enc, batches, ds, cfg)
+    threads = cfg.write_threads or auto_write_threads()
+    with ChunkWriter(store.path, store.group, threads) as chunks, StoreWriter(chunks) as write:
+        _extract_text(write, text_fn, ids, lengths, ranges["text"], text_len, bb.device, cfg)  # ...while text runs
+        bad = _extract_images(store, write, enc, batches, ds, cfg)
     store.write_bad_images(cfg.part, bad)
     store.mark_done(cfg.part)
 
@@ -212,7 +217,7 @@ def _first_readable(ds, tries: int = 16) -> int | None:
     return None
 
 
-def _extract_text(store, text_fn, ids, lengths, span, text_len, device, cfg) -> None:
+def _extract_text(write, text_fn, ids, lengths, span, text_len, device, cfg) -> None:
     a, b = span
     bar = tqdm(total=b - a, desc="text", unit="cap", disable=not cfg.progress)
     lo, hi = on_grid(span, cfg.text_batch_size, len(ids))
@@ -222,28 +227,31 @@ def _extract_text(store, text_fn, ids, lengths, span, text_len, device, cfg) -> 
             tok, pooled = text_fn(ids[s:e].to(device), lengths[s:e].to(device))
         first, last = max(a, s), min(b, e)  # this part's rows of the batch
         own = slice(first - s, last - s)
-        tok = F.normalize(tok[own, :text_len].float(), dim=-1)
-        store.write("text/tokens", first, tok.cpu().half().numpy())
-        store.write("text/pooled", first, pooled[own].float().cpu().half().numpy())
-        store.write("text/ids", first, ids[first:last, :text_len].numpy().astype(np.int32))
-        store.write("text/length", first, lengths[first:last].numpy())
+        rows = {"text/tokens": unit_fp16(tok[own, :text_len]), "text/pooled": pooled[own].float().half()}
+        rows["text/ids"] = ids[first:last, :text_len].numpy().astype(np.int32)
+        rows["text/length"] = lengths[first:last].numpy()
+        write(first, *to_host(rows))
         bar.update(last - first)
     bar.close()
 
 
-def _encode(enc, pixels, valid, width, device, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-norm tokens [B, P, D] and pooled embeddings [B, D] (float16) of the valid images; zeros elsewhere."""
-    tokens = np.zeros((len(valid), *width[0]), np.float16)
-    pooled = np.zeros((len(valid), width[1]), np.float16)
-    if valid.any():
+def _encode(enc, pixels, valid, width, device, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit-norm tokens [B, P, D] and pooled embeddings [B, D], float16 on the model's device, of the valid
+    images; zeros elsewhere. The model sees the readable images only (all of a batch's, without a copy)."""
+    pixels = pixels.to(device, non_blocking=True)
+    if valid.all():
         with autocast(device, cfg.precision):
-            tok, pool_ = enc.image(pixels[torch.from_numpy(valid)].to(device, non_blocking=True))
-        tokens[valid] = F.normalize(tok.float(), dim=-1).cpu().half().numpy()
-        pooled[valid] = pool_.float().cpu().half().numpy()
+            tok, pooled = enc.image(pixels)
+        return unit_fp16(tok), pooled.float().half()
+    rows = torch.from_numpy(np.flatnonzero(valid)).to(device)
+    tokens = torch.zeros((len(valid), *width[0]), dtype=torch.float16, device=device)
+    pooled = torch.zeros((len(valid), width[1]), dtype=torch.float16, device=device)
+    if len(rows):
+        tokens[rows], pooled[rows] = _encode(enc, pixels[rows], np.ones(len(rows), bool), width, device, cfg)
     return tokens, pooled
 
 
-def _extract_images(store, enc, batches, ds, cfg) -> list[dict]:
+def _extract_images(store, write, enc, batches, ds, cfg) -> list[dict]:
     """Consume decoded batches; the model sees only readable images, every row is written.
 
     Returns the unreadable images ({row, path, reason}); with on_bad_image=fail the first one stops the run."""
@@ -251,25 +259,24 @@ def _extract_images(store, enc, batches, ds, cfg) -> list[dict]:
     (a, b), device = store.part_rows(cfg.part)["image"], next(enc.model.parameters()).device
     bar = tqdm(total=b - a, desc="images", unit="img", disable=not cfg.progress)
     width = (store.image_tokens.shape[1:], store.image_pooled.shape[1])
-    with StoreWriter(store) as write:
-        for start, pixels, valid, errors in batches:
-            own = slice(max(a, start) - start, min(b, start + len(valid)) - start)  # this part's rows of the batch
-            for row, reason in zip(start + np.flatnonzero(~valid), errors):
-                if not a <= row < b:  # a row of the next or previous part, decoded to complete the batch
-                    continue
-                if cfg.on_bad_image == "fail":
-                    raise BadInputError(f"{reason} (row {row}): fix or remove it, or pass --on-bad-image skip")
-                bad.append({"row": int(row), "path": ds.images[row].path, "reason": reason})
-            if pixels.ndim == 5:  # [B, K, C, H, W]: view 0 plain, then the augmented views
-                tokens, pooled = _encode(enc, pixels[:, 0], valid, width, device, cfg)
-                views = [_encode(enc, pixels[:, v], valid, width, device, cfg) for v in range(1, pixels.shape[1])]
-                arrays = {"image/views": np.stack([t for t, _ in views], 1)}
-                arrays["image/views_pooled"] = np.stack([p for _, p in views], 1)
-            else:
-                (tokens, pooled), arrays = _encode(enc, pixels, valid, width, device, cfg), {}
-            arrays = {"image/tokens": tokens, "image/pooled": pooled, "image/valid": valid, **arrays}
-            write(start + own.start, {k: v[own] for k, v in arrays.items()})
-            bar.update(own.stop - own.start)
+    for start, pixels, valid, errors in batches:
+        own = slice(max(a, start) - start, min(b, start + len(valid)) - start)  # this part's rows of the batch
+        for row, reason in zip(start + np.flatnonzero(~valid), errors):
+            if not a <= row < b:  # a row of the next or previous part, decoded to complete the batch
+                continue
+            if cfg.on_bad_image == "fail":
+                raise BadInputError(f"{reason} (row {row}): fix or remove it, or pass --on-bad-image skip")
+            bad.append({"row": int(row), "path": ds.images[row].path, "reason": reason})
+        if pixels.ndim == 5:  # [B, K, C, H, W]: view 0 plain, then the augmented views
+            tokens, pooled = _encode(enc, pixels[:, 0], valid, width, device, cfg)
+            views = [_encode(enc, pixels[:, v], valid, width, device, cfg) for v in range(1, pixels.shape[1])]
+            arrays = {"image/views": torch.stack([t for t, _ in views], 1)}
+            arrays["image/views_pooled"] = torch.stack([p for _, p in views], 1)
+        else:
+            (tokens, pooled), arrays = _encode(enc, pixels, valid, width, device, cfg), {}
+        arrays = {"image/tokens": tokens, "image/pooled": pooled, "image/valid": valid, **arrays}
+        write(start + own.start, *to_host({k: v[own] for k, v in arrays.items()}))
+        bar.update(own.stop - own.start)
     bar.close()
     for rec in bad[:10]:
         log.warning("%s (row %d kept, marked invalid)", rec["reason"], rec["row"])

@@ -1,0 +1,70 @@
+"""A store array's chunk files as bytes on disk: the one module that knows how zarr lays them out.
+
+    if raw_layout(arr):                                  # raw little-endian rows, then their crc32c
+        path = chunk_path(store.path, "image/tokens", arr, 3)   # .../image/tokens/c/3/0/0
+
+The store creates its arrays chunked along the first axis only, with zarr v3's `bytes` codec
+(little-endian) and its `crc32c` checksum codec and no compressor (`feature_store.py`). A chunk file
+is then the rows' raw bytes, edge chunks padded whole with the fill value, followed by the crc32c of
+those bytes as a little-endian uint32. The fast reader (`raw_rows.py`) maps such files and the
+writer (`chunk_writer.py`) writes them whole, both through the names here; an array stored any
+other way is read and written through zarr-python. zarr-python writes a chunk through a temporary
+`NAME.<hex>.partial` file renamed over it, and so does the writer: `partial_files` finds the ones a
+killed process left.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import google_crc32c
+import numpy as np
+import zarr
+
+__all__ = ["PARTIAL", "checksum", "chunk_path", "is_checksum_error", "partial_files", "raw_layout", "temporary"]
+
+PARTIAL = ".partial"  # zarr-python's suffix for a chunk file being written
+
+
+def raw_layout(arr: zarr.Array) -> bool:
+    """Whether `arr`'s chunk files are whole rows of raw little-endian bytes followed by their crc32c."""
+    codecs = arr.metadata.codecs
+    kinds = [type(c).__name__ for c in codecs]
+    endian = getattr(getattr(codecs[0], "endian", None), "value", "little") if codecs else None
+    whole_rows = arr.ndim > 0 and arr.chunks[1:] == arr.shape[1:]
+    return whole_rows and kinds == ["BytesCodec", "Crc32cCodec"] and endian == "little"
+
+
+def chunk_path(root: Path, name: str, arr: zarr.Array, c: int) -> Path:
+    """The file of chunk `c` (along the first axis) of array `name` in the store at `root`."""
+    return root / name / arr.metadata.chunk_key_encoding.encode_chunk_key((c, *(0,) * (arr.ndim - 1)))
+
+
+def temporary(path: Path) -> Path:
+    """A temporary name beside chunk file `path`, as zarr-python names its own."""
+    return path.with_suffix(f".{uuid.uuid4().hex}{PARTIAL}")
+
+
+def partial_files(root: Path, name: str) -> Iterator[tuple[int, Path]]:
+    """(chunk index along the first axis, file) of every temporary chunk file under array `name`."""
+    base = root / name / "c"
+    for tmp in base.rglob(f"*{PARTIAL}"):
+        head = tmp.relative_to(base).parts[0].split(".")[0]
+        if head.isdigit():
+            yield int(head), tmp
+
+
+def checksum(body: np.ndarray) -> bytes:
+    """The 4 bytes the crc32c codec appends to a chunk's bytes `body` (an array; google_crc32c takes no memoryview)."""
+    return np.uint32(google_crc32c.value(body)).astype("<u4").tobytes()
+
+
+def is_checksum_error(err: BaseException | None) -> bool:
+    """Whether `err` (or what caused it) is zarr-python finding a chunk that fails its crc32c on reading."""
+    while err is not None:
+        if isinstance(err, ValueError) and "checksum do not match" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
