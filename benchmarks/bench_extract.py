@@ -1,6 +1,7 @@
 """Extraction at the model's limit in flat memory: the pipeline's img/s against the model's forward alone.
 
     python benchmarks/bench_extract.py --arch ViT-B-16 --images 32
+    python benchmarks/bench_extract.py --null-model --arch ViT-B-16 --images 2048
 
 For each architecture (random weights; nothing is downloaded): N and 4N JPEG images of the given size
 are written to a folder, two captions each. Forward-only: the same model, batch and device on inputs
@@ -10,6 +11,22 @@ Pipeline: `dcsm-cache extract` in a child process (decode in DataLoader workers,
 it); its per-image rate is 3N / (t(4N) - t(N)), which leaves out the fixed start-up (imports, model
 load, text). Peak RSS of the child (ru_maxrss) for N and 4N images shows whether memory grows with
 the dataset. Last line: one JSON object of the figures.
+
+With --null-model, the pipeline around a model that costs nothing, so each stage meets its own limit: the
+architecture's backbone is loaded (its preprocessing, tokenizer and store attributes are the real ones)
+but its encoder returns the same preallocated float32 tokens and pooled vectors of its output shapes for
+every batch. `extract()` runs in this process, timed from its part's first row to the last chunk file
+synced to the disk (os.sync), on N images and 2N captions:
+- `plain_write_img_s`: a plain sequential write of the same bytes (each image's tokens and pooled row, in
+  batches) to one file on the same disk, + os.sync: the disk's limit;
+- `null_img_s`: extraction from already-decoded images (one batch of pixels fed again and again), so
+  what is timed is the per-token work on the device (normalise, round to float16), the copies and the
+  store's writes; `null_over_plain_write` = null_img_s / plain_write_img_s;
+- `decode_img_s`: the decoding workers alone (`image_batches` over the JPEGs with the architecture's
+  preprocessing, the same workers), batches dropped;
+- `null_decode_img_s`: the whole pipeline from the JPEG files with the free model;
+  `null_decode_over_decode` = null_decode_img_s / decode_img_s.
+The three timed runs and the plain write alternate over `--rounds` rounds; medians.
 """
 
 from __future__ import annotations
@@ -17,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,6 +125,121 @@ def forward_only(manifest: Path, arch: str, batch: int, device: str) -> tuple[fl
     return len(pixels) / t_image, len(pixels) / (t_image + t_text)
 
 
+class NullEncoder:
+    """`enc`'s output shapes at no cost: the same preallocated float32 tokens and pooled rows for every batch."""
+
+    def __init__(self, enc, batch: int, text_batch: int, context: int):
+        self.model, self.real = enc.model, enc
+        (_, p, d), dev = enc.image(torch.zeros(1, 3, *_image_size(enc.model), device=enc.device))[0].shape, enc.device
+        g = torch.Generator(device=dev).manual_seed(0)
+        self.tokens = torch.randn(batch, p, d, device=dev, generator=g)
+        self.pooled = torch.randn(batch, d, device=dev, generator=g)
+        self.text_tokens = torch.randn(text_batch, context, d, device=dev, generator=g)
+        self.text_pooled = torch.randn(text_batch, d, device=dev, generator=g)
+
+    def image(self, pixels):
+        return self.tokens[: len(pixels)], self.pooled[: len(pixels)]
+
+    def text(self, ids):
+        return self.text_tokens[: len(ids), : ids.shape[1]], self.text_pooled[: len(ids)]
+
+    def describe(self) -> dict:
+        return self.real.describe()
+
+
+def _image_size(model) -> tuple[int, int]:
+    size = getattr(model.visual, "image_size", 224)
+    return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+
+
+def null_model(manifest: Path, arch: str, tmp: Path, batch: int, workers: int, device: str, rounds: int) -> dict:
+    """The --null-model figures (module doc) for one architecture."""
+    from dcsm_cache.pipeline.extract import ExtractConfig, extract, image_batches
+    from dcsm_cache.pipeline.extract import run
+
+    ds = read_manifest(manifest)
+    n = len(ds.images)
+    cfg = ExtractConfig(batch_size=batch, workers=workers, device=device, progress=False, overwrite=True)
+    real = {"token_encoder": run.token_encoder, "image_batches": run.image_batches, "part": run._extract_part}
+    seconds: list[float] = []
+
+    def null_encoder(model, precision="fp32"):
+        return NullEncoder(real["token_encoder"](model, precision), batch, cfg.text_batch_size, 77)
+
+    bb = load_backbone(arch, device=device)
+    pixels = torch.stack([bb.preprocess(open_image(ds, r % n)) for r in range(batch)])  # decoded once, before
+    pixels = pixels.pin_memory() if bb.device.type == "cuda" else pixels
+
+    def decoded(ds, preprocess, span, batch_size, workers, pixel_shape, pin_memory=False, augment=None):
+        for s in range(span[0], span[1], batch_size):
+            b = min(batch_size, span[1] - s)
+            yield s, pixels[:b], np.ones(b, bool), []
+
+    def timed_part(*a, **k):
+        t = time.perf_counter()
+        real["part"](*a, **k)
+        os.sync()
+        seconds.append(time.perf_counter() - t)
+
+    run.token_encoder, run._extract_part = null_encoder, timed_part
+    shape = None
+    times: dict[str, list[float]] = {"plain": [], "null": [], "decode": [], "null_decode": []}
+    try:
+        for r in range(rounds):
+            for key, batches in (("null", decoded), ("null_decode", real["image_batches"])):
+                run.image_batches = batches
+                extract(manifest, arch, tmp / f"{key}.zarr", cfg)
+                times[key].append(seconds.pop())
+                shape = shape or zarr_shape(tmp / f"{key}.zarr")
+                shutil.rmtree(tmp / f"{key}.zarr")
+            times["plain"].append(plain_write(tmp / "plain.bin", n, batch, *shape))
+            t = time.perf_counter()
+            for _ in image_batches(ds, bb.preprocess, (0, n), batch, workers, tuple(pixels.shape[1:])):
+                pass
+            times["decode"].append(time.perf_counter() - t)
+    finally:
+        run.token_encoder, run.image_batches, run._extract_part = (
+            real["token_encoder"],
+            real["image_batches"],
+            real["part"],
+        )
+    rate = {k: n / sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {
+        "plain_write_img_s": round(rate["plain"], 1),
+        "null_img_s": round(rate["null"], 1),
+        "null_over_plain_write": round(rate["null"] / rate["plain"], 3),
+        "decode_img_s": round(rate["decode"], 1),
+        "null_decode_img_s": round(rate["null_decode"], 1),
+        "null_decode_over_decode": round(rate["null_decode"] / rate["decode"], 3),
+        "bytes_per_image": int(2 * (np.prod(shape[0]) + shape[1])),
+    }
+
+
+def zarr_shape(path: Path) -> tuple[tuple[int, ...], int]:
+    """(tokens row shape, pooled width) of the store at `path`."""
+    from dcsm_cache.stores import FeatureStore
+
+    store = FeatureStore.open(path)
+    return tuple(store.image_tokens.shape[1:]), store.image_pooled.shape[1]
+
+
+def plain_write(path: Path, n: int, batch: int, token_shape: tuple[int, ...], width: int) -> float:
+    """Seconds to write n images' float16 tokens and pooled rows to one file in batches, + os.sync."""
+    rng = np.random.default_rng(0)
+    tokens = rng.standard_normal((batch, *token_shape)).astype(np.float16)
+    pooled = rng.standard_normal((batch, width)).astype(np.float16)
+    os.sync()
+    t = time.perf_counter()
+    with open(path, "wb") as f:
+        for s in range(0, n, batch):
+            f.write(tokens[: n - s])
+            f.write(pooled[: n - s])
+    os.sync()
+    seconds = time.perf_counter() - t
+    path.unlink()
+    return seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", action="append", help="architectures (default: ViT-B-16 and shapes-clip)")
@@ -115,14 +248,34 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    ap.add_argument("--null-model", action="store_true", help="the pipeline around a model that costs nothing")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the --null-model runs")
     args = ap.parse_args()
+    if args.null_model:
+        figures = {"images": args.images, "batch": args.batch, "workers": args.workers, "device": _device(args)}
+        with tempfile.TemporaryDirectory(dir=".") as tmp:  # the disk a store is written to, not a tmpfs
+            manifest = write_images(Path(tmp), args.images, args.size)
+            for arch in args.arch or ["ViT-B-16"]:
+                f = null_model(manifest, arch, Path(tmp), args.batch, args.workers, args.device, args.rounds)
+                print(
+                    f"{arch}, null model, {args.images} images of {f['bytes_per_image'] / 1e3:.0f} KB: plain write "
+                    f"{f['plain_write_img_s']:.0f} img/s | pipeline from decoded images {f['null_img_s']:.0f} img/s "
+                    f"({f['null_over_plain_write']:.2f} of the plain write) | decoding alone {f['decode_img_s']:.0f} "
+                    f"img/s | pipeline from JPEGs {f['null_decode_img_s']:.0f} img/s "
+                    f"({f['null_decode_over_decode']:.2f} of decoding alone)"
+                )
+                figures |= {f"{arch.replace('-', '_').lower()}_{k}": v for k, v in f.items()}
+                if len(args.arch or ["ViT-B-16"]) == 1:
+                    figures |= f
+        print(json.dumps(figures))
+        return
     archs = args.arch or ["ViT-B-16", "shapes-clip"]
     figures: dict = {
         "threads": torch.get_num_threads(),
         "images": args.images,
         "batch": args.batch,
         "workers": args.workers,
-        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "device": _device(args),
     }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -150,6 +303,10 @@ def main() -> None:
                 f"{key}_rss_4n_over_n": round(rss_4n / rss_n, 3),
             }
     print(json.dumps(figures))
+
+
+def _device(args) -> str:
+    return torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
 
 
 if __name__ == "__main__":
