@@ -39,7 +39,8 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        generate_world(WorldConfig(n_pretrain=8, n_train=args.images, n_val=8, n_test=8, n_heldout=4), tmp / "w")
+        world = WorldConfig(n_pretrain=8, n_train=args.images, n_val=8, n_test=8, n_heldout=4, n_heldout_val=0)
+        generate_world(world, tmp / "w")
         write_manifest(load_benchmark("shapes_train", str(tmp / "w")), tmp / "m.json")
         t0 = time.perf_counter()
         extract(tmp / "m.json", args.arch, tmp / "s.zarr", ExtractConfig(device="cpu", progress=False, batch_size=128))

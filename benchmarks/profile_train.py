@@ -36,7 +36,7 @@ def store_of_default_size(folder: Path, n_train: int, n_val: int) -> Path:
     store = folder / "shapes_train.zarr"
     if (store / ".parts" / "0-of-1.done").exists():
         return store
-    world = WorldConfig(seed=0, n_pretrain=8, n_train=n_train, n_val=n_val, n_test=4, n_heldout=2)
+    world = WorldConfig(seed=0, n_pretrain=8, n_train=n_train, n_val=n_val, n_test=4, n_heldout=2, n_heldout_val=0)
     generate_world(world, folder / "world")
     write_manifest(load_benchmark("shapes_train", str(folder / "world")), folder / "m.json")
     extract(folder / "m.json", "shapes-clip", store, ExtractConfig(device="cpu", progress=False, overwrite=True))

@@ -12,7 +12,7 @@ from dcsm_cache.pipeline.items import write_manifest
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
 
 TINY_BACKBONE = "shapes-clip-tiny"  # registered open_clip config, 32 px, random weights
-TINY_WORLD = WorldConfig(seed=0, n_pretrain=40, n_train=48, n_val=12, n_test=12, n_heldout=6)
+TINY_WORLD = WorldConfig(seed=0, n_pretrain=40, n_train=48, n_val=12, n_test=12, n_heldout=6, n_heldout_val=12)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -25,10 +25,24 @@ def test_train_writes_a_checkpoint_that_scores(stores, tmp_path):
     cfg = TrainConfig(steps=6, batch_size=8, eval_every=3, device="cpu", progress=False, text_len=16)
     summary = train(stores["shapes_train"], tmp_path / "dcsm.pt", cfg)
     assert summary["steps"] == 6 and len(summary["history"]) == 2
+    assert set(summary["history"][-1]) == {"step", "val_accuracy", "heldout_val_accuracy"}  # each scored apart
     scorer, ckpt = load_scorer(tmp_path / "dcsm.pt", "cpu")
     assert ckpt["backbone"] == TINY_BACKBONE and ckpt["text_len"] == 16
     assert "above" in ckpt["fr_words"] and ckpt["train_config"]["steps"] == 6
     assert ckpt["store_fingerprint"]
+
+
+def test_validation_subsets_are_never_trained_on(stores):
+    from dcsm_cache.pipeline.dcsm import CachedDataset
+    from dcsm_cache.pipeline.train.loop import VAL_SUBSETS, _group_items
+
+    data = CachedDataset.open(stores["shapes_train"], text_len=16)
+    trained = {i for v in _group_items(data, None).values() for i in v}
+    subsets = {data.dataset.items[i].subset for i in trained}
+    assert subsets == {"train"} and {"val", "heldout_val"} <= {it.subset for it in data.dataset.items}
+    for v in VAL_SUBSETS:
+        scored = {i for g in _group_items(data, v).values() for i in g}
+        assert scored and not scored & trained and {data.dataset.items[i].subset for i in scored} == {v}
 
 
 def test_training_changes_only_the_scorer(stores, tmp_path):

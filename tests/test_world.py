@@ -19,8 +19,8 @@ from dcsm_cache.pipeline.world import files, generate
 from dcsm_cache.pipeline.world.generate import generate_world
 from dcsm_cache.pipeline.world.scenes import Obj, WorldConfig, caption_is_true, parse_caption
 
-TINY = WorldConfig(seed=3, n_pretrain=30, n_train=24, n_val=6, n_test=8, n_heldout=6, noise=2.0)
-EXPECTED = {"pretrain": 30, "train": 24, "val": 6, "test": 24, "heldout": 18}
+TINY = WorldConfig(seed=3, n_pretrain=30, n_train=24, n_val=6, n_test=8, n_heldout=6, n_heldout_val=9, noise=2.0)
+EXPECTED = {"pretrain": 30, "train": 24, "val": 6, "test": 24, "heldout": 18, "heldout_val": 9}
 
 
 def scenes(root: Path, split: str) -> list[dict]:
@@ -43,7 +43,7 @@ def test_layout_and_counts(tiny):
     for split, n in EXPECTED.items():
         rows = scenes(tiny, split)
         assert [r["file"] for r in rows] == [f"images/{split}/{i:06d}.png" for i in range(n)]
-        twins = 2 if split in ("train", "val") else 1  # train and val scenes have an opposite image each
+        twins = 2 if split in ("train", "val", "heldout_val") else 1  # DCSM items' scenes have an opposite image each
         assert len(list((tiny / "images" / split).glob("*.png"))) == twins * n
     with Image.open(tiny / "images/test/000000.png") as im:
         assert im.mode == "RGB" and im.size == (64, 64)
@@ -83,7 +83,7 @@ def test_a_split_that_fails_in_a_worker_fails_the_world_and_leaves_no_marker(tmp
 
 
 def test_positives_true_and_every_negative_false(tiny):
-    n_negatives = {"pretrain": 0, "train": 3, "val": 3, "test": 1, "heldout": 1}
+    n_negatives = {"pretrain": 0, "train": 3, "val": 3, "test": 1, "heldout": 1, "heldout_val": 3}
     for split, n in n_negatives.items():
         for s in scenes(tiny, split):
             assert caption_is_true(s["objects"], s["positive"]), s
@@ -93,7 +93,7 @@ def test_positives_true_and_every_negative_false(tiny):
 
 
 def test_opposite_images_make_the_first_negative_true_and_keep_the_background(tiny):
-    for split in ("train", "val"):
+    for split in ("train", "val", "heldout_val"):
         for s in scenes(tiny, split):
             opp = s["opposite"]
             assert opp["file"] == s["file"].replace(".png", "_opposite.png") and opp["caption"] == s["negatives"][0]
@@ -132,7 +132,7 @@ def test_heldout_combos(tiny):
             assert not {(o["colour"], o["shape"]) for o in s["objects"]} & held
             for caption in [s["positive"], *s["negatives"]]:
                 assert not set(parse_caption(caption)[1]) & held, caption
-    for s in scenes(tiny, "heldout"):
+    for s in scenes(tiny, "heldout") + scenes(tiny, "heldout_val"):
         assert {(o["colour"], o["shape"]) for o in s["objects"]} & held
     assert W.heldout_combos(TINY) == sorted(held)
 
@@ -187,7 +187,7 @@ def test_bad_config():
     "family, subsets",
     [
         ("pretrain", {"pretrain": (30, 1)}),
-        ("train", {"train": (24, 4), "val": (6, 4)}),
+        ("train", {"train": (24, 4), "val": (6, 4), "heldout_val": (9, 4)}),
         ("binding", {"test": (8, 2), "heldout": (6, 2)}),
         ("spatial", {"test": (8, 2), "heldout": (6, 2)}),
         ("negation", {"test": (8, 2), "heldout": (6, 2)}),
@@ -218,7 +218,7 @@ def test_loader_missing_world(tmp_path):
 
 
 def test_crash_leaves_no_complete_marker(tmp_path, monkeypatch):
-    small = WorldConfig(n_pretrain=2, n_train=3, n_val=0, n_test=1, n_heldout=1)
+    small = WorldConfig(n_pretrain=2, n_train=3, n_val=0, n_test=1, n_heldout=1, n_heldout_val=1)
     root = generate_world(small, tmp_path / "w")
     assert (root / "world.json").is_file()
 

@@ -20,7 +20,7 @@ from dcsm_cache.pipeline.world import WorldConfig, caption_is_true, generate_wor
 from dcsm_cache.pipeline.world.export import export_world
 from dcsm_cache.stores.feature_store import FeatureStore
 
-TINY = WorldConfig(seed=5, n_pretrain=0, n_train=0, n_val=0, n_test=4, n_heldout=3)
+TINY = WorldConfig(seed=5, n_pretrain=0, n_train=0, n_val=0, n_test=4, n_heldout=3, n_heldout_val=0)
 KEYS = {
     "test": ("whatsUp_A", "clevr_bind_2obj_valid", "sugarcrepe"),
     "heldout": ("whatsUp_A", "clevr_bind_2obj_gen", "sugarcrepe"),

@@ -3,7 +3,9 @@
     ds = load("data/world", name="shapes_spatial", family="spatial")
 
 Families: `pretrain` (one item per pretraining image, its web caption as the single candidate,
-subset "pretrain"); `train` (DCSM items, [positive, 3 hard negatives], subsets "train" and "val");
+subset "pretrain"); `train` (DCSM items, [positive, 3 hard negatives], subsets "train", "val" and
+"heldout_val", the last with held-out combos: training scores "val" and "heldout_val" items, never
+trains on them);
 each train item's `opposite` is its opposite image, of which its first negative is true;
 `binding`, `spatial`, `negation` (probe items, [positive, hard negative], subsets "test" and
 "heldout"). The correct candidate is always 0. Image paths are relative to `root`. Items carry the
@@ -23,7 +25,7 @@ from ..world.scenes import FAMILIES
 
 SPLITS_OF = {
     "pretrain": ("pretrain",),
-    "train": ("train", "val"),
+    "train": ("train", "val", "heldout_val"),
     **{family: ("test", "heldout") for family in FAMILIES},
 }
 

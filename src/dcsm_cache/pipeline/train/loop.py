@@ -11,8 +11,10 @@ negatives. Every image is scored against all B positives and its own hard negati
 with an opposite image (the shapes world's, the paper's
 training sets) add the image-side term (`pairs.py`): each image and its opposite against both their
 captions, both directions, weighted by `pair_weight`; `loss="reference"` trains with the DCSM
-reference's recipe alone (its loss per source and version, Adam at a fixed `lr`). Items with subset
-"val" are held out and scored every `eval_every` steps (`validate.py`). A store with cached
+reference's recipe alone (its loss per source and version, Adam at a fixed `lr`). Items of a
+validation subset (`VAL_SUBSETS`: "val", and "heldout_val", the shapes world's scenes with held-out
+combos) are never trained on; each subset is scored every `eval_every` steps (`validate.py`) and
+recorded in the history as `<subset>_accuracy`. A store with cached
 augmented views (`extract --set views=K`) gives each image one of its K views per step
 (`views=True`, the default; `data.py`). The checkpoint holds the
 scorer's weights, its config and what it was trained on.
@@ -55,6 +57,7 @@ from .resume import checkpoint_meta, load_resume, one_or_list, resume_path, run_
 from .validate import validate_all
 
 log = logging.getLogger(__name__)
+VAL_SUBSETS = ("val", "heldout_val")  # scored during training, never trained on
 
 
 @dataclass(frozen=True)
@@ -99,12 +102,13 @@ class TrainConfig:
         require(0 <= self.weight_decay, "train", f"weight_decay={self.weight_decay} must not be negative")
 
 
-def _group_items(data: CachedDataset, subset_is_val: bool) -> dict[int, list[int]]:
-    """image row -> item indices (items of valid images, in or out of the val subset)."""
+def _group_items(data: CachedDataset, subset: str | None) -> dict[int, list[int]]:
+    """image row -> item indices, of valid images: those of validation subset `subset`, or (None) the
+    items trained on, which are those of no validation subset."""
     valid = data.valid
     by_image: dict[int, list[int]] = {}
     for i, it in enumerate(data.dataset.items):
-        if (it.subset == "val") == subset_is_val and valid[it.image]:
+        if (it.subset == subset if subset else it.subset not in VAL_SUBSETS) and valid[it.image]:
             by_image.setdefault(it.image, []).append(i)
     return by_image
 
@@ -127,11 +131,12 @@ def deterministic_setup(cfg: TrainConfig, device: torch.device) -> int:
 
 
 def _open_sources(stores: list, cfg: TrainConfig, items: str | None) -> list[tuple]:
-    """(path, data, train items, val items) per store; the stores must come from one backbone."""
+    """(path, data, train items, {validation subset: its items}) per store; the stores must come from one backbone."""
     sources = []
     for store in stores:
         data = CachedDataset.open(store, text_len=cfg.text_len, items=items)
-        train_items, val_items = _group_items(data, False), _group_items(data, True)
+        train_items = _group_items(data, None)
+        val_items = {v: g for v in VAL_SUBSETS if (g := _group_items(data, v))}
         if not train_items:
             raise BadInputError(f"{store}: no training items with readable images")
         ks = {len(data.dataset.items[i].candidates) for v in train_items.values() for i in v}
@@ -187,7 +192,7 @@ def train(
         rng.bit_generator.state = state["epoch_rng"]
         step, replay_to, losses = state["epoch_start"], state["step"], state["losses"]
         # rebuilt with this module's key strings, so the scorer file pickles to the same bytes
-        history = [{"step": int(h["step"]), "val_accuracy": float(h["val_accuracy"])} for h in state["history"]]
+        history = [{str(k): type(v)(v) for k, v in h.items()} for h in state["history"]]
         log.warning("%s: resuming at step %d of %d", resume_path(out), replay_to, cfg.steps)
     batches, batch = [], 0
     for _, d, train_items, _ in sources:
@@ -196,7 +201,8 @@ def train(
             TrainBatches(d, train_items, batch, cfg.buffer_chunks, cfg.reader, device, cfg.views, cfg.seed)
         )
     datas = [on_device(d, device) for d in datas]
-    val_sets = [(d, s[3]) for d, s in zip(datas, sources) if s[3]]
+    val_sets = {v: [(d, s[3][v]) for d, s in zip(datas, sources) if v in s[3]] for v in VAL_SUBSETS}
+    val_sets = {v: sets for v, sets in val_sets.items() if sets}
     bar = tqdm(total=cfg.steps, initial=replay_to, desc="train", disable=not cfg.progress)
     while step < cfg.steps:
         epoch_start, epoch_rng = step, rng.bit_generator.state
@@ -216,8 +222,13 @@ def train(
             bar.update()
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
             if val_sets and (step % cfg.eval_every == 0 or step == cfg.steps):
-                history.append({"step": step, "val_accuracy": validate_all(scorer, val_sets, device)})
-                log.info("step %d: val accuracy %.3f", step, history[-1]["val_accuracy"])
+                history.append(
+                    {
+                        "step": step,
+                        **{f"{v}_accuracy": validate_all(scorer, sets, device) for v, sets in val_sets.items()},
+                    }
+                )
+                log.info("step %d: %s", step, ", ".join(f"{k} {v:.3f}" for k, v in history[-1].items() if k != "step"))
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save_resume(
                     out,

@@ -18,8 +18,8 @@ from ...errors import BadInputError, InputNotFoundError
 
 __all__ = ["FORMAT", "SPLITS", "read_world", "read_world_file", "world_images", "write_world_json"]
 
-FORMAT = 2  # 2: train/val scenes have opposite images
-SPLITS = ("pretrain", "train", "val", "test", "heldout")
+FORMAT = 3  # 2: train/val scenes have opposite images; 3: a heldout_val split
+SPLITS = ("pretrain", "train", "val", "test", "heldout", "heldout_val")  # (each split seeded by its place here)
 
 
 def read_world_file(path: Path, root: Path) -> dict:

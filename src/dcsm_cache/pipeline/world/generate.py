@@ -83,9 +83,11 @@ def render(objects: Sequence[Obj], cfg: WorldConfig, rng: np.random.Generator) -
 def _write_split(cfg: WorldConfig, root: Path, split_no: int, split: str, held: list) -> int:
     """One split's images and scenes/{split}.json; its number of scenes."""
     rng = np.random.default_rng([cfg.seed, split_no + 1])
-    mode = {"pretrain": "web", "train": "dcsm", "val": "dcsm", "test": "probe"}.get(split, "heldout")
+    mode = {"pretrain": "web", "train": "dcsm", "val": "dcsm", "test": "probe", "heldout_val": "dcsm-heldout"}.get(
+        split, "heldout"
+    )
     held_set = set(held)
-    pool = [(c, s) for c in cfg.colours for s in cfg.shapes if split == "heldout" or (c, s) not in held_set]
+    pool = [(c, s) for c in cfg.colours for s in cfg.shapes if split.startswith("heldout") or (c, s) not in held_set]
     folder = root / "images" / split
     folder.mkdir(parents=True, exist_ok=True)
     scenes, seen = [], {}
@@ -96,7 +98,7 @@ def _write_split(cfg: WorldConfig, root: Path, split_no: int, split: str, held: 
         twin = np.random.default_rng()
         twin.bit_generator.state = rng.bit_generator.state  # the opposite gets the same background and jitter
         render([Obj(**o) for o in scene["objects"]], cfg, rng).save(root / file, compress_level=1)
-        if mode == "dcsm":
+        if mode.startswith("dcsm"):
             objs, caption = opposite_scene(scene)
             opp = f"images/{split}/{i:06d}_opposite.png"
             render(objs, cfg, twin).save(root / opp, compress_level=1)

@@ -5,12 +5,14 @@
 Each image shows 1-3 non-overlapping coloured shapes on a light, noisy background. Splits:
 `pretrain` (web-style captions that only list objects), `train`/`val` (DCSM items: a positive and
 3 minimal-edit hard negatives, families mixed, each with an opposite image of which its first
-negative is true: `opposite_scene`) and `test`/`heldout` (probe items per family:
-[positive, hard negative]). Families: binding ("a red circle and a blue square" vs attributes
+negative is true: `opposite_scene`), `test`/`heldout` (probe items per family:
+[positive, hard negative]) and `heldout_val` (DCSM items like `val`'s, each scene with a held-out
+combo: where a recipe's generalisation to unseen combinations is measured and chosen, so that the
+`heldout` probes stay a test). Families: binding ("a red circle and a blue square" vs attributes
 swapped), spatial ("a red circle above a blue square" vs relation flipped or objects swapped) and
 negation ("a red circle with/without a blue square"). A seeded set of (colour, shape) combos is
-held out: no scene or caption outside the `heldout` split contains one, and every `heldout` scene
-contains at least one. `caption_is_true` parses a caption and checks it against a scene's
+held out: no scene or caption outside the `heldout` and `heldout_val` splits contains one, and every
+scene of those two contains at least one. `caption_is_true` parses a caption and checks it against a scene's
 objects, so every negative is verifiably false. `world.json` is written last and marks a
 complete world; the loader is `benchmarks/shapes.py`.
 """
@@ -57,6 +59,7 @@ class WorldConfig:
     n_val: int = 600  # DCSM validation items, families mixed
     n_test: int = 1500  # probe items per family
     n_heldout: int = 500  # probe items per family, each scene with a held-out combo
+    n_heldout_val: int = 600  # DCSM validation items, families mixed, each scene with a held-out combo
     heldout_fraction: float = 0.2
     colours: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange", "black")
     shapes: tuple[str, ...] = SHAPES
@@ -79,9 +82,10 @@ class WorldConfig:
             )
         if not 0 <= self.heldout_fraction < 0.5:
             raise ConfigError(f"world: heldout_fraction={self.heldout_fraction} must be in [0, 0.5)")
-        if self.n_heldout and round(self.heldout_fraction * len(self.colours) * len(self.shapes)) == 0:
-            raise ConfigError("world: heldout_fraction holds out no combo; raise it or set n_heldout=0")
-        if min(self.n_pretrain, self.n_train, self.n_val, self.n_test, self.n_heldout) < 0:
+        n_held = round(self.heldout_fraction * len(self.colours) * len(self.shapes))
+        if (self.n_heldout or self.n_heldout_val) and n_held < 1:
+            raise ConfigError("world: heldout_fraction holds out no combo; raise it or set n_heldout=n_heldout_val=0")
+        if min(self.n_pretrain, self.n_train, self.n_val, self.n_test, self.n_heldout, self.n_heldout_val) < 0:
             raise ConfigError("world: split counts must not be negative")
 
 
@@ -275,18 +279,20 @@ _BUILDERS = {"binding": _binding, "spatial": _spatial, "negation": _negation, "p
 
 
 def _scene(rng, cfg, family, j, pool, held, mode) -> dict:
-    """One scene of `family` by rejection: mode is 'web', 'dcsm', 'probe' or 'heldout'."""
+    """One scene of `family` by rejection: mode is 'web', 'dcsm', 'probe', 'heldout' or 'dcsm-heldout'
+    (DCSM items, every scene with a held-out combo)."""
     allowed = set(pool)
     for _ in range(1000):
         built = _BUILDERS[family](rng, cfg, pool, j)
         if built is None:
             continue
         kind, combos, relation, positive, negs, probe_neg = built
-        if mode == "heldout" and not any(c in held for c in combos):
+        heldout = mode in ("heldout", "dcsm-heldout")
+        if heldout and not any(c in held for c in combos):
             continue
-        kinds = list(negs) if mode == "dcsm" else [probe_neg] if probe_neg else []
+        kinds = list(negs) if mode.startswith("dcsm") else [probe_neg] if probe_neg else []
         captions = [positive] + [negs[k] for k in kinds]
-        if mode != "heldout" and any(c not in allowed for t in captions for c in parse_caption(t)[1]):
+        if not heldout and any(c not in allowed for t in captions for c in parse_caption(t)[1]):
             continue
         objs = _place(rng, cfg, combos, relation)
         if objs is None:
@@ -330,5 +336,7 @@ def _plan(cfg: WorldConfig, split: str) -> list[str]:
     """The family of each scene in `split`: probe splits hold n_test / n_heldout per family."""
     if split == "pretrain":
         return ["pretrain"] * cfg.n_pretrain
-    n = {"train": cfg.n_train, "val": cfg.n_val, "test": 3 * cfg.n_test, "heldout": 3 * cfg.n_heldout}[split]
+    n = {"train": cfg.n_train, "val": cfg.n_val, "test": 3 * cfg.n_test, "heldout": 3 * cfg.n_heldout}.get(
+        split, cfg.n_heldout_val
+    )
     return [FAMILIES[i % len(FAMILIES)] for i in range(n)]
