@@ -9,6 +9,7 @@ from dcsm_cache._openclip import open_clip
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.items import write_manifest
 from dcsm_cache.errors import ConfigError
+from dcsm_cache.pipeline.world import WorldConfig, generate_world
 from dcsm_cache.pipeline.world.pretrain import PretrainConfig, _trim, pretrain
 
 from dcsm_cache.pipeline.tokens.encoder import text_tower, token_encoder
@@ -94,3 +95,16 @@ def test_trimmed_ids_give_the_same_tokens_and_pooled_embedding(arch, trims):
         (tokens, pooled), (got_tokens, got_pooled) = fn(tower, ids), fn(tower, trimmed)
     torch.testing.assert_close(got_tokens, tokens[:, :n], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got_pooled, pooled, atol=1e-5, rtol=1e-5)
+
+
+def test_hard_negatives_change_the_batches_and_a_share_outside_0_1_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="hard_negatives=1.5"):
+        PretrainConfig(hard_negatives=1.5)
+    world = WorldConfig(seed=0, n_pretrain=160, n_train=0, n_val=0, n_test=0, n_heldout=0, n_heldout_val=0)
+    generate_world(world, tmp_path / "w", workers=1)  # (enough captions for partners one word apart)
+    write_manifest(load_benchmark("shapes_pretrain", str(tmp_path / "w")), tmp_path / "m.json")
+    base = dict(arch=TINY_BACKBONE, steps=2, batch_size=32, warmup=1, device="cpu", progress=False, threads=1)
+    for name, share in (("plain", 0.0), ("hard", 1.0), ("hard2", 1.0)):
+        pretrain(tmp_path / "m.json", tmp_path / f"{name}.pt", PretrainConfig(**base, hard_negatives=share))
+    plain, hard = (tmp_path / "plain.pt").read_bytes(), (tmp_path / "hard.pt").read_bytes()
+    assert plain != hard and hard == (tmp_path / "hard2.pt").read_bytes()

@@ -19,6 +19,9 @@ Two losses, both contrastive over the batch:
   negation). `"filip"` adds FILIP's other half (each patch's best word; slower, see the design
   doc), `"mean"` is the ClipLoss on the mean of the caption's tokens, `token_loss=0` is plain CLIP.
   Measured in docs/design.md, "Attribute binding on the shapes world".
+
+`hard_negatives` gives that share of each batch to captions one word apart from the batch's first
+ones (`hard_negatives.py`), so that the attribute the easy ones do not tell apart must be learned.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from . import tinyclip  # noqa: F401  (registers shapes-clip)
 from ..device import resolve_device
 from ..tokens.encoder import text_tower, token_encoder
 from ..items import read_manifest
+from .hard_negatives import one_word_apart, with_partners
 from .late_interaction import late_interaction
 from .train_images import train_images
 
@@ -61,10 +65,13 @@ class PretrainConfig:
     device: str = "auto"
     progress: bool = True
     threads: int = 0  # CPU threads (torch.set_num_threads) and image-decoding workers; 0: every core
+    hard_negatives: float = 0.0  # share of each batch given to captions one word apart from others (hard_negatives.py)
 
     def __post_init__(self):
         if self.threads < 0:
             raise ConfigError(f"pretrain: threads={self.threads} must be 0 (every core) or more")
+        if not 0 <= self.hard_negatives <= 1:
+            raise ConfigError(f"pretrain: hard_negatives={self.hard_negatives} must be in [0, 1]")
         if self.token_pool not in TOKEN_POOLS:
             raise ConfigError(f"pretrain: token_pool {self.token_pool!r} is not one of {', '.join(TOKEN_POOLS)}")
 
@@ -122,6 +129,7 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
         betas=(0.9, 0.98),
         eps=1e-6,
     )
+    partners = one_word_apart([c for _, c in pairs]) if cfg.hard_negatives else None
     gen = torch.Generator().manual_seed(cfg.seed)
     perm, pos, losses = torch.randperm(len(pairs), generator=gen), 0, []
     bar = tqdm(range(cfg.steps), desc="pretrain", disable=not cfg.progress)
@@ -129,6 +137,8 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
         if pos + cfg.batch_size > len(perm):
             perm, pos = torch.randperm(len(pairs), generator=gen), 0
         idx = perm[pos : pos + cfg.batch_size]
+        if partners is not None:
+            idx = with_partners(idx, partners, cfg.hard_negatives, gen)
         pos += cfg.batch_size
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg)
