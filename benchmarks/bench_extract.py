@@ -61,7 +61,9 @@ def write_images(root: Path, n: int, size: int) -> Path:
     return root / f"m{n}.json"
 
 
-def run_extract(manifest: Path, arch: str, out: Path, batch: int, workers: int, device: str) -> tuple[float, float]:
+def run_extract(
+    manifest: Path, arch: str, out: Path, batch: int, workers: int, device: str, decode: str = "workers"
+) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of `dcsm-cache extract` in a child process."""
     cmd = [
         sys.executable,
@@ -81,6 +83,8 @@ def run_extract(manifest: Path, arch: str, out: Path, batch: int, workers: int, 
         "--overwrite",
         "--set",
         f"batch_size={batch}",
+        "--set",
+        f"decode={decode}",
         "--set",
         "progress=false",
     ]
@@ -170,7 +174,7 @@ def null_model(manifest: Path, arch: str, tmp: Path, batch: int, workers: int, d
     pixels = torch.stack([bb.preprocess(open_image(ds, r % n)) for r in range(batch)])  # decoded once, before
     pixels = pixels.pin_memory() if bb.device.type == "cuda" else pixels
 
-    def decoded(ds, preprocess, span, batch_size, workers, pixel_shape, pin_memory=False, augment=None):
+    def decoded(ds, preprocess, span, batch_size, workers, pixel_shape, pin_memory=False, augment=None, decode=None):
         for s in range(span[0], span[1], batch_size):
             b = min(batch_size, span[1] - s)
             yield s, pixels[:b], np.ones(b, bool), []
@@ -240,6 +244,22 @@ def plain_write(path: Path, n: int, batch: int, token_shape: tuple[int, ...], wi
     return seconds
 
 
+def decode_difference(manifest: Path, arch: str, device: str, n: int = 64) -> dict:
+    """How far the device's pixels (`extract --set decode=device`) are from the workers', in the model's
+    normalised units, over the first n images: mean and max absolute difference."""
+    from dcsm_cache.pipeline.extract.device_decode import DeviceDecode
+    from dcsm_cache.pipeline.items import jpeg_bytes
+
+    bb = load_backbone(arch, device=device)
+    ds = read_manifest(manifest)
+    rows = range(min(n, len(ds.images)))
+    want = torch.stack([bb.preprocess(open_image(ds, r)) for r in rows])
+    raw = [torch.frombuffer(bytearray(jpeg_bytes(ds, r)), dtype=torch.uint8) for r in rows]
+    got, _, _ = DeviceDecode(bb.preprocess, bb.device)(raw, tuple(want.shape[1:]))
+    diff = (got.float().cpu() - want).abs()
+    return {"decode_mean_abs_diff": round(float(diff.mean()), 5), "decode_max_abs_diff": round(float(diff.max()), 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", action="append", help="architectures (default: ViT-B-16 and shapes-clip)")
@@ -249,6 +269,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
     ap.add_argument("--null-model", action="store_true", help="the pipeline around a model that costs nothing")
+    ap.add_argument("--decode", default="workers", help="workers, or device: JPEGs decoded on the GPU (CUDA)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the --null-model runs")
     args = ap.parse_args()
     if args.null_model:
@@ -275,6 +296,7 @@ def main() -> None:
         "images": args.images,
         "batch": args.batch,
         "workers": args.workers,
+        "decode": args.decode,
         "device": _device(args),
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -282,8 +304,8 @@ def main() -> None:
         n, m = write_images(tmp, args.images, args.size), write_images(tmp, 4 * args.images, args.size)
         for arch in archs:
             image_only, fwd = forward_only(m, arch, args.batch, args.device)
-            t_n, rss_n = run_extract(n, arch, tmp / "n.zarr", args.batch, args.workers, args.device)
-            t_4n, rss_4n = run_extract(m, arch, tmp / "m.zarr", args.batch, args.workers, args.device)
+            t_n, rss_n = run_extract(n, arch, tmp / "n.zarr", args.batch, args.workers, args.device, args.decode)
+            t_4n, rss_4n = run_extract(m, arch, tmp / "m.zarr", args.batch, args.workers, args.device, args.decode)
             pipe = 3 * args.images / max(t_4n - t_n, 1e-9)
             print(
                 f"{arch}: forward-only {fwd:8.1f} img/s (image tower alone {image_only:.1f}) | pipeline {pipe:8.1f} "
@@ -292,6 +314,8 @@ def main() -> None:
                 f"peak ({100 * (rss_4n / rss_n - 1):+.1f}%)"
             )
             key = arch.replace("-", "_").lower()
+            if args.decode == "device":
+                figures |= {f"{key}_{k}": v for k, v in decode_difference(m, arch, args.device).items()}
             figures |= {
                 f"{key}_forward_img_s": round(fwd, 2),
                 f"{key}_image_tower_img_s": round(image_only, 2),

@@ -35,7 +35,8 @@ from dcsm_cache.pipeline.dcsm import CachedDataset, DCSMScorer
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import open_image, write_manifest
 from dcsm_cache.pipeline.tokens import load_backbone, token_encoder
-from dcsm_cache.pipeline.train import Batch, TrainConfig, batch_loss, train
+from dcsm_cache.pipeline.train import Batch, TrainConfig, batch_loss, on_device, train
+from dcsm_cache.pipeline.train.loop import VAL_SUBSETS
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
 
 
@@ -45,7 +46,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=64, help="training images in the store")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=30, help="steps from the store (the reference's way runs 3)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine (both paths on it)")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     keep_freed_memory()  # the allocator settings `dcsm-cache train` runs with (heap.py)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,26 +58,27 @@ def main() -> None:
         generate_world(world, tmp / "w")
         write_manifest(load_benchmark("shapes_train", str(tmp / "w")), tmp / "m.json")
         t = time.perf_counter()
-        extract(tmp / "m.json", args.arch, tmp / "s.zarr", ExtractConfig(device="cpu", progress=False, workers=0))
+        extract(tmp / "m.json", args.arch, tmp / "s.zarr", ExtractConfig(device=args.device, progress=False, workers=0))
         t_extract = time.perf_counter() - t
         cfg = TrainConfig(
-            steps=args.steps, batch_size=args.batch, text_len=16, device="cpu", progress=False, eval_every=10**6
+            steps=args.steps, batch_size=args.batch, text_len=16, device=args.device, progress=False, eval_every=10**6
         )
         t = time.perf_counter()
         train(tmp / "s.zarr", tmp / "dcsm.pt", cfg)
+        sync()
         a = args.steps / (time.perf_counter() - t)  # includes opening the store, as a user's run does
 
         data = CachedDataset.open(tmp / "s.zarr", text_len=16)
-        bb = load_backbone(args.arch, "cpu")
-        enc = token_encoder(bb.model)
-        scorer = DCSMScorer(cfg.scorer, data.n_tokens, 16, len(data.fr_words))
+        bb = load_backbone(args.arch, args.device)
+        enc = token_encoder(bb.model, "bf16" if device.type == "cuda" else "fp32")  # (extraction's precision there)
+        scorer = DCSMScorer(cfg.scorer, data.n_tokens, 16, len(data.fr_words)).to(device)
         opt = torch.optim.AdamW(scorer.parameters(), lr=cfg.lr)
-        items = [it for it in data.dataset.items if it.subset != "val"]
+        items = [it for it in data.dataset.items if it.subset not in VAL_SUBSETS]
         rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
 
         def encode(rows):
             tok, pooled = enc.image(torch.stack([bb.preprocess(open_image(data.dataset, r)) for r in rows]))
-            return F.normalize(tok, dim=-1), pooled
+            return F.normalize(tok.float(), dim=-1), pooled.float()
 
         def reference_step():
             chosen = [items[i] for i in rng.choice(len(items), args.batch, replace=False)]
@@ -84,15 +89,17 @@ def main() -> None:
             pos = torch.tensor([it.candidates[it.correct] for it in chosen])
             negs = torch.tensor([[c for j, c in enumerate(it.candidates) if j != it.correct] for it in chosen])
             batch = Batch(tok, pooled, pos, negs, *opp)  # then the same loss as `train`'s step
-            loss = batch_loss(scorer, data, batch, cfg, "cpu", gen, "recomputed")
+            loss = batch_loss(scorer, on_device(data, device), batch, cfg, device, gen, "recomputed")
             opt.zero_grad()
             loss.backward()
             opt.step()
 
         reference_step()  # warm-up
+        sync()
         t = time.perf_counter()
         for _ in range(3):
             reference_step()
+        sync()
         b = 3 / (time.perf_counter() - t)
     print(
         f"{args.arch}: batch {args.batch} images x {len(items[0].candidates)} captions, "
@@ -106,6 +113,7 @@ def main() -> None:
         json.dumps(
             {
                 "arch": args.arch,
+                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                 "batch": args.batch,
                 "kernels": torch.backends.cpu.get_cpu_capability(),
                 "store_steps_s": round(a, 3),

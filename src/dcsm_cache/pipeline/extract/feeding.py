@@ -8,7 +8,8 @@ Peak memory does not grow with the dataset: at most `workers × prefetch` decode
 model, and at most `depth` computed batches wait for the disk. Unreadable images (missing, corrupt)
 come back as zero pixels with `valid` false and their error message, so a row is never lost or shifted.
 With `augment` (`views.ViewAugment`), the workers also make each image's augmented views: pixels are
-then [B, K, C, H, W], view 0 the plain preprocessing.
+then [B, K, C, H, W], view 0 the plain preprocessing. With `decode` (`device_decode.DeviceDecode`), the
+workers read JPEG files' bytes only and the batch is decoded and preprocessed on the model's device.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ...cores import cpu_cores
-from ...errors import DcsmCacheError
-from ..items import Dataset, open_image
+from ...errors import ConfigError, DcsmCacheError
+from ..items import Dataset, jpeg_bytes, open_image
 
 __all__ = ["StoreWriter", "auto_workers", "auto_write_threads", "image_batches"]
 
@@ -54,8 +55,10 @@ class _Rows(TorchDataset):
         span: tuple[int, int],
         shape: tuple[int, ...],
         augment: Callable | None = None,
+        raw: bool = False,
     ):
         self.ds, self.preprocess, self.span, self.shape, self.augment = ds, preprocess, span, shape, augment
+        self.raw = raw  # a JPEG file's bytes, as a uint8 tensor, for the device to decode
         if augment is not None:
             self.shape = (augment.views, *shape)
 
@@ -65,6 +68,8 @@ class _Rows(TorchDataset):
     def __getitem__(self, i: int):
         row = self.span[0] + i
         try:
+            if self.raw and (data := jpeg_bytes(self.ds, row)) is not None:
+                return torch.frombuffer(bytearray(data), dtype=torch.uint8), True, ""
             image = open_image(self.ds, row)
             if self.augment is None:
                 return self.preprocess(image), True, ""
@@ -76,6 +81,12 @@ class _Rows(TorchDataset):
 def _collate(batch):
     pixels, ok, errors = zip(*batch)
     return torch.stack(pixels), torch.tensor(ok), [e for e in errors if e]
+
+
+def _collate_list(batch):
+    """For the device to decode: per row a JPEG's bytes or pixels (not stacked), ok, error messages."""
+    rows, ok, errors = zip(*batch)
+    return list(rows), torch.tensor(ok), [e for e in errors if e]
 
 
 def _one_thread(_worker_id: int) -> None:
@@ -92,30 +103,45 @@ def image_batches(
     pin_memory: bool = False,
     prefetch: int = 2,
     augment: Callable | None = None,
+    decode: Callable | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, np.ndarray, list[str]]]:
     """(first row, pixels [B, C, H, W], valid [B] bool, error messages) for consecutive batches of `span`;
-    with `augment` (`views.ViewAugment`), pixels [B, K, C, H, W].
+    with `augment` (`views.ViewAugment`), pixels [B, K, C, H, W]; with `decode`
+    (`device_decode.DeviceDecode`), pixels on its device, its JPEGs decoded there.
 
     Workers start decoding when iteration starts, so creating the iterator before other work (the
     text side) overlaps the two.
     """
+    if decode is not None and augment is not None:
+        raise ConfigError("extract: decode=device does not make augmented views (views > 1): use decode=workers")
     loader = DataLoader(
-        _Rows(ds, preprocess, span, pixel_shape, augment),
+        _Rows(ds, preprocess, span, pixel_shape, augment, raw=decode is not None),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
-        collate_fn=_collate,
+        collate_fn=_collate if decode is None else _collate_list,
         pin_memory=pin_memory,
         prefetch_factor=prefetch if workers else None,
         worker_init_fn=_one_thread if workers else None,
     )
-    return _numbered(iter(loader), span[0])  # iter() starts the workers now
+    batches = _numbered(iter(loader), span[0])  # iter() starts the workers now
+    return batches if decode is None else _decoded(batches, decode, ds, pixel_shape)
 
 
 def _numbered(batches, start: int):
     for pixels, ok, errors in batches:
         yield start, pixels, ok.numpy(), errors
         start += len(ok)
+
+
+def _decoded(batches, decode: Callable, ds: Dataset, shape: tuple[int, ...]):
+    """The workers' batches with their JPEGs decoded by `decode`; its failures join the workers' errors,
+    in row order."""
+    for start, rows, ok, errors in batches:
+        failed = dict(zip(np.flatnonzero(~ok).tolist(), errors))
+        pixels, valid, bad = decode([r if k else None for r, k in zip(rows, ok)], shape)
+        failed |= {i: f"image {ds.image_path(start + i)} cannot be read ({why})" for i, why in bad}
+        yield start, pixels, np.asarray(valid, bool), [failed[i] for i in sorted(failed)]
 
 
 class StoreWriter:

@@ -35,10 +35,11 @@ from ...progress import tqdm
 from ...stores.chunk_writer import ChunkWriter
 from ...stores.feature_store import FeatureStore, StoreShape
 from ..dcsm import FUNCTIONAL_WORDS, FunctionalWords
-from ..device import PRECISIONS, autocast, resolve_precision
+from ..device import PRECISIONS, autocast, resolve_device, resolve_precision
 from ..items import manifest_fingerprint, open_image, read_manifest
 from ..paper.padding import TEXT_SEQ, reference_text_tokens
 from ..tokens import load_backbone, parse_backbone, token_encoder
+from .device_decode import DeviceDecode
 from .feeding import StoreWriter, auto_workers, auto_write_threads, image_batches
 from .rows import to_host, unit_fp16
 from .views import ViewAugment
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 TEXT_PADDINGS = ("longest", "reference")
 BAD_IMAGE = ("skip", "fail")
+DECODERS = ("workers", "device")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class ExtractConfig:
     wait: bool = False  # another process writing this part: wait for it instead of stopping
     views: int = 1  # K views per image: view 0 plain, 1..K-1 augmented as the DCSM reference does (views.py)
     seed: int = 0  # seeds the augmented views, per (seed, image row, view); unused with views=1
+    # workers: decoded and preprocessed by PIL in the DataLoader workers; device: JPEGs decoded by the model's
+    # device (nvJPEG on CUDA) and preprocessed there as tensor ops, not the same pixels (device_decode.py)
+    decode: str = "workers"
 
     def __post_init__(self):
         at_least(
@@ -89,6 +94,12 @@ class ExtractConfig:
         one_of("extract", "precision", self.precision, ("auto", *PRECISIONS))
         one_of("extract", "text_padding", self.text_padding, TEXT_PADDINGS)
         one_of("extract", "on_bad_image", self.on_bad_image, BAD_IMAGE)
+        one_of("extract", "decode", self.decode, DECODERS)
+        require(
+            self.decode == "workers" or self.views == 1,
+            "extract",
+            "decode=device does not make augmented views (views > 1): use decode=workers",
+        )
 
 
 def _pad_id(tokenizer) -> int:
@@ -112,6 +123,8 @@ def extract(
 ) -> FeatureStore:
     """Extract part `cfg.part` of `cfg.nparts` of the manifest `items` into the store at `out`."""
     parse_backbone(backbone)  # an unknown name fails before any work
+    if cfg.decode == "device" and (device := resolve_device(cfg.device)).type != "cuda":
+        raise ConfigError(f"extract: decode=device needs a CUDA device, not {device}: the workers decode on the CPU")
     manifest = Path(items)
     ds = read_manifest(manifest)
     fingerprint = manifest_fingerprint(manifest)
@@ -184,6 +197,7 @@ def _extract_part(store, ds, bb, enc, probe, ids, lengths, text_len, reference, 
         tuple(probe.shape[1:]),
         pin_memory=bb.device.type == "cuda",
         augment=augment,
+        decode=DeviceDecode(bb.preprocess, bb.device) if cfg.decode == "device" else None,
     )  # decoding starts now...
     text_fn = (lambda x, n: reference_text_tokens(bb.model, x, n)) if reference else (lambda x, n: enc.text(x))
     threads = cfg.write_threads or auto_write_threads()

@@ -10,7 +10,7 @@ all produce a `Dataset`; extraction, training and evaluation only ever see this 
 """
 
 from .form import METRICS, Dataset, DatasetBuilder, ImageRef, Item
-from .images import image_size, open_image
+from .images import image_size, jpeg_bytes, open_image
 from .manifest import MANIFEST_SCHEMA, fingerprint, manifest_fingerprint, read_manifest, write_manifest
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Item",
     "fingerprint",
     "image_size",
+    "jpeg_bytes",
     "manifest_fingerprint",
     "open_image",
     "read_manifest",

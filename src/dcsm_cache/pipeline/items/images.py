@@ -2,6 +2,7 @@
 
     im = open_image(ds, row)        # RGB PIL image, cropped; a missing or corrupt file is one clear error
     w, h = image_size(ds, row)      # from the header alone
+    data = jpeg_bytes(ds, row)      # a whole JPEG file's bytes, for a decoder of its own; else None
 
 A member of a tar shard is read through `formats/shards.py`; a missing or unreadable file is a one-line
 error naming it, never a PIL traceback.
@@ -53,6 +54,26 @@ def image_size(ds: Dataset, row: int) -> tuple[int, int]:
         return right - left, lower - upper
     with _opened(ds, row) as (im, _):
         return im.size
+
+
+def jpeg_bytes(ds: Dataset, row: int) -> bytes | None:
+    """The bytes of the image at `row` when it is a whole JPEG file (no crop box, no canvas), else None;
+    a missing file is an InputNotFoundError."""
+    ref = ds.images[row]
+    if ref.box or ref.canvas:
+        return None
+    path = ds.image_path(row)
+    try:
+        if ref.member:
+            from ..formats.shards import read_member
+
+            data = read_member(path, ref.member)
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+    except FileNotFoundError as err:
+        raise InputNotFoundError(f"image {path} is missing") from err
+    return data if data[:3] == b"\xff\xd8\xff" else None
 
 
 def open_image(ds: Dataset, row: int):
