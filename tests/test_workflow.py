@@ -316,6 +316,9 @@ def test_the_embedded_default_and_the_paper_config_plan_cleanly(tmp_path):
     assert default.missing == () and default.name == "default" and len(default.targets) == default.requested
     paper = plan(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), tmp_path)
     assert paper.name == "paper" and paper.targets == () and paper.refusal()
+    missing = {m.path for m in paper.missing}
+    assert "data/NegBench/evaluation data/images/COCO_val_mcq_llama3.1_rephrased.csv" in missing  # the path to make
+    assert not any("\\" in path for path in missing), sorted(missing)
 
 
 # ---------------------------------------------------------------- the files a benchmark is known by
