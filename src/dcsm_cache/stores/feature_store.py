@@ -366,8 +366,8 @@ class FeatureStore:
 
 def install(folder: Path, path: Path, overwrite: bool) -> None:
     """Rename the whole store built in `folder` to `path`. A store already at `path` is an error, or with
-    `overwrite` replaced (never while one of its parts is being written): a reader sees the old store or
-    the new one, whole."""
+    `overwrite` replaced (never while one of its parts is being written), under the store lock: `path` is
+    never half a store, only the old one, briefly nothing, then the new one."""
     with _store_lock(path):
         if path.exists():
             if not overwrite:
