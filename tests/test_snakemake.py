@@ -322,7 +322,10 @@ def test_a_table_of_ones_own_runs_through_items_extract_eval(tmp_path):
     assert "rule world" not in out and "rule pretrain" not in out  # nothing of the shapes world is needed
     result = json.loads((tmp_path / target).read_text())
     assert result["dataset"] == "my_set" and result["n_items"] == 2 and result["chance"] == 0.5
-    assert json.loads((tmp_path / "manifests/my_set.json").read_text())["root"] == "data/mine"
+    assert json.loads((tmp_path / "manifests/my_set.json").read_text())["root"] == "../data/mine"  # the manifest's
+    from dcsm_cache.pipeline.items import read_manifest
+
+    assert read_manifest(tmp_path / "manifests/my_set.json").root == str(data)  # the config's root, from anywhere
     assert planned_jobs(snakemake(tmp_path, [*DEFAULT, mine], target, "-n").output) == {}
     (data / "data.csv").write_text((data / "data.csv").read_text() + "red.png,a green square,a red square,1\n")
     dry = snakemake(tmp_path, [*DEFAULT, mine], target, "-n").output
