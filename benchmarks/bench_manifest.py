@@ -4,7 +4,7 @@
 
 Writes a synthetic captioned CSV (img2dataset-style paths `00000/000000001.jpg`, one caption a row)
 in a temp dir, and by default the images as hard links to one small file per folder, so that the
-table loader's image check and the fingerprint stat real files. Then, each in a fresh process so
+table loader's image check stats real files and the fingerprint reads them. Then, each in a fresh process so
 that one phase's memory peak cannot hide the next's: the `table` loader plus `write_manifest` (what
 `dcsm-cache items table` runs), and `read_manifest` plus `manifest_fingerprint` (what extraction
 and evaluation run). Memory is the ru_maxrss peak of the phase minus the process's size before it;

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from dcsm_cache.errors import DcsmCacheError
 from dcsm_cache.heap import keep_freed_memory
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.dcsm import ScorerConfig
@@ -30,12 +31,15 @@ from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import write_manifest
 from dcsm_cache.pipeline.train import TrainConfig, train
 from dcsm_cache.pipeline.world import WorldConfig, generate_world
+from dcsm_cache.stores import FeatureStore
 
 
 def store_of_default_size(folder: Path, n_train: int, n_val: int) -> Path:
     store = folder / "shapes_train.zarr"
-    if (store / ".parts" / "0-of-1.done").exists():
-        return store
+    try:
+        return FeatureStore.open(store).path  # complete, this schema
+    except DcsmCacheError:
+        pass
     world = WorldConfig(seed=0, n_pretrain=8, n_train=n_train, n_val=n_val, n_test=4, n_heldout=2, n_heldout_val=0)
     generate_world(world, folder / "world")
     write_manifest(load_benchmark("shapes_train", str(folder / "world")), folder / "m.json")

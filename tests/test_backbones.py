@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -15,6 +16,7 @@ from dcsm_cache._openclip import open_clip
 from dcsm_cache.errors import BadInputError, ConfigError, DeviceError, InputNotFoundError, UnknownNameError
 from dcsm_cache.pipeline.tokens import backbones
 from dcsm_cache.pipeline.device import autocast, resolve_device
+from dcsm_cache.pipeline.items import read_manifest
 from dcsm_cache.pipeline.tokens import load_backbone, parse_backbone, read_state_dict, weights_cached
 from dcsm_cache.pipeline.tokens.encoder import token_encoder
 
@@ -136,6 +138,84 @@ def test_cached_weights_are_found_without_network(tmp_path):
     (repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
     (repo / "snapshots" / ("0" * 40) / "open_clip_model.safetensors").write_bytes(b"x")
     assert weights_cached(bs, str(tmp_path))
+
+
+# -- tokenizers and text towers read from the Hugging Face hub, offline ----------------------------------
+
+HUB_TOKENIZED = [
+    ("ViT-B-16-SigLIP", "timm/ViT-B-16-SigLIP"),
+    ("ViT-B-16-SigLIP2", "timm/ViT-B-16-SigLIP2"),
+    ("xlm-roberta-base-ViT-B-32", "xlm-roberta-base"),
+    ("nllb-clip-base", "facebook/nllb-200-distilled-600M"),
+]
+
+
+@pytest.mark.parametrize("spec, repo", HUB_TOKENIZED)
+def test_offline_without_the_hub_tokenizer_is_one_line_saying_which_files_go_where(spec, repo, monkeypatch, tmp_path):
+    """Even with random weights (a bare arch), before any model is built."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputNotFoundError) as err:
+        load_backbone(spec, device="cpu", cache_dir=str(tmp_path))
+    msg = _one_line(err)
+    folder = tmp_path / ("models--" + repo.replace("/", "--"))
+    assert "reads its " in msg and f"({repo})" in msg and "HF_HUB_OFFLINE" in msg
+    assert f"{folder}/snapshots/COMMIT/" in msg and f"{folder}/refs/main" in msg
+    assert "tokenizer.json" in msg and "config.json" in msg and f"`hf download {repo} --include" in msg
+
+
+def _hub_tokenizer(snapshot: Path) -> "Tokenizer":  # noqa: F821
+    """A word-level tokenizer of the shapes world's words, saved as a hub repo's tokenizer files."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    words = "a an the of to and not is on in left right above below behind front red green blue yellow"
+    vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", *words.split()])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    snapshot.mkdir(parents=True)
+    tok.save(str(snapshot / "tokenizer.json"))
+    special = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+    (snapshot / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", **special})
+    )
+    (snapshot / "special_tokens_map.json").write_text(json.dumps(special))
+    (snapshot / "config.json").write_text(json.dumps({"architecture": "vit_base_patch16_siglip_224"}))  # timm's
+    return tok
+
+
+def test_extract_through_a_hub_tokenizer_placed_where_the_line_says(manifests, monkeypatch, tmp_path):
+    """A tiny model whose tokenizer is SigLIP's hub repo: offline and uncached, `extract` stops in one line
+    naming the repo, its files and their folder; with them there (a tokenizer built here), it extracts."""
+    import huggingface_hub.constants
+    import zarr
+    from click.testing import CliRunner
+
+    from dcsm_cache.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # (read once, when imported)
+    (tmp_path / "cfg").mkdir()
+    text = {**tiny.TEXT, "hf_tokenizer_name": "timm/ViT-B-16-SigLIP", "tokenizer_kwargs": {"clean": "canonicalize"}}
+    config = {"embed_dim": 24, "vision_cfg": tiny.VIT, "text_cfg": text}
+    (tmp_path / "cfg" / "dcsmtest-hubtok.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / "cfg")
+    cache, out = tmp_path / "hf", tmp_path / "s.zarr"
+    args = ["extract", "--items", manifests["shapes_spatial"], "--backbone", "dcsmtest-hubtok", "--out", out]
+    args += ["--device", "cpu", "--workers", "0", "--set", "progress=false", "--set", f"cache_dir={cache}"]
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, (res.output, res.exception)
+    repo = cache / "models--timm--ViT-B-16-SigLIP"
+    assert f"{repo}/snapshots/COMMIT/" in res.stderr and f"{repo}/refs/main" in res.stderr and not out.exists()
+    tok = _hub_tokenizer(repo / "snapshots" / "c0ffee")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c0ffee")
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 0 and "store complete" in res.output, (res.output, res.exception)
+    g = zarr.open_group(out, mode="r")
+    caption = read_manifest(manifests["shapes_spatial"]).captions[0]
+    ids = tok.encode(open_clip.tokenizer.canonicalize_text(caption)).ids
+    assert g["text/ids"][0].tolist() == ids + [0] * (g["text/ids"].shape[1] - len(ids))
+    assert g["text/length"][0] == len(ids) and g.attrs["tokenizer"]["name"] == "dcsmtest-hubtok"
 
 
 @pytest.mark.parametrize(

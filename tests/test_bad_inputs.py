@@ -28,9 +28,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dcsm_cache.cli import main
-from dcsm_cache.errors import DcsmCacheError
+from dcsm_cache.errors import DcsmCacheError, IncompleteStoreError
 from dcsm_cache.pipeline.benchmarks import load_benchmark
 from dcsm_cache.pipeline.items import read_manifest
+from dcsm_cache.stores import FeatureStore
 
 from conftest import TINY_BACKBONE
 from test_benchmarks import QA, make_clevr, make_vg_attr, make_whatsup_a, write_image, write_json
@@ -209,10 +210,11 @@ def test_a_bad_image_stops_with_fail_and_is_listed_with_skip(world, tmp_path, ou
     res = CliRunner().invoke(main, [*args, "--on-bad-image", "fail"])
     assert res.exit_code == 2 and Path(name).name in res.stderr.splitlines()[-1]
     assert "--on-bad-image skip" in res.stderr
-    assert not (out / "s.zarr" / ".parts" / "0-of-1.done").exists()
+    with pytest.raises(IncompleteStoreError):  # the part was not marked finished
+        FeatureStore.open(out / "s.zarr")
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    bad = json.loads((out / "s.zarr" / "bad_images" / "0-of-1.json").read_text())
+    bad = FeatureStore.open(out / "s.zarr").bad_images()
     assert [(b["row"], b["path"]) for b in bad] == [(0, name)]
     assert ("missing" if how == "missing" else "cannot be read") in bad[0]["reason"]
     assert "1 of" in res.output and "could not be read" in res.output and "delete" in res.output

@@ -135,3 +135,47 @@ def test_rows_normalised_where_the_model_ran_and_whole_chunk_files_give_the_old_
 
     assert new.image_valid[:].tolist() == [i not in (5, 13) for i in range(21)]
     assert len(files(new.path)) > 20 and files(new.path) == files(old.path)
+
+
+def test_items_here_extract_and_eval_elsewhere_and_a_moved_dataset_keeps_its_store(world, tmp_path, monkeypatch):
+    """The README's commands with a relative --root, run from other folders; then the images moved: the
+    manifest written again has the same fingerprint, so the store is current and nothing is extracted again."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from dcsm_cache.cli import main
+    from dcsm_cache.pipeline.items import manifest_fingerprint
+    from dcsm_cache.stores import FeatureStore
+
+    def run(*args):
+        res = CliRunner().invoke(main, [str(a) for a in args])
+        assert res.exit_code == 0, (args, res.output)
+        return res.output
+
+    proj, other = tmp_path / "proj", tmp_path / "other"
+    shutil.copytree(world, proj / "data" / "world")
+    other.mkdir()
+    monkeypatch.chdir(proj)
+    run("items", "shapes_spatial", "--root", "data/world", "--out", "manifests/s.json")
+    fp = manifest_fingerprint(proj / "manifests" / "s.json")
+    monkeypatch.chdir(other)
+    extract_args = ["--backbone", TINY_BACKBONE, "--device", "cpu", "--workers", "0", "--set", "progress=false"]
+    run("extract", "--items", "../proj/manifests/s.json", "--out", "../proj/stores/s.zarr", *extract_args)
+    run("eval", "--store", "../proj/stores/s.zarr", "--scorer", "cosine", "--out", "r.json", "--device", "cpu")
+    accuracy = json.loads((other / "r.json").read_text())["accuracy"]
+    chunk = next(p for p in sorted((proj / "stores" / "s.zarr" / "image" / "tokens").rglob("*")) if p.is_file())
+    stamps = {p: p.stat().st_mtime_ns for p in (chunk, proj / "stores" / "s.zarr" / "zarr.json")}
+
+    shutil.move(proj / "data" / "world", tmp_path / "moved")  # (a move keeps the files' times; a copy may not)
+    monkeypatch.chdir(proj)
+    out = run("items", "shapes_spatial", "--root", tmp_path / "moved", "--out", "manifests/s.json")
+    assert manifest_fingerprint(proj / "manifests" / "s.json") == fp and fp in out
+    monkeypatch.chdir(tmp_path)
+    out = run("extract", "--items", "proj/manifests/s.json", "--out", "proj/stores/s.zarr", *extract_args)
+    assert "store complete" in out and {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing redone
+    assert FeatureStore.open("proj/stores/s.zarr", fingerprint=fp).attrs["fingerprint"] == fp
+    run("eval", "--store", "proj/stores/s.zarr", "--scorer", "cosine", "--out", "r2.json", "--device", "cpu")
+    assert json.loads((tmp_path / "r2.json").read_text())["accuracy"] == accuracy
+    run("verify", "proj/stores/s.zarr")

@@ -120,8 +120,9 @@ def test_parts_resume_after_a_crash(manifests, tmp_path, monkeypatch):
     extract(manifests["shapes_spatial"], TINY_BACKBONE, out, ExtractConfig(**{**cfg.__dict__, "part": 0}))
     with pytest.raises(IncompleteStoreError, match=r"part\(s\) \[1\]"):
         FeatureStore.open(out)
-    marker = out / ".parts" / "0-of-2.done"
+    marker = out / "zarr.json"  # the group's attributes record the finished parts
     stamp = marker.stat().st_mtime_ns
+    assert FeatureStore(out, zarr.open_group(out, mode="r")).part_done(0)
     chunk_file = sorted(p for p in (out / "image" / "tokens").rglob("*") if p.is_file() and p.name != "zarr.json")[0]
     before = chunk_file.stat().st_mtime_ns
     extract(manifests["shapes_spatial"], TINY_BACKBONE, out, ExtractConfig(**{**cfg.__dict__, "part": 0}))
@@ -175,6 +176,75 @@ def test_corrupt_image_is_marked_invalid_not_fatal(world, tmp_path, caplog):
     valid = store.image_valid[:]
     assert not valid[5] and valid.sum() == len(valid) - 1
     assert str(bad) in caplog.text
+    assert [(r["row"], r["path"]) for r in store.bad_images()] == [(5, ds.images[5].path)]
+    assert zarr.open_group(store.path, mode="r").attrs["bad_images"] == store.bad_images()
+
+
+def test_a_store_with_a_bad_image_is_a_clean_zarr_hierarchy(world, tmp_path):
+    """Nothing but Zarr nodes inside: zarr-python opens and walks it with warnings as errors."""
+    import shutil
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from dcsm_cache.cli import main
+    from dcsm_cache.pipeline.benchmarks import load_benchmark
+    from dcsm_cache.pipeline.items import write_manifest
+
+    root = tmp_path / "w"
+    shutil.copytree(world, root)
+    ds = load_benchmark("shapes_spatial", str(root))
+    ds.image_path(2).write_bytes(b"not a png")
+    write_manifest(ds, tmp_path / "m.json")
+    out = tmp_path / "c.zarr"
+    extract(tmp_path / "m.json", TINY_BACKBONE, out, ExtractConfig(device="cpu", progress=False, nparts=2, part=1))
+    extract(tmp_path / "m.json", TINY_BACKBONE, out, ExtractConfig(device="cpu", progress=False, nparts=2, part=0))
+    walk = (
+        "import sys, zarr; g = zarr.open_group(sys.argv[1], mode='r'); "
+        "print(sorted(k for k, _ in g.members(max_depth=None))); print(g.attrs['bad_images'][0]['row'])"
+    )
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", walk, str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    names = ["image", "image/pooled", "image/tokens", "image/valid", "text", "text/ids", "text/length", "text/pooled"]
+    assert proc.stdout.splitlines() == [str([*names, "text/tokens"]), "2"]
+    files = [p.relative_to(out).parts for p in out.rglob("*") if p.is_file()]
+    assert all(f[-1] == "zarr.json" or "c" in f for f in files), files  # metadata and chunks, nothing else
+    attrs = zarr.open_group(out, mode="r").attrs.asdict()
+    assert attrs["complete"] is True and "finished_parts" not in attrs  # the bookkeeping of parts is gone
+    res = CliRunner().invoke(main, ["parts", str(out)])
+    assert res.exit_code == 0 and "unreadable image, row 2 marked invalid" in res.output, res.output
+
+
+def test_an_unfinished_part_is_recorded_with_its_bad_images_only_once_marked(tmp_path):
+    shape = StoreShape(n_images=8, n_tokens=2, n_captions=4, text_len=2, dim=3)
+    store = FeatureStore.create(tmp_path / "p.zarr", shape, {"backbone": "b"}, nparts=2, chunk_rows=4)
+    store.write_bad_images(1, [{"row": 6, "path": "x.png", "reason": "image x.png is missing"}])
+    assert store.bad_images() == [] and not store.part_done(1)  # nothing recorded before the marker
+    store.mark_done(1)
+    assert store.part_done(1) and not store.part_done(0) and [r["row"] for r in store.bad_images()] == [6]
+    with pytest.raises(IncompleteStoreError, match=r"part\(s\) \[0\]"):
+        FeatureStore.open(store.path)
+    store.write_bad_images(0, [{"row": 1, "path": "y.png", "reason": "image y.png cannot be read"}])
+    store.mark_done(0)
+    done = FeatureStore.open(store.path)
+    assert [r["row"] for r in done.bad_images()] == [1, 6] and done.attrs["complete"] is True
+    assert "finished_parts" not in done.attrs
+
+
+def test_xarray_opens_each_group_as_one_dataset(stores):
+    """Every array names its dimensions (Zarr v3 dimension_names), so xarray reads a group as a Dataset."""
+    xr = pytest.importorskip("xarray")
+    store = FeatureStore.open(stores["shapes_spatial"])
+    image = xr.open_zarr(store.path, group="image", consolidated=False)
+    text = xr.open_dataset(store.path, group="text", engine="zarr", consolidated=False, chunks=None)
+    assert image["tokens"].dims == ("image", "image_token", "dim")
+    assert image.sizes["image"] == store.image_tokens.shape[0]
+    assert text["ids"].dims == ("caption", "text_token") and text.sizes["dim"] == image.sizes["dim"]
+    np.testing.assert_array_equal(image["tokens"].isel(image=3).values, store.image_tokens[3])
+    np.testing.assert_array_equal(image["valid"].values, store.image_valid[:])
+    np.testing.assert_array_equal(text["tokens"][5].values, store.read_rows("text/tokens", np.array([5]))[0])
+    assert text["length"].dtype == np.int32 and text["tokens"].dtype == np.float16
 
 
 def test_store_shape_is_created_full_size(tmp_path):

@@ -22,7 +22,7 @@ from dcsm_cache.cli import main
 from dcsm_cache.errors import BadInputError, InputNotFoundError
 from dcsm_cache.pipeline.formats import shards
 from dcsm_cache.pipeline.benchmarks import load_benchmark
-from dcsm_cache.pipeline.items import ImageRef
+from dcsm_cache.pipeline.items import ImageRef, open_image
 
 # shard -> [(key, colour, caption)]; key 000000003 failed to download: img2dataset writes no image for it.
 SAMPLES = {
@@ -70,10 +70,10 @@ def write_files_layout(root: Path) -> Path:
     return root
 
 
-def write_shards(root: Path) -> Path:
+def write_shards(root: Path, exts=(".tar", ".tar"), mode: str = "w") -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    for shard, samples in SAMPLES.items():
-        with tarfile.open(root / f"{shard}.tar", "w") as tar:  # members of a sample in a row, as webdataset writes
+    for (shard, samples), ext in zip(SAMPLES.items(), exts):
+        with tarfile.open(root / f"{shard}{ext}", mode) as tar:  # members of a sample in a row, as webdataset writes
             for s in samples:
                 for name, data in sample_files(*s).items():
                     info = tarfile.TarInfo(name)
@@ -117,6 +117,25 @@ def test_webdataset_shards_are_read_as_streams_in_order(tmp_path):
     assert [it.image for it in ds.items] == list(range(5))  # rows of one shard are consecutive
     by_json = load_benchmark("webdataset", str(tmp_path / "wds"), caption_key="caption")
     assert captions_of(by_json) == [f"JSON {c}" for c in EXPECTED_CAPTIONS]
+
+
+def test_gzipped_shards_read_like_plain_ones(tmp_path, monkeypatch):
+    """Shards written by tarfile's "w:gz", named as webdataset reads them (.tar.gz, .tgz): the same items and pixels."""
+    plain = load_benchmark("webdataset", str(write_shards(tmp_path / "wds")))
+    monkeypatch.setattr(shards, "_open", type(shards._open)())
+    gz = write_shards(tmp_path / "gz", exts=(".tar.gz", ".tgz"), mode="w:gz")
+    assert (gz / "00000.tar.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzip's magic
+    r = run("items", "webdataset", "--root", gz, "--out", tmp_path / "gz.json")
+    assert r.exit_code == 0 and "5 items, 5 images, 4 captions" in r.output, r.output
+    ds = load_benchmark("webdataset", str(gz))
+    assert captions_of(ds) == EXPECTED_CAPTIONS and ds.images[0] == ImageRef("00000.tar.gz", member="000000000.jpg")
+    assert ds.images[3] == ImageRef("00001.tgz", member="000000004.jpg")
+    for row in (4, 0, 2, 1):  # a step back decompresses again from the start: still the same pixels
+        assert np.array_equal(np.asarray(open_image(ds, row)), np.asarray(open_image(plain, row))), row
+    (gz / "00000.tar.gz").rename(gz / "00000.tar.zst")
+    (gz / "00001.tgz").unlink()
+    with pytest.raises(InputNotFoundError, match=r"00000.tar.zst use another compression: decompress them to .tar"):
+        load_benchmark("webdataset", str(gz))
 
 
 def test_layout_errors_name_the_shard_or_sample(tmp_path):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import tarfile
+from pathlib import Path
 
+import google_crc32c
 import pytest
 from PIL import Image
 
@@ -46,12 +50,39 @@ def test_manifest_round_trip(tmp_path):
     assert back == ds and fp == fingerprint(ds)
 
 
-def test_fingerprint_follows_image_files(tmp_path):
-    ds = _dataset(tmp_path)
+def test_fingerprint_follows_image_bytes_not_times_or_place(tmp_path):
+    (tmp_path / "here").mkdir()
+    ds = _dataset(tmp_path / "here")
     before = fingerprint(ds)
-    st = os.stat(tmp_path / "a.png")
-    os.utime(tmp_path / "a.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    st = os.stat(tmp_path / "here" / "a.png")
+    os.utime(tmp_path / "here" / "a.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert fingerprint(ds) == before  # a copy, a checkout or `touch` changes times, not features
+    shutil.copytree(tmp_path / "here", tmp_path / "there")  # (copytree keeps times; a move changes nothing)
+    assert fingerprint(dataclasses.replace(ds, root=str(tmp_path / "there"))) == before
+    data = bytearray((tmp_path / "here" / "a.png").read_bytes())
+    data[-20] ^= 1  # one bit, the same size, the same time
+    (tmp_path / "here" / "a.png").write_bytes(bytes(data))
+    os.utime(tmp_path / "here" / "a.png", ns=(st.st_atime_ns, st.st_mtime_ns))
     assert fingerprint(ds) != before
+    (tmp_path / "here" / "b.png").unlink()
+    assert fingerprint(ds) not in (before, fingerprint(dataclasses.replace(ds, root=str(tmp_path / "there"))))
+
+
+def test_the_root_is_recorded_relative_to_the_manifest_and_resolved_from_anywhere(tmp_path, monkeypatch):
+    (tmp_path / "proj" / "data").mkdir(parents=True)
+    ds = _dataset(tmp_path / "proj" / "data")
+    monkeypatch.chdir(tmp_path / "proj")
+    fp = write_manifest(dataclasses.replace(ds, root="data"), "manifests/m.json")  # as `items --root data` gives it
+    assert json.loads(Path("manifests/m.json").read_text())["root"] == "../data"
+    monkeypatch.chdir(tmp_path)
+    back = read_manifest("proj/manifests/m.json")
+    assert back.root == "proj/data" and back.image_path(0).is_file() and fingerprint(back) == fp
+    shutil.move(tmp_path / "proj", tmp_path / "moved")  # the project moved whole: its manifests still read
+    back = read_manifest(tmp_path / "moved" / "manifests" / "m.json")
+    assert Path(back.root) == tmp_path / "moved" / "data" and open_image(back, 1).size == (5, 5)
+    assert fingerprint(back) == fp
+    write_manifest(back, tmp_path / "abs.json")  # an absolute root stays absolute
+    assert json.loads((tmp_path / "abs.json").read_text())["root"] == str(tmp_path / "moved" / "data")
 
 
 def test_crop_box_and_image_errors(tmp_path):
@@ -76,11 +107,11 @@ def test_bad_manifest_and_correct_index(tmp_path):
 
 
 def _reference_fingerprint(ds) -> str:
-    """The fingerprint as first defined: sha256 of the whole manifest content dumped with sorted keys, then stats."""
+    """The fingerprint as defined: sha256 of the manifest content but its root, dumped with sorted keys, then
+    each image file's size and the crc32c of its bytes."""
     content = {
-        "schema": 1,
+        "schema": 2,
         "name": ds.name,
-        "root": ds.root,
         "metric": ds.metric,
         "images": [
             {"path": r.path, **({"box": list(r.box)} if r.box else {}), **({"member": r.member} if r.member else {})}
@@ -102,7 +133,8 @@ def _reference_fingerprint(ds) -> str:
     h = hashlib.sha256(json.dumps(content, sort_keys=True).encode())
     for row in range(len(ds.images)):
         p = ds.image_path(row)
-        h.update((f"{row}:{p.stat().st_size}:{p.stat().st_mtime_ns};" if p.exists() else f"{row}:missing;").encode())
+        stamp = f"{p.stat().st_size}:{google_crc32c.value(p.read_bytes()):08x}" if p.exists() else "missing"
+        h.update(f"{row}:{stamp};".encode())
     return h.hexdigest()[:16]
 
 

@@ -154,3 +154,17 @@ def test_not_json_names_the_line(root):
     (root / "my.json").write_text('{"images": ["a.png"],\n "captions": [oops]}')
     with pytest.raises(BadInputError, match=r"my.json:2: not valid JSON"):
         load_benchmark("manifest", str(root), file="my.json")
+
+
+def test_a_written_manifest_reads_back_as_a_hand_written_one(root, tmp_path, monkeypatch):
+    """Schema 2 records the root relative to the manifest's folder: checked against --root from anywhere."""
+    from dcsm_cache.pipeline.items import write_manifest
+
+    write(root, HAND)
+    monkeypatch.chdir(root.parent)
+    ds = load_benchmark("manifest", root.name, file="my.json")  # a relative --root
+    write_manifest(ds, root / "sub" / "written.json")
+    assert json.loads((root / "sub" / "written.json").read_text())["root"] == ".."
+    monkeypatch.chdir(root / "sub")
+    again = load_benchmark("manifest", str(root), file="sub/written.json")
+    assert again.items == ds.items and again.images == ds.images and again.captions == ds.captions

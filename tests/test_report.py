@@ -134,7 +134,7 @@ def test_the_table_counts_skipped_items(results, tmp_path):
     assert doc["n_skipped"] == 0
     (tmp_path / "a.json").write_text(json.dumps({**doc, "n_skipped": 3}))
     md = report([tmp_path / "a.json"], tmp_path / "out" / "summary.md", figures=False)
-    assert f"could not be read (listed in each store's bad_images/): {doc['dataset']} 3." in md
+    assert f"could not be read (`dcsm-cache parts STORE` lists them): {doc['dataset']} 3." in md
     assert "skipped" not in report([results["cosine"]], tmp_path / "out2" / "summary.md", figures=False)
 
 

@@ -13,8 +13,8 @@ from dcsm_cache.errors import BadInputError, InputNotFoundError
 from dcsm_cache.pipeline.formats import shards
 
 
-def write_shard(path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w") as tar:
+def write_shard(path, members: dict[str, bytes], mode: str = "w") -> None:
+    with tarfile.open(path, mode) as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -95,6 +95,17 @@ def test_a_rewritten_shard_is_reopened(tmp_path, counted_opens):
     assert shards.read_member(tmp_path / "s.tar", "x.jpg") == b"newer" and len(counted_opens) == 2
 
 
+def test_a_gzipped_shard_is_read_in_any_order(tmp_path, counted_opens):
+    """A shard written by tarfile's "w:gz" (webdataset's .tar.gz and .tgz): opened once, decompressed on the fly."""
+    data = {f"{k:03d}.jpg": bytes([k]) * (k + 100) for k in range(20)}
+    for name in ("s.tar.gz", "s.tgz"):
+        write_shard(tmp_path / name, data, mode="w:gz")
+        for key in ["003.jpg", "019.jpg", "000.jpg", "011.jpg", "003.jpg"]:
+            assert shards.read_member(tmp_path / name, key) == data[key]
+        assert shards.has_member(tmp_path / name, "007.jpg") and not shards.has_member(tmp_path / name, "x.jpg")
+    assert counted_opens == ["s.tar.gz", "s.tgz"]
+
+
 def test_eviction_keeps_at_most_max_open(tmp_path, counted_opens, monkeypatch):
     monkeypatch.setattr(shards, "MAX_OPEN", 2)
     for i in range(4):
@@ -111,7 +122,7 @@ def test_errors_name_the_shard_and_member(tmp_path, counted_opens):
     with pytest.raises(InputNotFoundError, match=r"shard .*none.tar is missing"):
         shards.read_member(tmp_path / "none.tar", "x.jpg")
     (tmp_path / "bad.tar").write_bytes(b"not a tar at all" * 100)
-    with pytest.raises(BadInputError, match=r"bad.tar is not an uncompressed tar file"):
+    with pytest.raises(BadInputError, match=r"bad.tar is not a tar file, plain or gzip'd"):
         shards.read_member(tmp_path / "bad.tar", "x.jpg")
     assert shards.has_member(tmp_path / "s.tar", "x.jpg") and not shards.has_member(tmp_path / "s.tar", "y.jpg")
     assert not shards.has_member(tmp_path / "none.tar", "x.jpg")

@@ -211,6 +211,31 @@ def test_cli_items_extract_eval_with_cosine(root, tmp_path):
     assert result["accuracy"] == pytest.approx(np.mean(hits))
 
 
+def test_correct_written_by_pandas_as_floats(root, tmp_path):
+    """pandas writes an integer column holding a gap as floats (0.0, 1.0): whole numbers are indices, 0.5 is not."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {
+            "image": [img for img, *_ in NUMBERED],
+            **{f"caption_{k}": [caps[k] if k < len(caps) else None for _, caps, *_ in NUMBERED] for k in range(3)},
+            "correct": [float(k) for _, _, k, *_ in NUMBERED],
+        }
+    )
+    frame.to_csv(root / "pd.csv", index=False)
+    assert "img/blue.png,a red square,a blue square,,1.0" in (root / "pd.csv").read_text()
+    frame.to_json(root / "pd.jsonl", orient="records", lines=True)
+    for file in ("pd.csv", "pd.jsonl"):
+        ds = load_benchmark("table", str(root), file=file)
+        assert items_of(ds) == [(img, caps, k) for img, caps, k, *_ in NUMBERED], file
+    frame.loc[1, "correct"] = 0.5
+    frame.to_csv(root / "half.csv", index=False)
+    r = run("items", "table", "--root", root, "--set", "file=half.csv", "--out", tmp_path / "m.json")
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert "half.csv:3: correct should be an integer index, got 0.5 (not a whole number)" in lines[0]
+    assert not (tmp_path / "m.json").exists()
+
+
 def test_cli_bad_row_is_one_line_and_exit_2(root, tmp_path):
     (root / "bad.csv").write_text("image,caption_0,caption_1,correct\nimg/red.png,x,y,first\n")
     r = run("items", "table", "--root", root, "--set", "file=bad.csv", "--out", tmp_path / "m.json")

@@ -311,11 +311,30 @@ def test_registry_weights_need_the_cache_only_offline(tmp_path, monkeypatch, off
     assert asked == (["ViT-B-16-quickgelu.openai"] if offline else [])
 
 
+def test_a_tokenizer_from_the_hub_needs_the_cache_offline(tmp_path, monkeypatch):
+    """SigLIP's tokenizer is read from its hub repo even with random weights: offline and uncached, it is listed."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = base_config(
+        backbones={"siglip": {"model": "ViT-B-16-SigLIP"}, "bare": {"model": "ViT-B-16"}},
+        evaluate={"backbones": ["siglip", "bare"], "benchmarks": {"shapes_binding": {"scorers": ["cosine"]}}},
+        zeroshot=None,
+        pretrain={},
+    )
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
+    p = plan(cfg, tmp_path)
+    assert "results/mine/bare/shapes_binding/cosine.json" in p.targets
+    assert not any("/siglip/" in t for t in p.targets)
+    assert [(m.name, "timm/ViT-B-16-SigLIP" in m.path) for m in p.missing] == [("siglip", True)]
+
+
 def test_the_embedded_default_and_the_paper_config_plan_cleanly(tmp_path):
     default = plan(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), tmp_path)
     assert default.missing == () and default.name == "default" and len(default.targets) == default.requested
     paper = plan(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), tmp_path)
     assert paper.name == "paper" and paper.targets == () and paper.refusal()
+    missing = {m.path for m in paper.missing}
+    assert "data/NegBench/evaluation data/images/COCO_val_mcq_llama3.1_rephrased.csv" in missing  # the path to make
+    assert not any("\\" in path for path in missing), sorted(missing)
 
 
 # ---------------------------------------------------------------- the files a benchmark is known by

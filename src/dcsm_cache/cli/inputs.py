@@ -38,7 +38,13 @@ def world(out: str, workers: int | None, sets: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("benchmark")
-@click.option("--root", required=True, type=click.Path(), help="The benchmark's folder, as downloaded.")
+@click.option(
+    "--root",
+    required=True,
+    type=click.Path(),
+    help="The benchmark's folder, as downloaded. The manifest records it as given when absolute, else relative "
+    "to the manifest's own folder (and resolves it so), so the manifest works from any directory.",
+)
 @click.option("--out", required=True, type=click.Path(), help="Manifest JSON to write.")
 @click.option(
     "--paper-compat",

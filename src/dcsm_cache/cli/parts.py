@@ -3,7 +3,8 @@
     dcsm-cache parts stores/shapes-clip/shapes_train.zarr    # which extraction parts are finished
 
 `parts` is what the workflow's gathering rule runs after a store's part jobs (rules/extract.smk):
-it exits 2 when a part is missing, naming it, so a store is never used half-made.
+it exits 2 when a part is missing, naming it, so a store is never used half-made. It also lists the
+images that could not be read (the store's `bad_images` attribute), whose rows are marked invalid.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from . import main
 @main.command()
 @click.argument("store", type=click.Path())
 def parts(store: str) -> None:
-    """List a store's extraction parts; exit 2 naming those not finished.
+    """List a store's extraction parts and unreadable images; exit 2 naming the parts not finished.
 
     \b
     Example:
@@ -32,4 +33,6 @@ def parts(store: str) -> None:
             f"part {i} of {a['nparts']}: images {rows['image'][0]}:{rows['image'][1]}, "
             f"captions {rows['text'][0]}:{rows['text'][1]}, done"
         )
+    for rec in handle.bad_images():
+        click.echo(f"unreadable image, row {rec['row']} marked invalid: {rec['reason']}")
     click.echo(f"{store}: complete ({a['dataset']}, {a['backbone']})")

@@ -45,7 +45,7 @@ from . import _settings, backbone_name_option, main, name_backbone, settings_opt
     type=click.Choice(["skip", "fail"]),
     default="skip",
     show_default=True,
-    help="An unreadable or missing image: mark its row invalid and list it in STORE/bad_images/, or stop.",
+    help="An unreadable or missing image: mark its row invalid and list it (`dcsm-cache parts STORE`), or stop.",
 )
 @click.option("--wait", is_flag=True, help="If another process is writing this part, wait for it instead of stopping.")
 @settings_option
@@ -94,7 +94,7 @@ def extract(
         if not valid.all():  # a store reused as complete keeps them: say how to retry once the files are fixed
             click.echo(
                 f"{out}: {int((~valid).sum())} of {len(valid)} images could not be read and are marked invalid "
-                f"(listed in {out}/bad_images/); to retry them, fix the files, delete {out} and extract again"
+                f"(`dcsm-cache parts {out}` lists them); to retry them, fix the files, delete {out} and extract again"
             )
 
 

@@ -185,9 +185,11 @@ def export_(store: str, out: str) -> None:
 @main.command(name="import")
 @click.argument("h5", type=click.Path())
 @click.argument("store", type=click.Path())
-@click.option("--overwrite", is_flag=True, help="Replace a store made with other settings or data.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace the store at STORE, if there is one (kept until the new is whole)."
+)
 def import_(h5: str, store: str, overwrite: bool) -> None:
-    """Rebuild a feature store from an HDF5 file written by `dcsm-cache export`.
+    """Rebuild a feature store from an HDF5 file written by `dcsm-cache export`, every checksum checked.
 
     \b
     Example:

@@ -4,14 +4,19 @@
     tokens = store.image_tokens[0:32]          # [32, P, D] float16, unit-norm rows
 
 This module and its fast reader (raw_rows.py) are the only code that knows the on-disk layout
-(design.md, "The feature store"). Arrays are
-created at full size up front, in a folder beside the store that is renamed into place when whole;
-extraction fills them in chunk-aligned parts, each followed by a marker file, so a crashed part is
-redone and a finished part is never written twice. A process writes a part only while it holds that
-part's lock (`hold_part`, an OS file lock the kernel releases when the process dies); a second one
-stops with a line naming the holder, or waits. Every chunk ends in a crc32c checksum (Zarr v3's
-codec): a changed byte is an error on reading, never a plausible number (`verify.py` checks them all).
-Reading a store checks its schema, backbone, dataset fingerprint and that every part is finished.
+(design.md, "The feature store"). The store is a plain Zarr v3 hierarchy that other tools open as
+it is (docs/stores.md): every array names its dimensions (`DIMENSIONS`, for xarray), and nothing
+but Zarr nodes lies inside it. Arrays are created at full size up front, in a folder beside the
+store that is renamed into place when whole; extraction fills them in chunk-aligned parts, each
+then marked finished in the group's attributes (`finished_parts`, with the part's unreadable images,
+in one atomic write of `zarr.json` under the store lock), so a crashed part is redone and a finished
+part is never written twice. When the last part is marked, the bookkeeping becomes `complete: true`
+and `bad_images` (every unreadable image, by row), the same whatever the part count. A process
+writes a part only while it holds that part's lock (`hold_part`, an OS file lock beside the store
+that the kernel releases when the process dies); a second one stops with a line naming the holder,
+or waits. Every chunk ends in a crc32c checksum (Zarr v3's codec): a changed byte is an error on
+reading, never a plausible number (`verify.py` checks them all). Reading a store checks its schema,
+backbone, dataset fingerprint and that every part is finished.
 """
 
 from __future__ import annotations
@@ -35,16 +40,30 @@ import zarr
 from zarr.codecs import Crc32cCodec
 
 from .. import faults
-from ..atomic import write_json, write_text
 from ..errors import IncompleteStoreError, PartBusyError, StoreMismatchError, StoreNotFoundError
 from .chunk_files import partial_files
 from .raw_rows import RawRows
 
-# 2: attrs name the backbone by what was loaded (backbone_id, identity); 3: every chunk carries a crc32c checksum
-SCHEMA_VERSION = 3
+# 2: attrs name the backbone by what was loaded (backbone_id, identity); 3: every chunk carries a crc32c checksum;
+# 4: arrays name their dimensions, and part markers and unreadable images are attributes (nothing but Zarr nodes)
+SCHEMA_VERSION = 4
 CHUNK_BYTES = 1_500_000  # ~1.5 MB per chunk of the large arrays; fp16 does not compress: no compressor, a checksum
-PARTS_DIR = ".parts"
-BAD_DIR = "bad_images"  # per part: the images that could not be read, with the reason
+FINISHED = "finished_parts"  # while parts are missing: {"K": [the unreadable images of part K]} per finished part
+BAD_IMAGES = "bad_images"  # once complete: every unreadable image ({row, path, reason}), by row
+_BOOKKEEPING = (FINISHED, BAD_IMAGES, "complete")
+# Each array's Zarr v3 dimension_names: a name shared by arrays of a group has one size there, so xarray
+# reads each group as one Dataset (`view`: the augmented views 1..K-1 of `extract --set views=K`).
+DIMENSIONS = {
+    "image/tokens": ("image", "image_token", "dim"),
+    "image/pooled": ("image", "dim"),
+    "image/valid": ("image",),
+    "image/views": ("image", "view", "image_token", "dim"),
+    "image/views_pooled": ("image", "view", "dim"),
+    "text/tokens": ("caption", "text_token", "dim"),
+    "text/length": ("caption",),
+    "text/ids": ("caption", "text_token"),
+    "text/pooled": ("caption", "dim"),
+}
 # attrs that say how things were named, not what they are: a store is reused whatever their spelling
 _NAMES_ONLY = ("backbone", "weights", "manifest")
 
@@ -98,6 +117,44 @@ def _chunk_rows(arrays: dict[str, tuple], rows: int = 0) -> int:
     return min(max(1, n), rows or _rows_per_chunk(int(np.prod(rest)) * np.dtype(dtype).itemsize))
 
 
+def _group_rows(shape: StoreShape, chunk_rows: int | dict[str, int]) -> dict[str, int]:
+    """Chunk rows per group: `chunk_rows` for both (0: ~CHUNK_BYTES), or as given per group (a copy's)."""
+    layout = _layout(shape)
+    if isinstance(chunk_rows, dict):
+        return {g: _chunk_rows(arrays, int(chunk_rows.get(g, 0))) for g, arrays in layout.items()}
+    return {g: _chunk_rows(arrays, chunk_rows) for g, arrays in layout.items()}
+
+
+def build_arrays(folder: Path, shape: StoreShape, attrs: dict, rows: dict[str, int]) -> zarr.Group:
+    """Make the store's group and every array at full size in `folder` (which must not exist yet)."""
+    group = zarr.open_group(folder, mode="w", zarr_format=3)
+    for gname, arrays in _layout(shape).items():
+        for name, (shp, dtype) in arrays.items():
+            group.create_array(
+                f"{gname}/{name}",
+                shape=shp,
+                dtype=dtype,
+                compressors=(Crc32cCodec(),),  # fp16 does not compress; the checksum is 4 bytes a chunk
+                chunks=(rows[gname], *shp[1:]) if shp[0] else shp,
+                fill_value=0,
+                dimension_names=DIMENSIONS[f"{gname}/{name}"],
+                config={"write_empty_chunks": True},  # every chunk of a finished part is a file
+            )
+            faults.point("store.create")
+    group.attrs.update(attrs)
+    return group
+
+
+def finished_attrs(attrs: dict, finished: dict[str, list]) -> dict:
+    """`attrs` with parts `finished` ({"K": its unreadable images}) recorded: `finished_parts` while some
+    are missing; once all `nparts` are there, `bad_images` (all of them, by row) and `complete`."""
+    kept = {k: v for k, v in attrs.items() if k not in _BOOKKEEPING}
+    if len(finished) < attrs["nparts"]:
+        return {**kept, FINISHED: {k: finished[k] for k in sorted(finished, key=int)}}
+    bad = sorted((r for part in finished.values() for r in part), key=lambda r: r["row"])
+    return {**kept, BAD_IMAGES: bad, "complete": True}
+
+
 def part_ranges(n_rows: int, chunk: int, nparts: int) -> list[tuple[int, int]]:
     """Split rows [0, n_rows) into `nparts` contiguous ranges whose bounds are multiples of `chunk`."""
     n_chunks = math.ceil(n_rows / chunk) if n_rows else 0
@@ -110,7 +167,7 @@ class FeatureStore:
 
     def __init__(self, path: Path, group: zarr.Group):
         self.path, self.group = path, group
-        self._holding: dict[int, object] = {}
+        self._bad: dict[int, list[dict]] = {}
         self._raw: RawRows | None = None
 
     # -- creating and filling -------------------------------------------------------------------
@@ -143,7 +200,7 @@ class FeatureStore:
         cls, path: Path, shape: StoreShape, attrs: dict, nparts: int, overwrite: bool, chunk_rows: int
     ) -> "FeatureStore":
         attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.record(), "nparts": nparts}
-        rows = {g: _chunk_rows(arrays, chunk_rows) for g, arrays in _layout(shape).items()}
+        rows = _group_rows(shape, chunk_rows)
         if (path / "zarr.json").exists():
             old = _read_attrs(path)
             old_group = zarr.open_group(path, mode="r")
@@ -153,7 +210,7 @@ class FeatureStore:
                 changed.append("chunk rows")
             if not changed:
                 return cls(path, zarr.open_group(path, mode="r+"))
-            if not overwrite and (path / PARTS_DIR).exists() and any((path / PARTS_DIR).iterdir()):
+            if not overwrite and (old.get(FINISHED) or old.get("complete")):
                 raise StoreMismatchError(
                     f"{path} holds finished parts made with other settings ({', '.join(changed)}): "
                     f"pass --overwrite to re-extract, or extract into another path"
@@ -166,21 +223,7 @@ class FeatureStore:
             shutil.rmtree(path)
         tmp = path.parent / f".{path.name}.creating"
         shutil.rmtree(tmp, ignore_errors=True)  # left by a process killed while creating
-        group = zarr.open_group(tmp, mode="w", zarr_format=3)
-        for gname, arrays in _layout(shape).items():
-            for name, (shp, dtype) in arrays.items():
-                group.create_array(
-                    f"{gname}/{name}",
-                    shape=shp,
-                    dtype=dtype,
-                    compressors=(Crc32cCodec(),),  # fp16 does not compress; the checksum is 4 bytes a chunk
-                    chunks=(rows[gname], *shp[1:]) if shp[0] else shp,
-                    fill_value=0,
-                    config={"write_empty_chunks": True},  # every chunk of a finished part is a file
-                )
-                faults.point("store.create")
-        group.attrs.update(attrs)
-        (tmp / PARTS_DIR).mkdir()
+        build_arrays(tmp, shape, attrs, rows)
         os.rename(tmp, path)
         return cls(path, zarr.open_group(path, mode="r+"))
 
@@ -211,42 +254,49 @@ class FeatureStore:
             for g in ("image", "text")
         }
 
-    def _marker(self, part: int) -> Path:
-        return self.path / PARTS_DIR / f"{part}-of-{self.attrs['nparts']}.done"
-
     def part_done(self, part: int) -> bool:
-        return self._marker(part).exists()
+        """Whether part `part` is finished (read from disk: another process may have finished it)."""
+        a = _read_attrs(self.path)
+        return bool(a.get("complete")) or str(part) in (a.get(FINISHED) or {})
 
     def mark_done(self, part: int) -> None:
+        """Mark part `part` finished, with the unreadable images `write_bad_images` gave it, in one atomic
+        write of the group's attributes under the store lock (parts finish in any order, in any process)."""
         faults.point("part.marker")
-        write_text(self._marker(part), "ok\n")
-        self.finish()
+        bad = self._bad.pop(part, [])
+        with _store_lock(self.path):
+            _clear_partial(self.path)
+            group = zarr.open_group(self.path, mode="r+")
+            attrs = group.attrs.asdict()
+            if not attrs.get("complete"):
+                group.attrs.put(finished_attrs(attrs, {**(attrs.get(FINISHED) or {}), str(part): bad}))
+            self._reopen()
 
     def finish(self) -> bool:
-        """Record `complete` once every part's marker is there (again, if a kill came between the two)."""
-        if not all(self.part_done(i) for i in range(self.attrs["nparts"])):
-            return False
+        """Whether the store is complete (every part marked); clears a `zarr.json` write a kill cut short."""
         with _store_lock(self.path):
-            for tmp in self.path.glob("*.partial"):  # the group's zarr.json, cut short by a kill
-                tmp.unlink(missing_ok=True)
-            if not self.attrs.get("complete"):
-                self.group.attrs["complete"] = True
-        return True
+            _clear_partial(self.path)
+            self._reopen()
+        return bool(self.attrs.get("complete"))
+
+    def _reopen(self) -> None:
+        """Read the group's metadata again (attributes another process or a part marker changed)."""
+        self.group = zarr.open_group(self.path, mode="r" if self.group.read_only else "r+")
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
         self.group[name][start : start + len(values)] = values
         faults.point("chunk.write")
 
-    def write_bad_images(self, part: int, bad: list[dict]) -> Path:
-        """The part's unreadable images ({row, path, reason} each), in bad_images/ inside the store."""
-        return write_json(bad, self.path / BAD_DIR / f"{part}-of-{self.attrs['nparts']}.json")
+    def write_bad_images(self, part: int, bad: list[dict]) -> None:
+        """The part's unreadable images ({row, path, reason} each), recorded with its marker by `mark_done`."""
+        self._bad[part] = [dict(r) for r in bad]
 
     def bad_images(self) -> list[dict]:
-        """Every finished part's unreadable images, by row."""
-        out = []
-        for f in sorted((self.path / BAD_DIR).glob("*.json")):
-            out += json.loads(f.read_text())
-        return sorted(out, key=lambda r: r["row"])
+        """Every finished part's unreadable images, by row (the `bad_images` attribute once complete)."""
+        a = _read_attrs(self.path)
+        if a.get("complete"):
+            return list(a.get(BAD_IMAGES, []))
+        return sorted((r for part in (a.get(FINISHED) or {}).values() for r in part), key=lambda r: r["row"])
 
     # -- opening and reading --------------------------------------------------------------------
     def read_rows(self, name: str, rows: np.ndarray) -> np.ndarray:
@@ -314,6 +364,34 @@ class FeatureStore:
     text_length = property(lambda self: self.group["text/length"])
     text_ids = property(lambda self: self.group["text/ids"])
     text_pooled = property(lambda self: self.group["text/pooled"])
+
+
+def install(folder: Path, path: Path, overwrite: bool) -> None:
+    """Rename the whole store built in `folder` to `path`. A store already at `path` is an error, or with
+    `overwrite` replaced (never while one of its parts is being written), under the store lock: `path` is
+    never half a store, only the old one, briefly nothing, then the new one."""
+    with _store_lock(path):
+        if path.exists():
+            if not overwrite:
+                raise StoreMismatchError(f"{path} already exists: pass --overwrite to replace it, or use another path")
+            old = _read_attrs(path)
+            nparts = old.get("nparts") if isinstance(old.get("nparts"), int) else 0
+            for part in range(nparts):
+                with _part_lock(path, part, nparts, wait=False):
+                    pass  # a part being written by another process is never deleted under it
+            trash = path.parent / f".{path.name}.replaced"
+            shutil.rmtree(trash, ignore_errors=True)
+            os.rename(path, trash)
+            os.rename(folder, path)
+            shutil.rmtree(trash)
+        else:
+            os.rename(folder, path)
+
+
+def _clear_partial(path: Path) -> None:
+    """Remove the group's `zarr.json` writes a kill cut short (zarr writes `zarr.<hex>.partial`, then renames)."""
+    for tmp in path.glob("*.partial"):
+        tmp.unlink(missing_ok=True)
 
 
 def _read_attrs(path: Path) -> dict:

@@ -83,7 +83,9 @@ def verify_store(path: str | os.PathLike, items: str | os.PathLike | None = None
     if a.get("schema_version") != SCHEMA_VERSION:
         problems.append(
             Problem(
-                "store", None, f"schema {a.get('schema_version')}, not {SCHEMA_VERSION} (no checksums): re-extract it"
+                "store",
+                None,
+                f"schema {a.get('schema_version')}, not {SCHEMA_VERSION} (an older layout): re-extract it",
             )
         )
     nparts, counted = int(a.get("nparts", 1)), {"parts": 0, "chunks": 0, "rows": 0}

@@ -193,25 +193,20 @@ class _Checker:
         model = self.backbones[key]["model"]
         if "@" in model and not model.startswith("hf-hub:"):
             path = model.split("@", 1)[1]
-            return self.here(path) or self.note(Missing("backbone", path, key, model))
+            if not self.here(path):
+                return self.note(Missing("backbone", path, key, model))
         if not _offline():
             return True  # a registry or hub name downloads on first use; a bare arch has random weights
-        from ..pipeline.tokens import parse_backbone, weights_cached  # imports open_clip
+        from ..pipeline import tokens  # imports open_clip
 
         try:
-            spec = parse_backbone(model)
-            return (
-                not (spec.tag or spec.hub)
-                or weights_cached(spec)
-                or self.note(
-                    Missing(
-                        "backbone",
-                        "the Hugging Face cache (HF_HUB_OFFLINE is set: run once without it)",
-                        key,
-                        model,
-                    )
-                )
-            )
+            spec = tokens.parse_backbone(model)
+            if (spec.tag or spec.hub) and not spec.path and not tokens.weights_cached(spec):
+                where = "the Hugging Face cache (HF_HUB_OFFLINE is set: run once without it)"
+                return self.note(Missing("backbone", where, key, model))
+            repos = tokens.text_files_missing(spec)  # the tokenizer (or text tower) some families read from the hub
+            where = f"the Hugging Face cache, for {', '.join(repos)} (HF_HUB_OFFLINE is set: `extract` says how)"
+            return not repos or self.note(Missing("backbone", where, key, model))
         except DcsmCacheError as err:
             return self.note(Missing("backbone", model, key, str(err)))
 

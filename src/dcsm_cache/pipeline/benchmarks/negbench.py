@@ -2,10 +2,10 @@ r"""NegBench multiple-choice (Alhamoud et al.), COCO and VOC2007, read as the DC
 
     ds = load("data", name="negbench_coco", source="coco")
 
-Layout under `root`: the CSVs sit in a folder the reference names with the Windows string
-`NegBench\evaluation data\images`, which on Linux is ONE directory whose name contains two
-backslashes and a space. Both that folder and the normalised `NegBench/evaluation data/images` are
-accepted (the literal one first).
+Layout under `root`: the CSVs sit in `NegBench/evaluation data/images/` (three nested folders, the
+path a user creates, and the one the workflow names when it is missing). The reference spells it
+with the Windows string `NegBench\evaluation data\images`, which on Linux is ONE directory whose name
+contains two backslashes and a space; that folder is accepted too, where the first is not.
   source "coco": `COCO_val_mcq_llama3.1_rephrased.csv`, images from `val2017/`;
   source "voc":  `VOC2007_mcq_llama3.1_rephrased.csv`, images from `VOC2007/JPEGImages/`.
 CSV (utf-8-sig): columns `caption_0..caption_3`, `correct_answer_template` (positive, negative or
@@ -31,7 +31,7 @@ from ._common import read_csv, require_dir, require_file
 
 log = logging.getLogger(__name__)
 
-CSV_DIRS = ("NegBench\\evaluation data\\images", os.path.join("NegBench", "evaluation data", "images"))
+CSV_DIRS = (os.path.join("NegBench", "evaluation data", "images"), "NegBench\\evaluation data\\images")
 SOURCES = {
     "coco": ("COCO_val_mcq_llama3.1_rephrased.csv", "val2017"),
     "voc": ("VOC2007_mcq_llama3.1_rephrased.csv", "VOC2007/JPEGImages"),
@@ -41,7 +41,8 @@ LAYOUT = "the DCSM NegBench layout"
 
 
 def expected(source: str = "coco", **_) -> tuple[str, ...]:
-    """The MCQ CSV in either folder spelling: what the workflow checks for before it plans this benchmark."""
+    """The MCQ CSV in either folder spelling, the ordinary path first: what the workflow checks for (and names
+    when missing) before it plans this benchmark."""
     return tuple(os.path.join(d, SOURCES.get(source, ("",))[0]) for d in CSV_DIRS)
 
 
@@ -50,8 +51,8 @@ def load(root: str | os.PathLike, name: str = "negbench", source: str = "coco") 
     if source not in SOURCES:
         raise ConfigError(f"{name}: source {source!r} is not one of {', '.join(SOURCES)}")
     csv_name, image_dir = SOURCES[source]
-    literal, normalised = (Path(root, d, csv_name) for d in CSV_DIRS)
-    ann = require_file(literal, name, LAYOUT, [normalised])
+    normalised, literal = (Path(root, d, csv_name) for d in CSV_DIRS)
+    ann = require_file(normalised, name, LAYOUT, [literal])
     images = require_dir(Path(root, image_dir), name, LAYOUT)
     rows, dropped = [], []
     for line, row in read_csv(ann, name, COLUMNS, encoding="utf-8-sig"):

@@ -67,7 +67,7 @@ class ExtractConfig:
     overwrite: bool = False  # replace a store made with other settings
     text_padding: str = "longest"  # "reference": 30 columns padded as the reference DCSM code does (paper/padding.py)
     cache_dir: str | None = None  # the Hugging Face cache of registry weights; default: HF_HOME's
-    on_bad_image: str = "skip"  # skip: mark the row invalid and list it in STORE/bad_images/; fail: stop
+    on_bad_image: str = "skip"  # skip: mark the row invalid and list it in the store's bad_images; fail: stop
     wait: bool = False  # another process writing this part: wait for it instead of stopping
     views: int = 1  # K views per image: view 0 plain, 1..K-1 augmented as the DCSM reference does (views.py)
     seed: int = 0  # seeds the augmented views, per (seed, image row, view); unused with views=1
@@ -297,5 +297,5 @@ def _extract_images(store, write, enc, batches, ds, cfg) -> list[dict]:
     if len(bad) > 10:
         log.warning("... and %d more unreadable images", len(bad) - 10)
     if bad:
-        log.warning("%d unreadable image(s) listed in %s/bad_images/", len(bad), store.path)
+        log.warning("%d unreadable image(s) listed in %s's bad_images attribute", len(bad), store.path)
     return bad

@@ -7,11 +7,13 @@ img2dataset writes every sample as `{key}.jpg` (or .png, .webp, ...), `{key}.txt
 and `{key}.json` (url, status, size; the caption too where asked), grouped in numbered folders
 `00000/000000001.jpg` (`output_format=files`) or numbered shards `00000.tar` in `root`
 (`output_format=webdataset`; any webdataset whose samples are consecutive members sharing a key,
-the name up to the first dot, reads the same way). One item per sample, in shard and member (or
-key) order, with its caption as the one candidate, correct 0: for extraction, pretraining and
-retrieval. `caption_key` reads the caption from the `.json` instead of the `.txt`; a key without an
-image file is skipped. A shard is read as one stream, never unpacked: its images stay inside it
-(`ImageRef.member`) and its rows are consecutive, so extraction reads each shard once, in order.
+the name up to the first dot, reads the same way). Shards compressed with gzip (`.tar.gz`, `.tgz`)
+are read as webdataset reads them, through tarfile's transparent decompression. One item per
+sample, in shard and member (or key) order, with its caption as the one candidate, correct 0: for
+extraction, pretraining and retrieval. `caption_key` reads the caption from the `.json` instead of
+the `.txt`; a key without an image file is skipped. A shard is read as one stream, never unpacked:
+its images stay inside it (`ImageRef.member`) and its rows are consecutive, so extraction reads
+each shard once, in order.
 `name` names the dataset (default: the root folder's name).
 """
 
@@ -26,6 +28,7 @@ from ...errors import BadInputError, InputNotFoundError
 from ..items import Dataset, DatasetBuilder, ImageRef
 
 IMAGE_EXTS = frozenset({"jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"})
+SHARD_EXTS = (".tar", ".tar.gz", ".tgz")  # what webdataset reads as shards (gzip'd: decompressed on the fly)
 
 
 def expected(**_) -> tuple[str, ...]:
@@ -59,24 +62,29 @@ def load_files(root: str | os.PathLike, name: str | None = None, caption_key: st
 
 
 def load_shards(root: str | os.PathLike, name: str | None = None, caption_key: str | None = None) -> Dataset:
-    """The samples of the webdataset shards `*.tar` in `root`, in name order (see the module docstring)."""
+    """The samples of the webdataset shards (`*.tar`, `*.tar.gz`, `*.tgz`) in `root`, in name order (module doc)."""
     name = name or Path(root).resolve().name
-    shards = sorted(p for p in Path(root).iterdir() if p.suffix == ".tar" and p.is_file())
+    files = sorted(p for p in Path(root).iterdir() if p.is_file())
+    shards = [p for p in files if p.name.endswith(SHARD_EXTS)]
     if not shards:
+        other = [p.name for p in files if ".tar." in p.name][:3]
         raise InputNotFoundError(
-            f"{name}: expected webdataset shards 00000.tar, 00001.tar, ... in {root} "
+            f"{name}: expected webdataset shards 00000.tar, 00001.tar, ... (or .tar.gz, .tgz) in {root} "
             f"(img2dataset output_format=webdataset)"
+            + (f"; {', '.join(other)} use another compression: decompress them to .tar first" if other else "")
         )
     builder = DatasetBuilder(name, root)
     for shard in shards:
         try:
-            with tarfile.open(shard, "r|") as tar:  # one sequential stream: no seeks, nothing unpacked
+            with tarfile.open(shard, "r|*") as tar:  # one sequential stream (gzip or not): no seeks, nothing unpacked
                 for key, sample in _samples(tar, caption_key):
                     if "image" in sample:
                         caption = _caption(sample.get("text"), caption_key, name, f"{shard}:{key}")
                         builder.add(ImageRef(shard.name, member=sample["image"]), [caption])
         except (tarfile.TarError, EOFError, OSError) as err:
-            raise BadInputError(f"{name}: shard {shard} is truncated or not an uncompressed tar ({err})") from None
+            raise BadInputError(
+                f"{name}: shard {shard} is truncated or not a tar file, plain or gzip'd ({err})"
+            ) from None
     return builder.build()
 
 

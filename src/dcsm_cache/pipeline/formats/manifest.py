@@ -9,7 +9,8 @@ The file is one JSON object of the form `write_manifest` writes, without a finge
      "captions": ["a red cube", "a blue cube"],
      "items": [{"image": 0, "candidates": [0, 1], "correct": 0, "subset": "colour", "tags": {"family": "binding"}}]}
 
-Image paths are relative to `root` (a `root` field, if the file has one, must name that folder).
+Image paths are relative to `root` (a `root` field, if the file has one, must name that folder; in a
+manifest `write_manifest` wrote, schema 2, it is relative to the file's own folder).
 `name` (default: the file's stem; the option `name` overrides both), `metric`, `correct` (0),
 `subset` (""), `tags` and `opposite` (the image row of the item's opposite image) may be left out.
 Checked: every index in range, every image an item uses present (a shard holding its member), no
@@ -24,7 +25,7 @@ import os
 from pathlib import Path
 
 from ...errors import BadInputError, ConfigError, InputNotFoundError
-from ..items import METRICS, Dataset, DatasetBuilder, ImageRef
+from ..items import MANIFEST_SCHEMA, METRICS, Dataset, DatasetBuilder, ImageRef
 from .shards import has_member
 
 TOP = {"schema", "fingerprint", "name", "root", "metric", "images", "captions", "items"}
@@ -56,9 +57,13 @@ def load(root: str | os.PathLike, file: str | None = None, name: str | None = No
     unknown = sorted(set(doc) - TOP)
     if unknown:
         raise check.error(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(TOP))})")
-    if doc.get("schema", 1) != 1:
-        raise check.error(f"schema {doc['schema']!r}: this dcsm-cache reads schema 1")
-    if "root" in doc and (not isinstance(doc["root"], str) or not _same_folder(doc["root"], root)):
+    schema = doc.get("schema", 1)
+    if schema not in range(1, MANIFEST_SCHEMA + 1) or isinstance(schema, bool):
+        raise check.error(f"schema {schema!r}: this dcsm-cache reads schema 1 to {MANIFEST_SCHEMA}")
+    named = doc.get("root")
+    if isinstance(named, str) and schema >= 2 and not os.path.isabs(named):
+        named = os.path.join(path.parent, named)  # schema 2: relative to the manifest's folder
+    if "root" in doc and (not isinstance(named, str) or not _same_folder(named, root)):
         raise check.error(f"root {doc['root']!r} is not --root {root}: drop the field or point --root at it")
     metric = doc.get("metric", "argmax")
     if metric not in METRICS:

@@ -2,12 +2,15 @@
 
     data = read_member("data/laion/00000.tar", "000000003.jpg")
 
-An `ImageRef` with a `member` names a file inside the uncompressed tar at its `path`; `open_image`
-reads it through here. A small per-process cache keeps the last few shards open. Each shard's
-member index is built lazily while reading forward, so a manifest whose rows of one shard are
-consecutive (what the webdataset loader writes) reads every shard sequentially, once, without
-unpacking it. Reads of one shard are serialised by a lock, because extraction decodes images in
-threads; a shard rewritten on disk (new size or time) is reopened.
+An `ImageRef` with a `member` names a file inside the tar at its `path`; `open_image` reads it
+through here. A gzip'd shard (`.tar.gz`, `.tgz`; webdataset reads them too) is decompressed on the
+fly: reading forward costs what reading it once does, and a step back decompresses again from its
+start, so keep a compressed shard's rows consecutive (the webdataset loader does). A small
+per-process cache keeps the last few shards open. Each shard's member index is built lazily while
+reading forward, so a manifest whose rows of one shard are consecutive (what the webdataset loader
+writes) reads every shard sequentially, once, without unpacking it. Reads of one shard are
+serialised by a lock, because extraction decodes images in threads; a shard rewritten on disk
+(new size or time) is reopened.
 """
 
 from __future__ import annotations
@@ -22,15 +25,20 @@ from ...errors import BadInputError, InputNotFoundError
 MAX_OPEN = 8  # shards kept open per process
 
 
+def _mode(path: str) -> str:
+    """tarfile's mode for a shard: `.tar` as it is; any other name (`.tar.gz`, `.tgz`) by its compression."""
+    return "r:" if path.endswith(".tar") else "r:*"
+
+
 class _Shard:
     def __init__(self, path: str, stamp: tuple[int, int]):
         self.path, self.stamp, self.lock, self.closed = path, stamp, threading.Lock(), False
         self.index: dict[str, tarfile.TarInfo] = {}
         self.scanned = False
         try:
-            self.tar = tarfile.open(path, "r:")  # noqa: SIM115 (kept open: the cache closes it)
+            self.tar = tarfile.open(path, _mode(path))  # noqa: SIM115 (kept open: the cache closes it)
         except (tarfile.TarError, EOFError, OSError) as err:
-            raise BadInputError(f"shard {path} is not an uncompressed tar file ({err})") from None
+            raise BadInputError(f"shard {path} is not a tar file, plain or gzip'd ({err})") from None
 
     def find(self, member: str) -> tarfile.TarInfo | None:
         """The member's header, reading headers forward from where the last search stopped."""

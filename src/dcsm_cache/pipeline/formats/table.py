@@ -9,8 +9,10 @@ The format follows the extension: `.csv`, `.tsv` (a header line naming the colum
 - `caption`: a captioned set, one item per row with that one candidate (extraction, pretraining,
   retrieval);
 - `caption_0`, `caption_1`, … with `correct`, the index of the true one (option `captions`: the
-  prefix); or `pos` with `neg_0`, `neg_1`, … (option `neg`: the prefix), a choice benchmark scored
-  like the paper's: pos is candidate 0, correct 0. A row may leave trailing candidates empty;
+  prefix; a whole number written as a float, `1.0` as pandas writes an integer column that had
+  gaps, is that index, `0.5` an error); or `pos` with `neg_0`, `neg_1`, … (option `neg`: the
+  prefix), a choice benchmark scored like the paper's: pos is candidate 0, correct 0. A row may
+  leave trailing candidates empty;
 - `subset` (optional; accuracy is reported per subset) and `tags`, a list of columns whose values
   each item records (accuracy per value), e.g. `--set 'tags=["family"]'`.
 
@@ -211,9 +213,14 @@ class _Columns:
         value = row.get(self.correct)
         if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
             value = int(value)
+        elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", value):
+            value = float(value)  # 1.0, as pandas writes integers in a float column
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
+            whole = " (not a whole number)" if isinstance(value, float) else ""
             raise BadInputError(
-                f"{self.name}: {self.path}:{line}: {self.correct} should be an integer index, got {value!r}"
+                f"{self.name}: {self.path}:{line}: {self.correct} should be an integer index, got {value!r}{whole}"
             )
         if not 0 <= value < n:
             raise BadInputError(

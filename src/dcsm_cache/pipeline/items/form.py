@@ -25,7 +25,7 @@ METRICS = ("argmax", "strict")  # argmax: ties go to the first candidate; strict
 class ImageRef:
     """An image file (relative to the dataset root, or absolute) and an optional (x, y, w, h) crop.
 
-    With `member`, the image is that file inside the uncompressed tar shard at `path` (webdataset).
+    With `member`, the image is that file inside the tar shard at `path` (webdataset; plain or gzip'd).
     With `canvas`, the crop is pasted, unscaled and centred, on a square of that side filled with the
     crop's background (the median of its border pixels), so a cut-out object keeps its native scale.
     """

@@ -204,7 +204,7 @@ def skipped_note(results: list[dict]) -> str:
     if not skipped:
         return ""
     counts = ", ".join(f"{d} {n}" for d, n in sorted(skipped))
-    return f"\nItems skipped because their image could not be read (listed in each store's bad_images/): {counts}.\n"
+    return f"\nItems skipped because their image could not be read (`dcsm-cache parts STORE` lists them): {counts}.\n"
 
 
 def _trace(r: dict) -> dict:

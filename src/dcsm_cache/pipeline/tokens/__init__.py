@@ -3,7 +3,7 @@
     bb = load_backbone("ViT-B-16-quickgelu.openai", device="cuda")
     tokens, pooled = token_encoder(bb.model).image(pixels)
 
-names.py (parse a backbone name), hub.py (registry weights in the Hugging Face cache), checkpoints.py
+names.py (parse a backbone name), hub.py (registry weights and hub tokenizers in the Hugging Face cache), checkpoints.py
 (local files, read safely), backbones.py (load, identity), encoder.py (the dispatcher), and the
 families: vit.py, timm_trunk.py, attnpool.py, text.py (adapters.py holds what they share).
 """
@@ -11,7 +11,7 @@ families: vit.py, timm_trunk.py, attnpool.py, text.py (adapters.py holds what th
 from .backbones import Backbone, activation, identity_key, load_backbone
 from .checkpoints import Checkpoint, load_into, read_checkpoint, read_state_dict, sha256_file, to_open_clip_keys
 from .encoder import IMAGE_ADAPTERS, TEXT_ADAPTERS, TokenEncoder, text_tower, token_encoder
-from .hub import weights_cached
+from .hub import text_files_missing, weights_cached
 from .names import BackboneSpec, parse_backbone
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "read_checkpoint",
     "read_state_dict",
     "sha256_file",
+    "text_files_missing",
     "text_tower",
     "to_open_clip_keys",
     "token_encoder",

@@ -25,7 +25,17 @@ from ...errors import BackboneLoadError, DcsmCacheError, InputNotFoundError, Mis
 from ..device import resolve_device
 from .blip import is_blip, load_blip
 from .checkpoints import load_into, read_checkpoint, sha256_file, to_open_clip_keys
-from .hub import cached_weights_sha256, needs_quick_gelu, not_cached, offline, weights_cached
+from .hub import (
+    cached_weights_sha256,
+    hub_text_repos,
+    needs_quick_gelu,
+    not_cached,
+    offline,
+    text_files_hint,
+    text_files_missing,
+    text_files_not_cached,
+    weights_cached,
+)
 from .names import BackboneSpec, parse_backbone
 
 __all__ = ["Backbone", "activation", "identity_key", "load_backbone"]
@@ -148,7 +158,7 @@ def _warn_activation(bs: BackboneSpec, ckpt, act: str) -> str | None:
 _NEEDS_PACKAGE = {"transformers": "hf", "sentencepiece": "hf", "safetensors": "hf", "timm": "hf"}
 
 
-def _load_error(bs: BackboneSpec, err: BaseException) -> DcsmCacheError:
+def _load_error(bs: BackboneSpec, err: BaseException, cache_dir: str | None = None) -> DcsmCacheError:
     """Whatever open_clip (or a package under it) raised, as one line naming the backbone and what to do."""
     if isinstance(err, ImportError):
         pkg = (getattr(err, "name", None) or str(err)).split(".")[0]
@@ -160,9 +170,11 @@ def _load_error(bs: BackboneSpec, err: BaseException) -> DcsmCacheError:
     first = (str(err).strip().splitlines() or [""])[0][:240] or type(err).__name__
     where = f" from {bs.path}" if bs.path else ""
     if offline() and isinstance(err, OSError | ValueError) and ("offline" in first.lower() or "cache" in first.lower()):
+        repos = hub_text_repos(bs, cache_dir)
+        how = text_files_hint(repos, cache_dir) if repos else "copy the Hugging Face cache (HF_HOME)"
         return InputNotFoundError(
             f"backbone {bs.spec!r}: a file it needs is not cached and HF_HUB_OFFLINE is set "
-            f"({first}): run once with network access, or copy the Hugging Face cache (HF_HOME)"
+            f"({first}): run once with network access, or {how}"
         )
     return BackboneLoadError(
         f"backbone {bs.spec!r} could not be loaded{where} ({type(err).__name__}: {first}): "
@@ -176,6 +188,12 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
     dev = resolve_device(device)
     if is_blip(bs, cache_dir):  # Hugging Face BLIP, wrapped in open_clip's shape
         return load_blip(bs, dev, cache_dir)
+    if offline():  # what a build would fetch from the hub, before building a large model
+        if (bs.hub or bs.tag) and not bs.path and not weights_cached(bs, cache_dir):
+            raise not_cached(bs)
+        missing = text_files_missing(bs, cache_dir)
+        if missing:
+            raise text_files_not_cached(bs, missing, cache_dir)
     sha, info = None, {}
     try:
         if bs.path:
@@ -191,8 +209,6 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
                 info["activation_warning"] = warning
             sha = sha256_file(bs.path)
         elif bs.hub or bs.tag:
-            if offline() and not weights_cached(bs, cache_dir):
-                raise not_cached(bs)
             kwargs = {}
             if needs_quick_gelu(bs):
                 kwargs["force_quick_gelu"] = True  # as open_clip's OpenAI loader used to
@@ -211,7 +227,7 @@ def load_backbone(spec: str | BackboneSpec, device: str = "auto", cache_dir: str
     except DcsmCacheError:
         raise
     except Exception as err:  # noqa: BLE001  (a library error never reaches the user as a traceback)
-        raise _load_error(bs, err) from err
+        raise _load_error(bs, err, cache_dir) from err
     model = model.to(dev).eval().requires_grad_(False)
     info["activation"] = activation(model)
     return Backbone(bs, model, preprocess, tokenizer, dev, sha, info)

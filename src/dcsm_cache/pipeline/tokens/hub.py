@@ -1,13 +1,19 @@
 """Registry weights on this machine: is `arch.tag` / `hf-hub:` cached, which file was loaded, offline errors.
 
     weights_cached(parse_backbone("ViT-B-16-quickgelu.openai"))   # True where the HF cache holds it
+    text_files_missing(parse_backbone("ViT-B-16-SigLIP"))         # {"timm/ViT-B-16-SigLIP": ("tokenizer",)}
 
 No network is used here. With HF_HUB_OFFLINE=1, weights that are not cached are an error that says
-how to provide them, never a download.
+how to provide them, never a download. So are the files of the hub repos a backbone's text side reads
+even with local or random weights: the tokenizer of SigLIP, SigLIP2, XLM-R and NLLB-CLIP
+(`hf_tokenizer_name`), the config of a Hugging Face text tower (`hf_model_name`). The error names
+each repo, the files it needs and the cache folder they go in, with the `hf download` line that
+writes them there on a machine with network access.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 from ..._openclip import open_clip
@@ -16,7 +22,32 @@ from ...errors import InputNotFoundError
 from .checkpoints import sha256_file
 from .names import BackboneSpec
 
-__all__ = ["cached_weights_sha256", "hub_cached", "needs_quick_gelu", "not_cached", "offline", "weights_cached"]
+__all__ = [
+    "cached_weights_sha256",
+    "hub_cached",
+    "hub_text_repos",
+    "needs_quick_gelu",
+    "not_cached",
+    "offline",
+    "text_files_hint",
+    "text_files_missing",
+    "weights_cached",
+]
+
+# What transformers' AutoTokenizer reads: the tokenizer's class (tokenizer_config.json, or else the model's
+# config.json, which transformers 5 reads in any case) and its vocabulary (tokenizer.json, or a sentencepiece
+# model, or BPE/WordPiece vocab files).
+TOKENIZER_CLASS = ("tokenizer_config.json", "config.json")
+TOKENIZER_VOCAB = (
+    "tokenizer.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+)
+_PATTERNS = ("'tokenizer*'", "special_tokens_map.json", "'*.model'", "'vocab*'", "merges.txt", "config.json")
+_INCLUDE = " ".join(f"--include {p}" for p in _PATTERNS)  # `hf download`: one pattern per --include
 
 
 def offline() -> bool:
@@ -81,6 +112,86 @@ def cached_weights_sha256(bs: BackboneSpec, cache_dir: str | None) -> str | None
         names = (twin, filename)
     found = next((f for f in (cached_file(repo, n, cache_dir) for n in names) if f), None)
     return sha256_file(found) if found else None
+
+
+def _model_cfg(bs: BackboneSpec, cache_dir: str | None) -> dict:
+    if not bs.hub:
+        return open_clip.get_model_config(bs.arch) or {}
+    repo = bs.hub[len("hf-hub:") :]
+    found = cached_file(repo, "open_clip_config.json", cache_dir)
+    try:
+        with open(found, encoding="utf-8") as f:
+            return json.load(f).get("model_cfg") or {}
+    except (TypeError, OSError, ValueError, AttributeError):  # not cached (weights_cached says so first)
+        return {}
+
+
+def hub_text_repos(bs: BackboneSpec, cache_dir: str | None = None) -> dict[str, tuple[str, ...]]:
+    """The hub repos a backbone's text side reads when it is built -> what for ("tokenizer", "text tower")."""
+    text = _model_cfg(bs, cache_dir).get("text_cfg") or {}
+    out: dict[str, list[str]] = {}
+    for key, what in (("hf_tokenizer_name", "tokenizer"), ("hf_model_name", "text tower")):
+        repo = text.get(key)
+        if isinstance(repo, str) and repo and not os.path.isdir(repo):  # (a local folder is no repo)
+            out.setdefault(repo, []).append(what)
+    return {repo: tuple(what) for repo, what in out.items()}
+
+
+def text_files_missing(bs: BackboneSpec, cache_dir: str | None = None) -> dict[str, tuple[str, ...]]:
+    """The repos of `hub_text_repos` whose files are not in the Hugging Face cache -> what each is for."""
+
+    def have(repo: str, names: tuple[str, ...]) -> bool:
+        return any(cached_file(repo, n, cache_dir) for n in names)
+
+    config = _transformers_major() >= 5  # AutoTokenizer reads the repo's config.json first
+    return {
+        repo: what
+        for repo, what in hub_text_repos(bs, cache_dir).items()
+        if ("tokenizer" in what and not (have(repo, TOKENIZER_CLASS) and have(repo, TOKENIZER_VOCAB)))
+        or (("text tower" in what or config) and not have(repo, ("config.json",)))
+    }
+
+
+def _transformers_major() -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("transformers").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return 0
+
+
+def text_files_hint(repos: dict[str, tuple[str, ...]], cache_dir: str | None) -> str:
+    """Which files of `repos` to place where in the cache, and the command that puts them there."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    cache = cache_dir or HF_HUB_CACHE
+    places, commands = [], []
+    for repo, what in repos.items():
+        folder = os.path.join(cache, "models--" + repo.replace("/", "--"))
+        files = (
+            "config.json, tokenizer_config.json, tokenizer.json or its sentencepiece *.model, and "
+            "special_tokens_map.json (those the repo has)"
+            if "tokenizer" in what
+            else "config.json"
+        )
+        places.append(
+            f"{repo} ({' and '.join(what)}): {files} in {folder}/snapshots/COMMIT/, with COMMIT (any folder name) "
+            f"written in {folder}/refs/main"
+        )
+        commands.append(f"`hf download {repo} {_INCLUDE} --cache-dir {cache}`")
+    return (
+        f"place the files of {'; '.join(places)}, as {' and '.join(commands)} writes them on a machine with "
+        f"network access (or copy that machine's Hugging Face cache)"
+    )
+
+
+def text_files_not_cached(bs: BackboneSpec, repos: dict[str, tuple[str, ...]], cache_dir: str | None):
+    what = " and ".join(sorted({w for ws in repos.values() for w in ws}))
+    return InputNotFoundError(
+        f"backbone {bs.spec!r} reads its {what} from the Hugging Face hub ({', '.join(repos)}), which is not "
+        f"cached on this machine, and HF_HUB_OFFLINE is set: {text_files_hint(repos, cache_dir)}"
+    )
 
 
 def needs_quick_gelu(bs: BackboneSpec) -> bool:
