@@ -49,7 +49,7 @@ class _Group(click.Group):
             )
             sys.exit(2)
         except Exception as err:
-            from ..stores.feature_store import is_checksum_error
+            from ..stores.chunk_files import is_checksum_error
 
             if not is_checksum_error(err):
                 raise

@@ -22,15 +22,10 @@ backbone, dataset fingerprint and that every part is finished.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import math
 import os
 import shutil
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -40,8 +35,9 @@ import zarr
 from zarr.codecs import Crc32cCodec
 
 from .. import faults
-from ..errors import IncompleteStoreError, PartBusyError, StoreMismatchError, StoreNotFoundError
+from ..errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
 from .chunk_files import partial_files
+from .locks import part_lock, store_lock
 from .raw_rows import RawRows
 
 # 2: attrs name the backbone by what was loaded (backbone_id, identity); 3: every chunk carries a crc32c checksum;
@@ -192,7 +188,7 @@ class FeatureStore:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _store_lock(path):
+        with store_lock(path):
             return cls._create_locked(path, shape, attrs, nparts, overwrite, chunk_rows)
 
     @classmethod
@@ -216,7 +212,7 @@ class FeatureStore:
                     f"pass --overwrite to re-extract, or extract into another path"
                 )
             for part in range(old.get("nparts", 0) if isinstance(old.get("nparts"), int) else 0):
-                with _part_lock(path, part, old["nparts"], wait=False):
+                with part_lock(path, part, old["nparts"], wait=False):
                     pass  # a part being written by another process is never deleted under it
             shutil.rmtree(path)
         elif path.exists():  # no zarr.json: a folder left by a process killed while replacing it
@@ -231,7 +227,7 @@ class FeatureStore:
     def hold_part(self, part: int, wait: bool = False) -> Iterator[None]:
         """Hold part `part`'s lock while writing it: another holder is a PartBusyError naming it (or, with
         `wait`, waited for). Partial chunk files a killed writer of this part left are removed."""
-        with _part_lock(self.path, part, self.attrs["nparts"], wait):
+        with part_lock(self.path, part, self.attrs["nparts"], wait):
             self._sweep(part)
             yield
 
@@ -264,7 +260,7 @@ class FeatureStore:
         write of the group's attributes under the store lock (parts finish in any order, in any process)."""
         faults.point("part.marker")
         bad = self._bad.pop(part, [])
-        with _store_lock(self.path):
+        with store_lock(self.path):
             _clear_partial(self.path)
             group = zarr.open_group(self.path, mode="r+")
             attrs = group.attrs.asdict()
@@ -274,7 +270,7 @@ class FeatureStore:
 
     def finish(self) -> bool:
         """Whether the store is complete (every part marked); clears a `zarr.json` write a kill cut short."""
-        with _store_lock(self.path):
+        with store_lock(self.path):
             _clear_partial(self.path)
             self._reopen()
         return bool(self.attrs.get("complete"))
@@ -370,14 +366,14 @@ def install(folder: Path, path: Path, overwrite: bool) -> None:
     """Rename the whole store built in `folder` to `path`. A store already at `path` is an error, or with
     `overwrite` replaced (never while one of its parts is being written), under the store lock: `path` is
     never half a store, only the old one, briefly nothing, then the new one."""
-    with _store_lock(path):
+    with store_lock(path):
         if path.exists():
             if not overwrite:
                 raise StoreMismatchError(f"{path} already exists: pass --overwrite to replace it, or use another path")
             old = _read_attrs(path)
             nparts = old.get("nparts") if isinstance(old.get("nparts"), int) else 0
             for part in range(nparts):
-                with _part_lock(path, part, nparts, wait=False):
+                with part_lock(path, part, nparts, wait=False):
                     pass  # a part being written by another process is never deleted under it
             trash = path.parent / f".{path.name}.replaced"
             shutil.rmtree(trash, ignore_errors=True)
@@ -399,63 +395,3 @@ def _read_attrs(path: Path) -> dict:
         return json.loads((path / "zarr.json").read_text()).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return {}
-
-
-@contextlib.contextmanager
-def _store_lock(path: Path) -> Iterator[None]:
-    """The store-wide lock (creating, replacing, finishing), a file beside the store."""
-    with open(path.parent / f".{path.name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-_held: set[Path] = set()  # part locks this process holds (a POSIX lock does not exclude its own process)
-_held_guard = threading.Lock()
-
-
-@contextlib.contextmanager
-def _part_lock(path: Path, part: int, nparts: int, wait: bool) -> Iterator[None]:
-    """An exclusive lock on `.NAME.part-K-of-N.lock` beside the store, holding 'pid P on host H'.
-
-    A POSIX record lock (`lockf`), not `flock`: it belongs to this process alone, so the processes it
-    forks (DataLoader's decoding workers) do not hold it, and the kernel frees it the moment this
-    process dies, even while an orphaned worker lives on."""
-    lock_path = path.parent / f".{path.name}.part-{part}-of-{nparts}.lock"
-    key = lock_path.resolve()
-    with open(lock_path, "a+") as lock:
-        while True:
-            with _held_guard:
-                mine = key in _held
-                if not mine:
-                    try:
-                        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        _held.add(key)
-                        break
-                    except OSError as err:
-                        if err.errno not in (errno.EACCES, errno.EAGAIN):
-                            raise
-            if not wait:
-                lock.seek(0)
-                holder = f"this process (pid {os.getpid()})" if mine else lock.read().strip() or "another process"
-                raise PartBusyError(
-                    f"{path}: part {part} of {nparts} is being written by {holder} (lock {lock_path}): "
-                    f"wait for it, or pass --wait to wait; it is never written twice at once"
-                ) from None
-            time.sleep(0.1)
-        try:
-            lock.truncate(0)
-            lock.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
-            lock.flush()
-            yield
-        finally:
-            with _held_guard:
-                _held.discard(key)
-
-
-def is_checksum_error(err: BaseException | None) -> bool:
-    """Whether `err` (or what caused it) is a chunk failing its crc32c checksum on reading."""
-    while err is not None:
-        if isinstance(err, ValueError) and "checksum do not match" in str(err):
-            return True
-        err = err.__cause__ or err.__context__
-    return False

@@ -19,7 +19,8 @@ import numpy as np
 import zarr
 
 from ..errors import DcsmCacheError, StoreNotFoundError
-from .feature_store import SCHEMA_VERSION, FeatureStore, is_checksum_error
+from .chunk_files import is_checksum_error
+from .feature_store import SCHEMA_VERSION, FeatureStore
 
 __all__ = ["Problem", "verify_store"]
 
