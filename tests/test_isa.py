@@ -15,13 +15,16 @@ from snakemake_run import DEFAULT, snakemake
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 
-def test_avx2_caps_aten_onednn_and_mkl(monkeypatch):
+def test_avx2_caps_aten_onednn_mkl_and_numpy(monkeypatch):
     monkeypatch.setattr(platform, "machine", lambda: "x86_64")
-    assert isa.isa_environment("avx2") == {
+    env = isa.isa_environment("avx2")
+    assert {k: v for k, v in env.items() if k != "NPY_DISABLE_CPU_FEATURES"} == {
         "ATEN_CPU_CAPABILITY": "avx2",
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "MKL_CBWR": "COMPATIBLE",  # MKL's one branch documented as the same on Intel and other processors
     }
+    assert {"X86_V4", "AVX512_ICL", "AVX512_SPR", "AVX512_SKX"} <= set(env["NPY_DISABLE_CPU_FEATURES"].split())
     assert isa.isa_environment("native") == {}
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert isa.isa_environment("avx2") == {}  # an x86 pin means nothing elsewhere
@@ -38,7 +41,7 @@ def test_pinning_after_torch_was_imported_is_an_error(monkeypatch):
 
     for key in isa.CPU_ISAS["avx2"]:
         monkeypatch.delenv(key, raising=False)
-    with pytest.raises(ConfigError, match="before torch is imported.*DCSM_CPU_ISA=avx2"):
+    with pytest.raises(ConfigError, match="before torch and numpy are imported.*DCSM_CPU_ISA=avx2"):
         isa.pin_cpu_isa("avx2")
     for key, value in isa.CPU_ISAS["avx2"].items():
         monkeypatch.setenv(key, value)
@@ -46,35 +49,49 @@ def test_pinning_after_torch_was_imported_is_an_error(monkeypatch):
 
 
 KERNELS = r"""
-import sys
+import os, sys
+os.environ["MKL_VERBOSE"] = "1"  # MKL prints each call with its reproducibility branch (CNR:...)
 from dcsm_cache.cli import main
 try:
     main(sys.argv[1:], standalone_mode=False)  # a subcommand's --help: the group's options are applied first
 except BaseException:
     pass
+import numpy as np
+from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
 import torch, torch.nn.functional as F
 x = torch.randn(2, 8, 8, 8).contiguous(memory_format=torch.channels_last)
 with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
     F.conv2d(x, torch.randn(8, 8, 3, 3))
+torch.randn(16, 16) @ torch.randn(16, 16)  # an MKL sgemm
 print("aten", torch.backends.cpu.get_cpu_capability())
+print("numpy", " ".join(t for t in __cpu_dispatch__ if __cpu_features__.get(t)) or "-")
 """
 
 
-def kernels(args: list[str], env: dict) -> tuple[str, str]:
-    """(ATen's capability, oneDNN's instruction set) in a process that ran `dcsm-cache ARGS` first."""
+def kernels(args: list[str], env: dict) -> dict[str, str]:
+    """What each library runs in a process that ran `dcsm-cache ARGS` first: ATen's capability, oneDNN's
+    instruction set, MKL's reproducibility branch and numpy's dispatch targets in use."""
     env = {k: v for k, v in {**os.environ, **env}.items() if k not in isa.CPU_ISAS["avx2"]}
     out = subprocess.run([sys.executable, "-c", KERNELS, *args], capture_output=True, text=True, env=env, check=True)
     lines = out.stdout.splitlines()
-    onednn = next(line.split("isa:", 1)[1] for line in lines if ",info,cpu,isa:" in line)
-    return next(line.split()[1] for line in lines if line.startswith("aten ")), onednn
+    return {
+        "aten": next(line.split()[1] for line in lines if line.startswith("aten ")),
+        "onednn": next(line.split("isa:", 1)[1] for line in lines if ",info,cpu,isa:" in line),
+        "mkl": next(line.split("CNR:", 1)[1].split()[0] for line in lines if "SGEMM" in line and "CNR:" in line),
+        "numpy": next(line.split(" ", 1)[1] for line in lines if line.startswith("numpy ")),
+    }
 
 
 @pytest.mark.skipif(not X86, reason="x86-64 only")
-def test_the_cli_pins_before_the_command_imports_torch():
-    # (on an AVX2 machine every run reads AVX2; on an AVX-512 one, only the pinned ones do)
+def test_the_cli_pins_every_library_before_the_command_imports_it():
+    # (on an AVX2 machine ATen, oneDNN and numpy read AVX2 either way; on an AVX-512 one only pinned runs do)
     for args, env in ((["--cpu-isa", "avx2", "world", "--help"], {}), (["world", "--help"], {"DCSM_CPU_ISA": "avx2"})):
-        aten, onednn = kernels(args, env)
-        assert aten in ("AVX2", "DEFAULT") and "AVX-512" not in onednn, (args, env, aten, onednn)
+        got = kernels(args, env)
+        assert got["aten"] in ("AVX2", "DEFAULT") and "AVX-512" not in got["onednn"], (args, env, got)
+        assert got["mkl"] == "COMPATIBLE", (args, env, got)
+        assert not {"X86_V4", "AVX512_ICL", "AVX512_SPR", "AVX512_SKX"} & set(got["numpy"].split()), got
+    native = kernels(["world", "--help"], {})
+    assert native["mkl"] == "OFF"
 
 
 def test_a_bad_value_from_the_environment_is_one_line_and_exit_2():
@@ -106,4 +123,5 @@ def test_a_result_records_the_kernels_it_was_computed_with(stores, tmp_path):
     out = tmp_path / "r.json"
     args = ["eval", "--store", str(stores["shapes_spatial"]), "--scorer", "cosine", "--out", str(out)]
     subprocess.run(["dcsm-cache", "--quiet", "--cpu-isa", "avx2", *args], check=True, capture_output=True)
-    assert json.loads(out.read_text())["provenance"]["hardware"]["cpu_kernels"] in ("AVX2", "DEFAULT")
+    hardware = json.loads(out.read_text())["provenance"]["hardware"]
+    assert hardware["cpu_kernels"] in ("AVX2", "DEFAULT") and hardware["cpu_pin"] == isa.CPU_ISAS["avx2"]

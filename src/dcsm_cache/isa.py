@@ -1,18 +1,29 @@
-"""Pin the CPU's vector instructions, so that a run gives the same floats on any x86-64 machine.
+"""Pin the CPU's code paths, so that a run gives the same floats on any x86-64 machine.
 
-    pin_cpu_isa("avx2")   # before torch is imported: ATen, oneDNN and MKL run their AVX2 code
+    pin_cpu_isa("avx2")   # before torch and numpy are imported: every library on one code path
 
 PyTorch picks its CPU kernels by what the processor offers: ATen's vectorised loops (GELU, softmax,
 reductions), oneDNN's convolutions and MKL's matrix products each have an AVX2 and an AVX-512
 version, and they sum in different orders. So the embedded default pretrained on an AVX-512
 machine is another model, to the last bits, than on an AVX2 one, and the results table differs by
-a few points (the pretraining's trajectory; README "Results"). Each library reads one environment
-variable for the highest instruction set it may use, at its first call, so `cpu_isa: avx2`
-(config; `dcsm-cache --cpu-isa avx2`, or `DCSM_CPU_ISA=avx2`) sets all three before torch is
-imported. On an AVX-512 machine it then computes what an AVX2 machine does: the default's results
-table, all eighteen numbers, came out identical on both (benchmarks/RESULTS.md, seventh session),
-about 5% slower than its own kernels. `native` (the default) leaves the choice to the
-libraries. The pin is for x86-64; elsewhere it is a no-op.
+a few points (the pretraining's trajectory). `cpu_isa: avx2` (config; `dcsm-cache --cpu-isa avx2`,
+or `DCSM_CPU_ISA=avx2`) sets, before torch or numpy is imported, what each library documents:
+
+- ATen: `ATEN_CPU_CAPABILITY=avx2`, its vectorised loops at AVX2;
+- oneDNN: `ONEDNN_MAX_CPU_ISA=AVX2`, no AVX-512, VNNI or AMX kernels;
+- MKL: `MKL_ENABLE_INSTRUCTIONS=AVX2` and `MKL_CBWR=COMPATIBLE`. MKL also picks its code by vendor:
+  its conditional numerical reproducibility branches other than AUTO and COMPATIBLE exist on Intel
+  processors only (`MKL_CBWR=AVX2` runs AVX2 code on an Intel Xeon and the AUTO branch on an AMD
+  EPYC), and COMPATIBLE, one SSE2 code path without approximate reciprocals, is the one its
+  documentation promises gives the same results on Intel and other processors;
+- numpy: `NPY_DISABLE_CPU_FEATURES`, its AVX-512 dispatch targets off (numpy 2's names and 1.26's).
+
+The thread count is the other half (each library splits its sums by threads): the default's
+config fixes it per stage. `native` (the default of the CLI) leaves every choice to the libraries.
+The pin is for x86-64; elsewhere it is a no-op. What is checked: each variable reaches its library
+(tests/test_isa.py reads ATen's level, oneDNN's and MKL's verbose lines and numpy's dispatch
+table in a child process), and the default's table on an AMD EPYC with AVX-512 equals the AVX2
+machine's (docs/results.md).
 """
 
 from __future__ import annotations
@@ -23,10 +34,19 @@ import sys
 
 from .errors import ConfigError
 
-#: instruction set -> the variables that cap ATen, oneDNN and MKL at it
+# numpy's dispatch targets above AVX2: numpy 2 names them X86_V4, AVX512_ICL, AVX512_SPR; 1.26 by feature
+_NUMPY_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL"
+
+#: instruction set -> the variables that put ATen, oneDNN, MKL and numpy on one code path (module doc)
 CPU_ISAS: dict[str, dict[str, str]] = {
     "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "MKL_CBWR": "COMPATIBLE",
+        "NPY_DISABLE_CPU_FEATURES": _NUMPY_AVX512,
+    },
 }
 ENV_VAR = "DCSM_CPU_ISA"  # what the workflow sets from its config, and `dcsm-cache --cpu-isa` reads
 
@@ -43,12 +63,14 @@ def isa_environment(isa: str) -> dict[str, str]:
 def pin_cpu_isa(isa: str) -> dict[str, str]:
     """Set `isa`'s variables in this process (and so its children); what was set.
 
-    The libraries read them once, at their first call, so this must run before torch is imported:
-    once it is, asking for other values than it was started with is an error."""
+    The libraries read them once, at their first call (numpy at its import), so this must run before
+    torch and numpy are imported: once they are, asking for other values than they started with is an error."""
     env = isa_environment(isa)
-    if "torch" in sys.modules and any(os.environ.get(k) != v for k, v in env.items()):
+    loaded = [m for m in ("torch", "numpy") if m in sys.modules]
+    if loaded and any(os.environ.get(k) != v for k, v in env.items()):
         raise ConfigError(
-            f"cpu_isa={isa!r} must be set before torch is imported (here it already was): "
+            f"cpu_isa={isa!r} must be set before {' and '.join(loaded)} {'are' if len(loaded) > 1 else 'is'} "
+            f"imported (here {'they' if len(loaded) > 1 else 'it'} already {'were' if len(loaded) > 1 else 'was'}): "
             f"set {ENV_VAR}={isa} in the environment instead"
         )
     os.environ.update(env)

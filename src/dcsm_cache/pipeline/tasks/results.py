@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ...atomic import write_json
+from ...isa import CPU_ISAS
 
 __all__ = ["provenance", "write_result"]
 
@@ -52,6 +53,7 @@ def _hardware() -> dict:
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_kernels": torch.backends.cpu.get_cpu_capability(),  # ATen's SIMD level: `cpu_isa` (isa.py) pins it
+        "cpu_pin": {k: os.environ[k] for k in sorted(CPU_ISAS["avx2"]) if k in os.environ},  # what pinned the rest
         "gpus": gpus,
     }
 
