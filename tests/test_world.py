@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -17,7 +18,7 @@ from dcsm_cache.pipeline.world import scenes as W
 from dcsm_cache.pipeline.benchmarks import load_benchmark, shapes
 from dcsm_cache.pipeline.world import files, generate
 from dcsm_cache.pipeline.world.generate import generate_world
-from dcsm_cache.pipeline.world.scenes import Obj, WorldConfig, caption_is_true, parse_caption
+from dcsm_cache.pipeline.world.scenes import PALETTE, Obj, WorldConfig, caption_is_true, parse_caption
 
 TINY = WorldConfig(seed=3, n_pretrain=30, n_train=24, n_val=6, n_test=8, n_heldout=6, n_heldout_val=9, noise=2.0)
 EXPECTED = {"pretrain": 30, "train": 24, "val": 6, "test": 24, "heldout": 18, "heldout_val": 9}
@@ -231,3 +232,24 @@ def test_crash_leaves_no_complete_marker(tmp_path, monkeypatch):
     assert not (root / "world.json").exists()
     with pytest.raises(InputNotFoundError):
         shapes.load(root, family="binding")
+
+
+def test_another_draw_shades_and_blurs_the_same_scenes(tmp_path):
+    from dcsm_cache.pipeline.world.generate import shades
+
+    base = dict(seed=7, n_pretrain=0, n_train=0, n_val=0, n_test=3, n_heldout=0, n_heldout_val=0)
+    plain = generate_world(WorldConfig(**base, shade=30), tmp_path / "plain", workers=1)
+    other = generate_world(WorldConfig(**base, shade=30, blur=0.8), tmp_path / "other", workers=1)
+    assert scenes(plain, "test") == scenes(other, "test")  # the same scenes and captions, drawn otherwise
+    moved = shades(WorldConfig(**base, shade=30))
+    assert all(np.abs(moved[c] - np.array(PALETTE[c])).max() <= 30 for c in PALETTE)
+    assert any(np.abs(moved[c] - np.array(PALETTE[c])).max() > 5 for c in PALETTE)
+    for s in scenes(plain, "test"):
+        with Image.open(plain / s["file"]) as a, Image.open(other / s["file"]) as b:
+            a, b = np.asarray(a, dtype=int), np.asarray(b, dtype=int)
+        o = s["objects"][0]
+        assert np.abs(a[o["y"], o["x"]] - moved[o["colour"]]).max() <= 12  # its shade, and its jitter
+        edges = lambda im: np.abs(np.diff(im, axis=1)).mean()  # noqa: E731
+        assert edges(b) < edges(a)  # blurred
+    with pytest.raises(ConfigError, match="shade=99"):
+        WorldConfig(shade=99)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from ...cores import cpu_cores
 from .files import FORMAT, SPLITS, write_world_json
@@ -58,14 +58,21 @@ def _outline(shape, cx, cy, s):
     ]
 
 
+def shades(cfg: WorldConfig) -> dict[str, np.ndarray]:
+    """Each colour's RGB in this world: the palette's, moved by up to `cfg.shade` per channel (seeded)."""
+    rng = np.random.default_rng([cfg.seed, 99])
+    return {c: np.array(PALETTE[c]) + (rng.integers(-cfg.shade, cfg.shade + 1, 3) if cfg.shade else 0) for c in PALETTE}
+
+
 def render(objects: Sequence[Obj], cfg: WorldConfig, rng: np.random.Generator) -> Image.Image:
-    """The scene as an RGB image: light tinted background, shapes with slight colour jitter, noise."""
+    """The scene as an RGB image: light tinted background, shapes with slight colour jitter, blur, noise."""
     k, n = cfg.supersample, cfg.image_size
+    palette = shades(cfg)
     bg = np.clip(rng.integers(195, 241) + rng.integers(-8, 9, 3), 0, 255)
     im = Image.new("RGB", (n * k, n * k), tuple(int(v) for v in bg))
     draw = ImageDraw.Draw(im)
     for o in objects:
-        fill = tuple(int(v) for v in np.clip(np.array(PALETTE[o.colour]) + rng.integers(-12, 13, 3), 0, 255))
+        fill = tuple(int(v) for v in np.clip(palette[o.colour] + rng.integers(-12, 13, 3), 0, 255))
         cx, cy, s = (o.x + 0.5) * k, (o.y + 0.5) * k, o.size * k
         if o.shape == "circle":
             draw.ellipse([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2], fill=fill)
@@ -74,6 +81,8 @@ def render(objects: Sequence[Obj], cfg: WorldConfig, rng: np.random.Generator) -
         else:
             draw.polygon(_outline(o.shape, cx, cy, s), fill=fill)
     im = im.resize((n, n), Image.Resampling.BOX)
+    if cfg.blur:
+        im = im.filter(ImageFilter.GaussianBlur(cfg.blur))
     if cfg.noise:
         arr = np.asarray(im, dtype=np.float32) + cfg.noise * rng.standard_normal((n, n, 3), np.float32)
         im = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8))

@@ -68,6 +68,8 @@ class WorldConfig:
     gap: int = 3  # least empty pixels between two objects' boxes
     noise: float = 0.0  # std of per-pixel Gaussian noise, 0-255 (noise makes PNGs 10x bigger)
     supersample: int = 3  # draw at this many times the size, then downsample
+    shade: int = 0  # each colour's RGB moved by up to this much per channel, one seeded shift per colour
+    blur: float = 0.0  # radius of a Gaussian blur over the drawn image, pixels
 
     def __post_init__(self):
         bad = [c for c in self.colours if c not in PALETTE] + [s for s in self.shapes if s not in SHAPES]
@@ -85,6 +87,8 @@ class WorldConfig:
         n_held = round(self.heldout_fraction * len(self.colours) * len(self.shapes))
         if (self.n_heldout or self.n_heldout_val) and n_held < 1:
             raise ConfigError("world: heldout_fraction holds out no combo; raise it or set n_heldout=n_heldout_val=0")
+        if not 0 <= self.shade <= 60 or self.blur < 0:
+            raise ConfigError(f"world: shade={self.shade} must be in 0..60 and blur={self.blur} not negative")
         if min(self.n_pretrain, self.n_train, self.n_val, self.n_test, self.n_heldout, self.n_heldout_val) < 0:
             raise ConfigError("world: split counts must not be negative")
 
