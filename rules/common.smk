@@ -5,7 +5,7 @@ import re
 import sys
 
 from dcsm_cache.pipeline.scorers import SCORERS
-from dcsm_cache.workflow import code_fingerprint, items_fingerprint, plan, recipes, set_flags
+from dcsm_cache.workflow import Worlds, code_fingerprint, items_fingerprint, plan, recipes, set_flags
 from dcsm_cache.workflow.parts import extraction
 from dcsm_cache.workflow.domains import under
 
@@ -39,12 +39,18 @@ def dataset_cfg(name):
     return config["datasets"][name]
 
 
+# The worlds drawn here and the benchmark folders exported from them (dcsm_cache/workflow/worlds.py).
+WORLDS = Worlds(config)
+
+
 def world_marker(name):
-    """A dataset read from the shapes world depends on the world being generated first."""
+    """A dataset read from a world drawn here, or from an export of one, waits for the file its folder's
+    rule writes last (rules/world.smk)."""
     root = dataset_cfg(name)["root"]
     if DOMAINS and under(root, DOMAINS.root):  # the domain study's rendered sets (rules/domains.smk)
         return [f"{DOMAINS.root}/domains.json"]
-    return [f"{root}/world.json"] if os.path.normpath(root) == os.path.normpath(config["world"]["root"]) else []
+    marker = WORLDS.marker(root)
+    return [marker] if marker else []
 
 
 def dataset_file(name):
@@ -115,11 +121,13 @@ wildcard_constraints:
 
 # The report's gallery (rules/report.smk): one per backbone whose trained scorer is evaluated here.
 def gallery_benchmarks():
-    """Backbone -> the benchmarks its trained scorer is evaluated on here (from the plan's result files)."""
+    """Backbone -> the benchmarks its trained scorer is evaluated on here (from the plan's result files), those
+    of `report: gallery_benchmarks:` where the config names some."""
+    chosen = config["report"].get("gallery_benchmarks")
     out = {}
     for path in PLAN.targets:
         parts = path.split("/")
-        if len(parts) == 5 and parts[4] == "dcsm.json":
+        if len(parts) == 5 and parts[4] == "dcsm.json" and (chosen is None or parts[3] in chosen):
             out.setdefault(parts[2], []).append(parts[3])
     return out
 

@@ -73,6 +73,7 @@ def test_every_stage_names_files_that_exist():
 STAGE_ENTRIES = {
     "world": ("pipeline/world/generate.py",),
     "domains": ("pipeline/world/domains.py",),
+    "export": ("pipeline/world/export.py",),
     "pretrain": ("pipeline/world/pretrain.py",),
     "extract": ("pipeline/extract/run.py",),
     "train": ("pipeline/train/loop.py",),

@@ -5,14 +5,16 @@
 
 plan.py (which results a config can make here, and what is missing for the others), params.py (the
 `--set` flags of a rule, from settings in one canonical form), recipes.py (the DCSM scorers a config
-trains, each from its datasets' stores), code.py (a fingerprint of the source
-files each stage runs, so that a changed package reruns what it computes).
+trains, each from its datasets' stores), worlds.py (the worlds a config draws and the benchmark folders
+it exports from them), code.py (a fingerprint of the source files each stage runs, so that a changed
+package reruns what it computes).
 """
 
 from .code import STAGES, code_fingerprint, items_fingerprint
 from .params import canonical, canonical_json, set_flags
 from .plan import TASKS, Missing, Plan, plan, result_path, strict_flag, summary_path
 from .recipes import Recipe, recipes
+from .worlds import Worlds
 
 __all__ = [
     "STAGES",
@@ -20,6 +22,7 @@ __all__ = [
     "Missing",
     "Plan",
     "Recipe",
+    "Worlds",
     "canonical",
     "canonical_json",
     "code_fingerprint",

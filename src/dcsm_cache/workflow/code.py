@@ -32,9 +32,17 @@ _WORLD = ("pipeline/world/scenes.py", "pipeline/world/generate.py", "pipeline/wo
 STAGES: dict[str, tuple[str, ...]] = {
     "world": _WORLD,
     "domains": ("pipeline/world/domains.py", *_WORLD),
+    "export": (
+        "pipeline/world/export.py",
+        "pipeline/benchmarks/sugarcrepe.py",
+        "pipeline/benchmarks/_common.py",
+        "pipeline/items",
+        *_WORLD,
+    ),
     "pretrain": (
         "pipeline/world/pretrain.py",
         "pipeline/world/late_interaction.py",
+        "pipeline/world/hard_negatives.py",
         "pipeline/world/train_images.py",
         "pipeline/world/tinyclip.py",
         "pipeline/formats/shards.py",

@@ -12,7 +12,8 @@ weights, its dataset's folder and its scorer's checkpoint are present:
   pretraining set; `arch.tag` and `hf-hub:` weights are assumed downloadable unless HF_HUB_OFFLINE
   is set, when they must be in the Hugging Face cache (`tokens.weights_cached`, the only place
   open_clip is imported); a bare `arch` (seeded random weights) is always there;
-- a dataset: one built here (its root is the world's, or under the domain study's) is always there;
+- a dataset: one built here (its root is a world's or an export's of `worlds.py`, or under the domain
+  study's) is always there;
   any other needs its root and one of the files its benchmark's loader reads first
   (`benchmarks.expected_files`);
 - a scorer: `dcsm` needs the training set, `dcsm-paper` the file the backbone's entry names, a
@@ -34,6 +35,7 @@ from ..errors import ConfigError, DcsmCacheError
 from ..pipeline.scorers import SCORERS
 from .domains import under
 from .recipes import DEFAULT, Recipe, recipes
+from .worlds import Worlds
 
 __all__ = ["KINDS", "TASKS", "Missing", "Plan", "plan", "result_path", "strict_flag", "summary_path"]
 
@@ -147,7 +149,7 @@ class _Checker:
     def __init__(self, config: Mapping, workdir: Path):
         self.config, self.workdir = config, workdir
         self.backbones, self.datasets = config["backbones"], config["datasets"]
-        self.world = os.path.normpath(config["world"]["root"])
+        self.worlds = Worlds(config)
         self.domains = (config.get("domains") or {}).get("root")  # the domain study's rendered sets (domains.py)
         self.recipes = recipes(config)
         self.missing: dict[tuple[str, str, str], Missing] = {}
@@ -172,8 +174,8 @@ class _Checker:
     def _dataset(self, key: str) -> bool:
         cfg = self.datasets[key]
         root = cfg["root"]
-        if os.path.normpath(root) == self.world or (self.domains and under(root, self.domains)):
-            return True  # the `world` (or `domains_world`) rule builds it
+        if self.worlds.marker(root) or (self.domains and under(root, self.domains)):
+            return True  # a world, an export of one (rules/world.smk) or the domain study (`domains_world`) builds it
         from ..pipeline.benchmarks import expected_files  # the registry imports numpy and PIL: only when asked
 
         bench = cfg.get("benchmark", key)
