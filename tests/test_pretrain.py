@@ -108,3 +108,23 @@ def test_hard_negatives_change_the_batches_and_a_share_outside_0_1_is_a_config_e
         pretrain(tmp_path / "m.json", tmp_path / f"{name}.pt", PretrainConfig(**base, hard_negatives=share))
     plain, hard = (tmp_path / "plain.pt").read_bytes(), (tmp_path / "hard.pt").read_bytes()
     assert plain != hard and hard == (tmp_path / "hard2.pt").read_bytes()
+
+
+def test_training_the_used_rows_alone_gives_the_same_weights(pretrain_items, tmp_path, monkeypatch):
+    """The embedding's rows no caption uses keep their initial values either way, and the rest train to the
+    same bits as when AdamW steps every row."""
+    import contextlib
+
+    from dcsm_cache.pipeline.world import pretrain as module
+
+    cfg = PretrainConfig(arch=TINY_BACKBONE, steps=4, batch_size=16, warmup=2, device="cpu", progress=False)
+    pretrain(pretrain_items, tmp_path / "rows.pt", cfg)
+    monkeypatch.setattr(module, "used_rows", lambda tower, ids: contextlib.nullcontext(tower.token_embedding.weight))
+    pretrain(pretrain_items, tmp_path / "every.pt", cfg)
+    rows, every = (torch.load(tmp_path / f, weights_only=True) for f in ("rows.pt", "every.pt"))
+    assert rows.keys() == every.keys() and all(torch.equal(rows[k], every[k]) for k in rows)
+    assert (tmp_path / "rows.pt").read_bytes() == (tmp_path / "every.pt").read_bytes()
+    torch.manual_seed(cfg.seed)  # (as pretrain seeds it before making the model)
+    fresh = open_clip.create_model(TINY_BACKBONE).state_dict()["token_embedding.weight"]
+    changed = (rows["token_embedding.weight"] != fresh).any(1)
+    assert 0 < int(changed.sum()) < 200  # the rows the captions use, no other

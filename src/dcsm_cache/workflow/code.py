@@ -43,6 +43,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/world/pretrain.py",
         "pipeline/world/late_interaction.py",
         "pipeline/world/hard_negatives.py",
+        "pipeline/world/used_rows.py",
         "pipeline/world/train_images.py",
         "pipeline/world/tinyclip.py",
         "pipeline/formats/shards.py",

@@ -46,6 +46,7 @@ from ..items import read_manifest
 from .hard_negatives import one_word_apart, with_partners
 from .late_interaction import late_interaction
 from .train_images import train_images
+from .used_rows import used_rows
 
 log = logging.getLogger(__name__)
 TOKEN_POOLS = ("maxsim", "filip", "mean")
@@ -120,6 +121,14 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
     workers = cfg.threads or cpu_cores()
     images = train_images(ds, [row for row, _ in pairs], preprocess, workers, cfg.progress)
     texts = _trim(tokenizer([c for _, c in pairs]), text_tower(model))
+    with used_rows(text_tower(model), texts):  # (the embedding's rows no caption uses are never changed)
+        losses = _train(model, image_fn, text_fn, images, texts, [c for _, c in pairs], cfg, device)
+    save_torch({k: v.contiguous() for k, v in model.state_dict().items()}, out)  # (the usual layout)
+    return {"steps": cfg.steps, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])), "n_pairs": len(pairs)}
+
+
+def _train(model, image_fn, text_fn, images, texts, captions, cfg: PretrainConfig, device) -> list[float]:
+    """The optimisation: `cfg.steps` AdamW steps on batches of (image, caption); the losses."""
     loss_fn = open_clip.ClipLoss()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
@@ -129,13 +138,13 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
         betas=(0.9, 0.98),
         eps=1e-6,
     )
-    partners = one_word_apart([c for _, c in pairs]) if cfg.hard_negatives else None
+    partners = one_word_apart(captions) if cfg.hard_negatives else None
     gen = torch.Generator().manual_seed(cfg.seed)
-    perm, pos, losses = torch.randperm(len(pairs), generator=gen), 0, []
+    perm, pos, losses = torch.randperm(len(captions), generator=gen), 0, []
     bar = tqdm(range(cfg.steps), desc="pretrain", disable=not cfg.progress)
     for step in bar:
         if pos + cfg.batch_size > len(perm):
-            perm, pos = torch.randperm(len(pairs), generator=gen), 0
+            perm, pos = torch.randperm(len(captions), generator=gen), 0
         idx = perm[pos : pos + cfg.batch_size]
         if partners is not None:
             idx = with_partners(idx, partners, cfg.hard_negatives, gen)
@@ -159,5 +168,4 @@ def pretrain(items: str | os.PathLike, out: str | os.PathLike, cfg: PretrainConf
             model.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item())
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}", refresh=False)
-    save_torch({k: v.contiguous() for k, v in model.state_dict().items()}, out)  # (the usual layout)
-    return {"steps": cfg.steps, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])), "n_pairs": len(pairs)}
+    return losses
