@@ -79,6 +79,7 @@ STAGE_ENTRIES = {
     "evaluate": ("pipeline/tasks/choice.py", "pipeline/tasks/results.py"),
     "zeroshot": ("pipeline/tasks/zeroshot.py", "pipeline/tasks/results.py"),
     "retrieval": ("pipeline/tasks/retrieval.py", "pipeline/tasks/results.py"),
+    "linear_probe": ("pipeline/tasks/linear_probe.py", "pipeline/tasks/results.py"),
     "report": ("pipeline/tasks/report.py",),
     "gallery": ("pipeline/figures/gallery.py",),
     "domains_table": ("pipeline/tasks/domains_table.py", "pipeline/world/files.py"),
