@@ -89,6 +89,8 @@ def test_the_probe_is_scikit_learns_logistic_regression_on_the_stores_features(s
     run = result["runs"][0]
     best = max(run["search"], key=lambda ea: (ea[1], -ea[0]))  # the highest held-out accuracy, then the smaller C
     assert result["C"] == run["C"] == 10.0 ** best[0]
+    raw, raw_test = read_probe_set(stores["train"]), read_probe_set(stores["test"])
+    assert fit_probe(raw.x, raw.y, raw_test.x, raw_test.y) == {k: result[k] for k in fit_probe(x, y, xt, yt)}
     pred = LogisticRegression(C=result["C"], max_iter=1000).fit(x, y).predict(xt)
     assert result["accuracy"] == (pred == yt).mean()
     assert result["mean_per_class"] == np.mean([(pred[yt == c] == c).mean() for c in range(len(CLASSES))])
@@ -153,7 +155,7 @@ def test_token_features_are_the_mean_of_the_patch_tokens(stores):
     tokens = fs.image_tokens[:].astype(np.float32)
     assert _first_patch(tokens.shape[1]) == 0 and _first_patch(197) == 1 and _first_patch(50) == 1
     got = read_probe_set(stores["test"], "tokens")
-    want = unit((tokens / np.linalg.norm(tokens, axis=-1, keepdims=True)).mean(axis=1))
+    want = (tokens / np.linalg.norm(tokens, axis=-1, keepdims=True)).mean(axis=1)  # fit_probe normalises it
     np.testing.assert_allclose(got.x, want, atol=1e-6)
     assert linear_probe(stores["train"], stores["test"], LinearProbeConfig(features="tokens"))["scorer"] == (
         "linear-probe-tokens"

@@ -72,7 +72,7 @@ class LinearProbeConfig:
 
 @dataclass
 class ProbeSet:
-    """One store's classification items: features [N, D] float32 (unit rows), class index, domain tag."""
+    """One store's classification items: features [N, D] float32 (`fit_probe` L2-normalises them), class, domain."""
 
     path: str
     dataset: str
@@ -116,7 +116,7 @@ def read_probe_set(store: str | os.PathLike, features: str = "pooled", items: st
         str(store),
         ds.name,
         tuple(ds.captions[:n_classes]),
-        normalise(x),
+        x,
         np.array([it.correct for it in kept], dtype=np.int64),
         np.array([it.tags.get("domain", "") for it in kept]),
         len(ds.items) - len(kept),
