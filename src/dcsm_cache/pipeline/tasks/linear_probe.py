@@ -100,16 +100,20 @@ def read_probe_set(store: str | os.PathLike, features: str = "pooled", items: st
     fs, ds = open_with_manifest(store, items)
     n_classes, _ = prompt_table(ds)
     valid = fs.image_valid[:]
-    kept = [it for it in ds.items if valid[it.image]]
-    if not kept:
-        raise BadInputError(f"{store}: none of the {len(ds.items)} images could be read at extraction")
-    rows = np.array([it.image for it in kept], dtype=np.int64)
+    n = len(ds.items)
+    image = np.fromiter((it.image for it in ds.items), dtype=np.int64, count=n)
+    keep = valid[image]
+    if not keep.any():
+        raise BadInputError(f"{store}: none of the {n} images could be read at extraction")
+    rows = image[keep]
+    labels = np.fromiter((it.correct for it in ds.items), dtype=np.int64, count=n)[keep]
+    domains = np.array([it.tags.get("domain", "") if it.tags else "" for it in ds.items])[keep]
     name = "image/pooled" if features == "pooled" else "image/tokens"
     arr = fs[name]
     skip = _first_patch(arr.shape[1]) if features == "tokens" else 0  # a leading CLS token is not a patch
     step = _rows_at_once(int(np.prod(arr.shape[1:])) * arr.dtype.itemsize)
     x = np.empty((len(rows), arr.shape[-1]), dtype=np.float32)
-    for a in range(0, len(rows), step):
+    for a in range(0, len(rows), step):  # the store's own reader: whole chunk files mapped
         block = fs.read_rows(name, rows[a : a + step])
         x[a : a + len(block)] = block if features == "pooled" else normalise(block[:, skip:]).mean(axis=1)
     return ProbeSet(
@@ -117,9 +121,9 @@ def read_probe_set(store: str | os.PathLike, features: str = "pooled", items: st
         ds.name,
         tuple(ds.captions[:n_classes]),
         x,
-        np.array([it.correct for it in kept], dtype=np.int64),
-        np.array([it.tags.get("domain", "") for it in kept]),
-        len(ds.items) - len(kept),
+        labels,
+        domains,
+        n - len(rows),
         fs.attrs,
     )
 
