@@ -218,6 +218,8 @@ def test_linear_probes_get_a_table_beside_their_zero_shot_and_a_shots_figure(tmp
         "top-1 test",
         "top-1 heldout",
     ]
+    rule = next(line for line in section.splitlines() if line.startswith("|---"))
+    assert rule.count("|") == head.count("|") and all(len(r) == head.count("|") - 1 for r in rows)
     assert [r[4] for r in rows] == ["1-shot", "4-shot", "all"]  # by shots, the whole train split last
     for row, shots in zip(rows, (1, 4, None)):
         acc, se, test_acc, held = probes[shots]

@@ -76,7 +76,7 @@ def linear_probe_table(probes: list[dict], zeroshots: list[dict]) -> tuple[str, 
         "| test set | train set | backbone | features | shots | top-1 | mean per class | "
         + "".join(f"top-1 {d} | " for d in domains)
         + "C | images fitted | classes | zero-shot top-1 |",
-        "|---|---|---|---|---|" + "---:|" * (len(domains) + 7),
+        "|---|---|---|---|---|" + "---:|" * (len(domains) + 6),
     ]
     cells = []
     for r in sorted(probes, key=_order):
