@@ -10,8 +10,8 @@ cosine's, in points, for each backbone and trained scorer that has both (error b
 errors combined). `shots.png`, the CLIP paper's Figure 6 form: per test set and backbone, a linear
 probe's top-1 against the labelled training images a class (1, 2, 4, ... on a log scale, then `all`,
 the full train split), standard errors as error bars, and the same backbone's zero-shot top-1 on the
-same test set as a dashed line of the same colour. All are sized for a paper column (3.4 in wide) at
-200 dpi, so they are readable on a screen too (680 px wide).
+same test set as a dashed line of the same colour (chance dotted grey). All are sized for a paper
+column (3.4 in wide) at 200 dpi, so they are readable on a screen too (680 px wide).
 """
 
 from __future__ import annotations
@@ -178,6 +178,8 @@ def shots_figure(series: list[Series], out: str | os.PathLike) -> Path | None:
                     ax.plot([], [], color=colour, marker="s", ms=4, label=s.label)
         if s.zeroshot is not None:
             ax.axhline(100 * s.zeroshot, color=colour, linestyle="dashed", linewidth=1)
+    for chance in sorted({s.chance for s in series}):
+        ax.axhline(100 * chance, color="grey", linestyle="dotted", linewidth=0.8)
     ax.set_xticks([*map(math.log2, ks), x_all], [*map(str, ks), "all"])
     ax.set_xlabel("labelled training images per class", fontsize=7)
     ax.set_ylabel("linear probe top-1 (%)", fontsize=7)
@@ -188,8 +190,11 @@ def shots_figure(series: list[Series], out: str | os.PathLike) -> Path | None:
     if any(s.zeroshot is not None for s in series):
         handles.append(plt.Line2D([], [], color="black", linestyle="dashed", linewidth=1))
         labels.append("zero-shot (same colour)")
-    fig.legend(handles, labels, loc="lower center", ncol=1 if len(labels) > 2 else 2, fontsize=6, frameon=False)
-    fig.tight_layout(rect=(0, 0.05 + 0.04 * len(labels) / (1 if len(labels) > 2 else 2), 1, 1))
+    handles.append(plt.Line2D([], [], color="grey", linestyle="dotted", linewidth=0.8))
+    labels.append("chance")
+    ncol = 2
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.045 * math.ceil(len(labels) / ncol), 1, 1))
     return _save(fig, out)
 
 

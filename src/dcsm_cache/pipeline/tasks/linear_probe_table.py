@@ -51,6 +51,7 @@ class Series:
     features: str
     points: tuple[tuple[int | None, float, float], ...]  # (shots, top-1, its standard error); None: all of train
     zeroshot: float | None  # the same backbone's zero-shot top-1 on the same test set
+    chance: float = 0.0  # a uniform guess's top-1
 
     @property
     def label(self) -> str:
@@ -63,7 +64,7 @@ def probe_series(probes: list[dict], zeroshots: list[dict]) -> list[Series]:
     for r in sorted(probes, key=_order):
         out.setdefault(_key(r), []).append(r)
     return [
-        Series(d, t, b, f, tuple((r["shots"], r["accuracy"], r["stderr"]) for r in rs), zs.get((b, d)))
+        Series(d, t, b, f, tuple((r["shots"], r["accuracy"], r["stderr"]) for r in rs), zs.get((b, d)), rs[0]["chance"])
         for (d, b, t, f), rs in out.items()
     ]
 
