@@ -219,7 +219,7 @@ def test_paper_config_runs_what_is_there_and_lists_the_rest(default_run, tmp_pat
         "data/controlled_images_dataset.json",
         "data/clevr_bind/two_object/gen.csv",
         "data/zeroshot/imagenet1k",
-        "data/train/imagenet1k",
+        "data/train/food101",
         "data/flickr30k/dataset_flickr30k.json",
     } <= paths, run[-4000:]
     assert (

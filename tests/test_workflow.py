@@ -351,7 +351,7 @@ def test_the_embedded_default_and_the_paper_config_plan_cleanly(tmp_path):
     assert sum("/linear_probe-" in t for t in default.targets) == 6  # the whole train split and five shots
     paper = plan(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), tmp_path)
     assert paper.name == "paper" and paper.targets == () and paper.refusal()
-    assert {"data/train/cifar10", "data/train/imagenet1k"} <= {m.path for m in paper.missing}
+    assert {"data/train/cifar10", "data/train/food101"} <= {m.path for m in paper.missing}
 
 
 # ---------------------------------------------------------------- the files a benchmark is known by
