@@ -47,6 +47,7 @@ include: "rules/train.smk"
 include: "rules/eval.smk"
 include: "rules/zeroshot.smk"
 include: "rules/retrieval.smk"
+include: "rules/linear_probe.smk"
 include: "rules/report.smk"
 include: "rules/domains.smk"
 

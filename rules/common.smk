@@ -5,7 +5,7 @@ import re
 import sys
 
 from dcsm_cache.pipeline.scorers import SCORERS
-from dcsm_cache.workflow import Worlds, code_fingerprint, items_fingerprint, plan, recipes, set_flags
+from dcsm_cache.workflow import Worlds, code_fingerprint, items_fingerprint, plan, probe_shots, recipes, set_flags
 from dcsm_cache.workflow.parts import extraction
 from dcsm_cache.workflow.domains import under
 
@@ -85,8 +85,22 @@ def items_code(wc):
 
 
 def task_settings(task, wc):
-    """A zero-shot or retrieval dataset's settings (`zeroshot: datasets: NAME: settings:`) as flags."""
+    """A zero-shot, retrieval or linear-probe dataset's settings (`zeroshot: datasets: NAME: settings:`) as flags."""
     return sets((config[task]["datasets"][wc.dataset] or {}).get("settings"))
+
+
+def probe_train(dataset):
+    """The train dataset a linear probe's test dataset is probed with (`linear_probe: datasets: TEST: train:`)."""
+    return config["linear_probe"]["datasets"][dataset]["train"]
+
+
+def probe_flags(wc):
+    """`--shots K` and a `--seed` per seed for a few-shot probe; the first seed alone on the whole train split."""
+    seeds = config["linear_probe"].get("seeds") or [0]
+    shots = probe_shots(f"linear_probe-{wc.shots}")
+    if shots is None:
+        return f"--seed {seeds[0]}"
+    return f"--shots {shots} " + " ".join(f"--seed {s}" for s in seeds)
 
 
 def scorer_checkpoint(wc):
@@ -117,6 +131,7 @@ wildcard_constraints:
     benchmark="[^/]+",
     scorer="|".join(re.escape(s) for s in SCORERS),
     recipe=name_pattern(NAMED),
+    shots="full|[1-9][0-9]*shot",
 
 
 # The report's gallery (rules/report.smk): one per backbone whose trained scorer is evaluated here.

@@ -1,7 +1,7 @@
 # Every result of this configuration merged into results/<config name>/: summary.md with a CSV, a JSON and an
-# HTML page beside it (the choice benchmarks' table, the paper's columns, zero-shot and retrieval tables), the
-# figures, and per backbone with a trained scorer a gallery of heatmaps. Table, figures and gallery are marked
-# for Snakemake's report: `snakemake --report results/report.html` (report/*.rst hold the captions).
+# HTML page beside it (the choice benchmarks' table, the paper's columns, zero-shot, retrieval and linear-probe
+# tables), the figures, and per backbone with a trained scorer a gallery of heatmaps. Table, figures and gallery
+# are marked for Snakemake's report: `snakemake --report results/report.html` (report/*.rst hold the captions).
 
 
 rule gallery:
@@ -47,6 +47,11 @@ rule report:
         gain=report(
             os.path.join(os.path.dirname(PLAN.summary), "gain.png"),
             caption="../report/gain.rst",
+            category="Figures",
+        ),
+        shots=report(
+            os.path.join(os.path.dirname(PLAN.summary), "shots.png"),
+            caption="../report/shots.rst",
             category="Figures",
         ),
     log:

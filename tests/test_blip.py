@@ -173,5 +173,5 @@ def test_a_backbones_own_scorers_join_its_cosine():
             "benchmarks": {"a": {"scorers": ["cosine"]}, "a+paper": {"scorers": ["dcsm-paper"]}},
         },
     }
-    expected = [("blip", "a", "blip-itm"), ("blip", "a", "cosine"), ("clip", "a", "cosine")]
-    assert sorted(_requests(config, {})) == expected  # no training recipes
+    expected = [("blip", "a", "blip-itm", ()), ("blip", "a", "cosine", ()), ("clip", "a", "cosine", ())]
+    assert sorted(_requests(config, {})) == expected  # no training recipes; no other dataset read

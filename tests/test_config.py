@@ -46,13 +46,15 @@ def test_config_hash_is_stable_and_sensitive():
         ("zeroshot", {"top_k": [0]}, "every k must be positive"),
         ("retrieval", {"ks": []}, "every k must be positive"),
         ("pretrain", {"token_pool": "max"}, "token_pool 'max' is not one of"),
+        ("linear_probe", {"features": "cls"}, "features='cls' is not one of pooled, tokens"),
+        ("linear_probe", {"c_min": 10, "c_max": 1}, "need 0 < min < max"),
     ],
 )
 def test_every_config_checks_its_values(cls, values, words):
     """A bad value is one ConfigError naming the stage and the key, never a traceback or a silent fallback."""
     from dcsm_cache.pipeline.dcsm import ScorerConfig
     from dcsm_cache.pipeline.extract import ExtractConfig
-    from dcsm_cache.pipeline.tasks import EvalConfig, RetrievalConfig, ZeroShotConfig
+    from dcsm_cache.pipeline.tasks import EvalConfig, LinearProbeConfig, RetrievalConfig, ZeroShotConfig
     from dcsm_cache.pipeline.world.pretrain import PretrainConfig
 
     classes = {
@@ -62,6 +64,7 @@ def test_every_config_checks_its_values(cls, values, words):
         "eval": EvalConfig,
         "zeroshot": ZeroShotConfig,
         "retrieval": RetrievalConfig,
+        "linear_probe": LinearProbeConfig,
         "pretrain": PretrainConfig,
     }
     with pytest.raises(ConfigError) as err:

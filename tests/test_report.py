@@ -92,7 +92,8 @@ def test_figures_are_column_sized_pngs_in_colour(made):
         # the DCSM's colour (tab10 green) in both figures: its bars were drawn
         assert any(abs(r - 44) < 3 and abs(g - 160) < 3 and abs(b - 44) < 3 for r, g, b in colours), name
     page = out.with_suffix(".html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and "<th colspan=2>spatial relations</th>" in page
+    assert page.count("data:image/png;base64,") == 3 and "<th colspan=2>spatial relations</th>" in page
+    assert "## Linear probes" not in made[1]  # no probe results: no table, and shots.png says so
 
 
 def test_a_result_missing_a_declared_key_is_one_error_line(results, tmp_path):
@@ -157,3 +158,86 @@ def test_vg_attribution_shows_aros_macro_beside_the_micro_accuracy():
     table = choice_table([result])
     assert [c.id for c in table.columns] == ["vg_attr+paper/micro", "vg_attr+paper/ARO macro"]
     assert table.cells[("x", "cosine")]["vg_attr+paper/micro"]["accuracy"] == 0.6
+
+
+def probe_result(shots, accuracy, stderr, test_acc, heldout_acc) -> dict:
+    """A linear-probe result as `dcsm-cache linear-probe` writes it (the keys the report reads)."""
+    return {
+        "dataset": "objects_test",
+        "train_dataset": "objects_train",
+        "backbone": "tiny@models/tiny.pt",
+        "backbone_name": "tiny-key",
+        "scorer": "linear-probe",
+        "task": "linear_probe",
+        "features": "pooled",
+        "metric": "top1",
+        "shots": shots,
+        "accuracy": accuracy,
+        "stderr": stderr,
+        "mean_per_class": accuracy - 0.01,
+        "mean_per_class_stderr": stderr + 0.001,
+        "chance": 1 / 6,
+        "n_items": 300,
+        "n_classes": 6,
+        "C": 0.5 if shots is None else 1e-6,
+        "n_train": 6 * (shots or 100),
+        "subsets": {
+            "test": {"accuracy": test_acc, "chance": 1 / 6, "n_items": 240},
+            "heldout": {"accuracy": heldout_acc, "chance": 1 / 6, "n_items": 60},
+        },
+        "store_fingerprint": "test-fp",
+        "train_store_fingerprint": "train-fp",
+        "config_hash": f"h{shots}",
+        "code": "c",
+    }
+
+
+def test_linear_probes_get_a_table_beside_their_zero_shot_and_a_shots_figure(tmp_path):
+    probes = {None: (0.9, 0.02, 0.92, 0.82), 1: (0.41, 0.05, 0.42, 0.37), 4: (0.655, 0.03, 0.66, 0.63)}
+    paths = []
+    for shots, numbers in probes.items():
+        paths.append(tmp_path / f"linear_probe-{shots or 'full'}.json")
+        paths[-1].write_text(json.dumps(probe_result(shots, *numbers)))
+    zeroshot = {
+        **{k: v for k, v in probe_result(None, 0.5, 0, 0, 0).items() if k not in ("train_dataset", "shots")},
+        "task": "zeroshot",
+        "scorer": "cosine",
+        "accuracy": 0.55,
+        "top1": 0.55,
+    }
+    (tmp_path / "zeroshot.json").write_text(json.dumps(zeroshot))
+    for path in paths:
+        read_result(path)  # the schema's linear_probe keys
+    md = report([*paths, tmp_path / "zeroshot.json"], tmp_path / "out" / "summary.md")
+    section = md.split("## Linear probes", 1)[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if "| tiny-key |" in line]
+    head = next(line for line in section.splitlines() if line.startswith("| test set |"))
+    assert [c.strip() for c in head.strip("|").split("|")][5:9] == [
+        "top-1",
+        "mean per class",
+        "top-1 test",
+        "top-1 heldout",
+    ]
+    rule = next(line for line in section.splitlines() if line.startswith("|---"))
+    assert rule.count("|") == head.count("|") and all(len(r) == head.count("|") - 1 for r in rows)
+    assert [r[4] for r in rows] == ["1-shot", "4-shot", "all"]  # by shots, the whole train split last
+    for row, shots in zip(rows, (1, 4, None)):
+        acc, se, test_acc, held = probes[shots]
+        assert row[:4] == ["objects_test", "objects_train", "tiny-key", "pooled"]
+        assert row[5] == f"{100 * acc:.1f} ± {100 * se:.1f}" and row[7:9] == [
+            f"{100 * test_acc:.1f}",
+            f"{100 * held:.1f}",
+        ]
+        assert row[-1] == "55.0"  # the same backbone's zero-shot top-1 on the same test set
+    csv_rows = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
+    probe_rows = {r["column"]: r for r in csv_rows if r["task"] == "linear_probe"}
+    assert len(probe_rows) == 3 * 4
+    full = probe_rows["objects_test/all/top1"]
+    assert float(full["accuracy"]) == 0.9 and float(full["stderr"]) == 0.02 and full["config_hash"] == "hNone"
+    assert float(probe_rows["objects_test/4-shot/mean_per_class"]["stderr"]) == pytest.approx(0.031)
+    with Image.open(tmp_path / "out" / "shots.png") as im:
+        assert im.width == round(COLUMN_WIDTH_IN * DPI)
+        px = np.asarray(im.convert("RGB")).reshape(-1, 3).astype(int)
+    blue = (np.abs(px - (31, 119, 180)) < 3).all(axis=1).sum()  # the series' colour (tab10's first): line and points
+    assert blue > 200
+    assert "shots.png" in json.loads((tmp_path / "out" / "summary.json").read_text())["figures"]

@@ -34,6 +34,7 @@ def test_default_runs_every_stage_into_results_of_its_name(default_run):
     for bench in ("shapes_binding", "shapes_spatial", "shapes_negation"):
         assert f"{bench}/heldout" in summary
     assert "## Zero-shot classification" in summary and "| shapes_objects/heldout |" in summary
+    assert "## Linear probes" in summary
     for path in [
         "models/shapes-clip.pt",
         "models/shapes-clip/dcsm.pt",
@@ -56,6 +57,23 @@ def test_default_runs_every_stage_into_results_of_its_name(default_run):
     )
     assert zs["n_items"] == objects and zs["n_classes"] == len(world["colours"]) * len(world["shapes"])
     assert set(zs["subsets"]) == {"test", "heldout"} and zs["code"] == code_fingerprint("zeroshot")
+    probes = {
+        label: json.loads((default_run / f"results/default/shapes-clip/shape_classes_test/{name}.json").read_text())
+        for label, name in [
+            ("all", "linear_probe-full"),
+            *((f"{k}-shot", f"linear_probe-{k}shot") for k in (1, 2, 4, 8, 16)),
+        ]
+    }
+    for label, probe in probes.items():  # objects classed by shape, fit on the validation scenes' objects
+        assert probe["n_classes"] == len(world["shapes"]) and probe["code"] == code_fingerprint("linear_probe")
+        assert probe["train_dataset"] == "shape_classes_train" and set(probe["subsets"]) == {"test", "heldout"}
+        assert [r["seed"] for r in probe["runs"]] == ([0] if label == "all" else [0, 1, 2])
+        assert f"| shape_classes_test | shape_classes_train | shapes-clip | pooled | {label} |" in summary
+    scenes = json.loads((default_run / "data/world/scenes/heldout.json").read_text())["scenes"]
+    assert probes["all"]["n_items"] == sum(len(s["objects"]) for s in scenes)  # the held-out probe scenes' objects
+    assert probes["1-shot"]["n_train"] == len(world["shapes"])
+    assert "| shape_classes_test | shapes-clip |" in summary  # its zero-shot, the probes' baseline
+    assert (default_run / "results/default/shots.png").stat().st_size > 10_000
     gallery = json.loads((default_run / "results/default/gallery-shapes-clip/index.json").read_text())["stores"]
     drawn = [len(s[f"{kind}_files"]) for s in gallery for kind in ("dcsm_right", "cosine_right")]
     assert len(gallery) == 3 and max(drawn) == 1  # report: gallery_per_kind: 1 (tests/workflow/default.yaml)
@@ -126,6 +144,7 @@ def paper_folder(default_run: Path, tmp_path: Path) -> tuple[Path, dict]:
         torch.save(wrap(open_clip.create_model("shapes-clip-tiny").state_dict()), folder / path)
     make_vg_attr(folder / "data")
     write_folders(folder / "data" / "zeroshot" / "cifar10", None, per_class=1)
+    write_folders(folder / "data" / "train" / "cifar10", None, per_class=2)  # its linear probe's train split
     doc = karpathy_doc(n_test=6)
     (folder / "data" / "coco").mkdir(parents=True)
     (folder / "data" / "coco" / "dataset_coco.json").write_text(json.dumps(doc))
@@ -144,6 +163,8 @@ def paper_results() -> set[str]:
             ("vg_attr+paper-baseline", "cosine"),
             ("vg_attr+paper-baseline", "dcsm"),
             ("cifar10", "zeroshot"),
+            ("cifar10", "linear_probe-full"),
+            ("cifar10", "linear_probe-1shot"),
             ("karpathy_coco", "retrieval"),
         ]
     }
@@ -167,12 +188,13 @@ def test_paper_config_after_the_default_plans_its_own_jobs(default_run, tmp_path
     dry = snakemake(folder, PAPER, "-n", env=env).output
     assert "Nothing to be done" not in dry
     assert planned_jobs(dry) == {
-        "items": 3,
-        "extract_part": 8,
-        "extract": 8,
+        "items": 4,
+        "extract_part": 10,
+        "extract": 10,
         "train": 2,
         "evaluate": 4,
         "zeroshot": 2,
+        "linear_probe": 4,
         "retrieval": 2,
         "gallery": 2,
         "report": 1,
@@ -197,6 +219,7 @@ def test_paper_config_runs_what_is_there_and_lists_the_rest(default_run, tmp_pat
         "data/controlled_images_dataset.json",
         "data/clevr_bind/two_object/gen.csv",
         "data/zeroshot/imagenet1k",
+        "data/train/food101",
         "data/flickr30k/dataset_flickr30k.json",
     } <= paths, run[-4000:]
     assert (
@@ -205,6 +228,7 @@ def test_paper_config_runs_what_is_there_and_lists_the_rest(default_run, tmp_pat
             "weights/conclip/conclip_vit_b32.pt",
             "data/visual_genome_attribution.json",
             "data/zeroshot/cifar10",
+            "data/train/cifar10",
             "data/coco/dataset_coco.json",
         }
         & paths
@@ -216,6 +240,9 @@ def test_paper_config_runs_what_is_there_and_lists_the_rest(default_run, tmp_pat
     summary = (folder / "results/paper/summary.md").read_text()
     assert "vg_attr+paper-baseline" in summary and "## Zero-shot classification" in summary
     assert "## Retrieval" in summary and "| karpathy_coco |" in summary and "| cifar10 |" in summary
+    assert (
+        "## Linear probes" in summary and "| cifar10 | cifar10_train | negclip-vit-b-32 | pooled | 1-shot |" in summary
+    )
     assert (folder / "results/default/summary.md").read_text() == default_summary
 
     strict = snakemake(folder, PAPER, "--config", "strict=true", env=env, ok=False)
@@ -277,6 +304,9 @@ def test_paper_config_names_every_benchmark_and_plans_what_is_there(tmp_path):
         (tmp_path / rel).touch()
     for name in cfg["zeroshot"]["datasets"]:
         (tmp_path / cfg["datasets"][name]["root"]).mkdir(parents=True)
+    probes = cfg["linear_probe"]["datasets"]
+    for test in probes.values():
+        (tmp_path / cfg["datasets"][test["train"]]["root"]).mkdir(parents=True)
     online = {"HF_HUB_OFFLINE": "0"}  # registry and hub weights count as downloadable
     proc = snakemake(tmp_path, [REPO / "config" / "paper.yaml"], "-n", env=online)
     assert "left out" not in proc.output
@@ -289,6 +319,7 @@ def test_paper_config_names_every_benchmark_and_plans_what_is_there(tmp_path):
     assert jobs["train_recipe"] == 2 and jobs["evaluate_recipe"] == 2 * 14
     assert jobs["zeroshot"] == n_backbones * len(cfg["zeroshot"]["datasets"])
     assert jobs["retrieval"] == n_backbones * len(cfg["retrieval"]["datasets"])
+    assert jobs["linear_probe"] == n_backbones * len(probes) * (1 + len(cfg["linear_probe"]["shots"]))
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import yaml
 from dcsm_cache.cli import _settings
 from dcsm_cache.errors import ConfigError
 from dcsm_cache.pipeline.benchmarks import expected_files, load_benchmark
-from dcsm_cache.workflow import code, plan, set_flags
+from dcsm_cache.workflow import code, plan, probe_shots, probe_task, set_flags
 from dcsm_cache.workflow.code import STAGES, code_fingerprint, source_files
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,6 +80,7 @@ STAGE_ENTRIES = {
     "evaluate": ("pipeline/tasks/choice.py", "pipeline/tasks/results.py"),
     "zeroshot": ("pipeline/tasks/zeroshot.py", "pipeline/tasks/results.py"),
     "retrieval": ("pipeline/tasks/retrieval.py", "pipeline/tasks/results.py"),
+    "linear_probe": ("pipeline/tasks/linear_probe.py", "pipeline/tasks/results.py"),
     "report": ("pipeline/tasks/report.py",),
     "gallery": ("pipeline/figures/gallery.py",),
     "domains_table": ("pipeline/tasks/domains_table.py", "pipeline/world/files.py"),
@@ -290,6 +291,39 @@ def test_plan_names_a_key_that_is_not_in_the_config(tmp_path):
         plan(base_config(zeroshot={"backbones": ["nope"], "datasets": {}}), tmp_path)
 
 
+def test_plan_asks_a_linear_probe_per_shots_and_needs_both_its_datasets(tmp_path):
+    probe = {
+        "backbones": ["random"],
+        "shots": [1, 4],
+        "seeds": [0, 1],
+        "datasets": {"objects": {"train": "objects_train"}, "shapes_binding": {"train": "shapes_train"}},
+    }
+    datasets = {**base_config()["datasets"], "objects_train": {"root": "data/cls_train", "benchmark": "imagefolder"}}
+    cfg = base_config(evaluate=None, datasets=datasets, linear_probe=probe)
+    p = plan(cfg, tmp_path)
+    names = [probe_task(s) for s in (None, 1, 4)]
+    assert names == ["linear_probe-full", "linear_probe-1shot", "linear_probe-4shot"]
+    assert [probe_shots(n) for n in names] == [None, 1, 4]
+    assert set(p.targets) == {f"results/mine/random/shapes_binding/{n}.json" for n in names}  # built here
+    assert p.requested == 1 + 2 * 3  # the zero-shot and three probes per test dataset
+    assert {(m.path, m.name) for m in p.missing} == {("data/cls", "objects"), ("data/cls_train", "objects_train")}
+    (tmp_path / "data" / "cls").mkdir(parents=True)
+    assert ("data/cls_train", "objects_train") in {(m.path, m.name) for m in plan(cfg, tmp_path).missing}
+    (tmp_path / "data" / "cls_train").mkdir()
+    assert len(plan(cfg, tmp_path).targets) == 1 + 2 * 3
+    with pytest.raises(ConfigError, match="linear_probe: train names dataset 'nope'"):
+        plan(base_config(linear_probe={**probe, "datasets": {"objects": {"train": "nope"}}}), tmp_path)
+    with pytest.raises(ConfigError, match="linear_probe names backbone 'gone'"):
+        plan(base_config(linear_probe={**probe, "backbones": ["gone"]}), tmp_path)
+    with pytest.raises(ConfigError, match="is a task's name"):
+        plan(
+            base_config(
+                train={"dataset": "shapes_train", "recipes": {"linear_probe-full": {"datasets": ["shapes_train"]}}}
+            ),
+            tmp_path,
+        )
+
+
 @pytest.mark.parametrize("offline", [False, True])
 def test_registry_weights_need_the_cache_only_offline(tmp_path, monkeypatch, offline):
     import dcsm_cache.pipeline.tokens as tokens
@@ -331,11 +365,13 @@ def test_a_tokenizer_from_the_hub_needs_the_cache_offline(tmp_path, monkeypatch)
 def test_the_embedded_default_and_the_paper_config_plan_cleanly(tmp_path):
     default = plan(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), tmp_path)
     assert default.missing == () and default.name == "default" and len(default.targets) == default.requested
+    assert sum("/linear_probe-" in t for t in default.targets) == 6  # the whole train split and five shots
     paper = plan(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), tmp_path)
     assert paper.name == "paper" and paper.targets == () and paper.refusal()
     missing = {m.path for m in paper.missing}
     assert "data/NegBench/evaluation data/images/COCO_val_mcq_llama3.1_rephrased.csv" in missing  # the path to make
     assert not any("\\" in path for path in missing), sorted(missing)
+    assert {"data/train/cifar10", "data/train/food101"} <= {m.path for m in paper.missing}
 
 
 # ---------------------------------------------------------------- the files a benchmark is known by

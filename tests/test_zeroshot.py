@@ -219,3 +219,9 @@ def test_shapes_objects_are_each_object_cut_out_clear_of_the_others(world):
     ]
     with pytest.raises(ConfigError, match="label='size'"):
         load_benchmark("shapes_zeroshot", str(world), label="size")
+    val = load_benchmark("shapes_zeroshot", str(world), label="shape", splits=["val"])  # a linear probe's train split
+    assert len(val.items) == sum(len(s["objects"]) for s in scenes["val"])
+    assert val.captions[: len(cfg["shapes"])] == tuple(f"a {s}" for s in cfg["shapes"])  # the first template: "{}"
+    assert {it.tags["domain"] for it in val.items} == {"test"}  # held-out combinations are in `heldout` scenes only
+    with pytest.raises(ConfigError, match="splits=\\['nope'\\]"):
+        load_benchmark("shapes_zeroshot", str(world), splits=["nope"])

@@ -2,6 +2,8 @@
 
     dcsm-cache zeroshot --store stores/ViT-B-16.openai/domainnet.zarr --out results/zeroshot/domainnet.json
     dcsm-cache retrieval --store stores/ViT-B-16.openai/karpathy_coco.zarr --out results/retrieval/coco.json
+    dcsm-cache linear-probe --train stores/ViT-B-16.openai/cifar10_train.zarr \
+        --test stores/ViT-B-16.openai/cifar10.zarr --out results/cifar10-4shot.json --shots 4 --seed 0 --seed 1
     dcsm-cache export-world --world data/world --out data/world_export
     dcsm-cache grounding --store stores/shapes-clip/shapes_binding.zarr --world data/world
     dcsm-cache probe --train stores/shapes-clip/shapes_train.zarr --test stores/shapes-clip/shapes_binding.zarr \
@@ -9,8 +11,9 @@
     dcsm-cache export stores/shapes-clip/shapes_spatial.zarr shapes_spatial.h5   # and `import` back
 
 Each is a thin wrapper over one library call (`pipeline/tasks/zeroshot.py`, `pipeline/tasks/retrieval.py`,
-`pipeline/world/export.py`, `pipeline/tasks/grounding.py`, `pipeline/tasks/probe.py`) and registers itself on
-the `main` group.
+`pipeline/tasks/linear_probe.py`, `pipeline/world/export.py`, `pipeline/tasks/grounding.py`,
+`pipeline/tasks/probe.py`) and registers itself on the `main` group. (`linear-probe` is the CLIP paper's
+classification protocol on pooled features; `probe` reads colour and shape from the shapes world's tokens.)
 """
 
 from __future__ import annotations
@@ -71,6 +74,68 @@ def retrieval(store: str, out: str, items_path: str | None, backbone_name: str |
     click.echo(
         f"{result['dataset']}: image->text {line('image_to_text')}; text->image {line('text_to_image')} "
         f"({result['n_images']} images, {result['n_texts']} texts) -> {out}"
+    )
+
+
+@main.command(name="linear-probe")
+@click.option(
+    "--train", "train_store", required=True, type=click.Path(), help="Store of a classification set's train split."
+)
+@click.option("--test", "test_store", required=True, type=click.Path(), help="Store of its test split, same backbone.")
+@click.option("--out", required=True, type=click.Path(), help="Result JSON to write.")
+@click.option("--shots", type=int, help="Images a class drawn from train per seed (few-shot). Default: all of train.")
+@click.option(
+    "--seed",
+    "seeds",
+    type=int,
+    multiple=True,
+    help="Seed of the draw and of the held-out part (repeatable: one probe each, averaged). Default: 0.",
+)
+@click.option(
+    "--features",
+    default="pooled",
+    show_default=True,
+    help="pooled (image/pooled) or tokens (the mean of the patch tokens).",
+)
+@backbone_name_option
+@settings_option
+def linear_probe(
+    train_store: str,
+    test_store: str,
+    out: str,
+    shots: int | None,
+    seeds: tuple[int, ...],
+    features: str,
+    backbone_name: str | None,
+    sets: tuple[str, ...],
+) -> None:
+    """Linear probe on frozen image features: logistic regression fit on one store, scored on another.
+
+    The CLIP paper's protocol: L2-normalised features, C chosen on a held-out part of train, refit on all
+    of train; top-1 and mean per-class accuracy on the test store.
+
+    \b
+    Example:
+      dcsm-cache linear-probe --train stores/shapes-clip/shape_classes_train.zarr \\
+        --test stores/shapes-clip/shape_classes_test.zarr --out lp.json --shots 4 --seed 0 --seed 1
+    """
+    from ..pipeline.tasks.linear_probe import LinearProbeConfig, linear_probe as run
+    from ..pipeline.tasks.results import write_result
+
+    given = {
+        "features": features,
+        **({"shots": shots} if shots is not None else {}),
+        **({"seeds": seeds} if seeds else {}),
+    }
+    cfg = from_mapping(LinearProbeConfig, {**_settings(sets), **given}, "linear-probe")
+    result = run(train_store, test_store, cfg)
+    write_result(name_backbone(result, backbone_name), out, seeds={"linear_probe": list(cfg.seeds)})
+    click.echo(
+        f"{result['train_dataset']} -> {result['dataset']} linear probe ({cfg.features}, "
+        f"{f'{cfg.shots} a class' if cfg.shots else 'all of train'}, {len(cfg.seeds)} seed(s)): "
+        f"top-1 {100 * result['accuracy']:.1f}% ± {100 * result['stderr']:.1f}, mean per class "
+        f"{100 * result['mean_per_class']:.1f}% ± {100 * result['mean_per_class_stderr']:.1f} of {result['n_items']} "
+        f"images, {result['n_classes']} classes (chance {100 * result['chance']:.1f}%), C {result['C']:.3g} -> {out}"
     )
 
 

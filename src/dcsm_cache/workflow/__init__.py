@@ -12,11 +12,12 @@ package reruns what it computes).
 
 from .code import STAGES, code_fingerprint, items_fingerprint
 from .params import canonical, canonical_json, set_flags
-from .plan import TASKS, Missing, Plan, plan, result_path, strict_flag, summary_path
+from .plan import PROBE, TASKS, Missing, Plan, plan, probe_shots, probe_task, result_path, strict_flag, summary_path
 from .recipes import Recipe, recipes
 from .worlds import Worlds
 
 __all__ = [
+    "PROBE",
     "STAGES",
     "TASKS",
     "Missing",
@@ -28,6 +29,8 @@ __all__ = [
     "code_fingerprint",
     "items_fingerprint",
     "plan",
+    "probe_shots",
+    "probe_task",
     "recipes",
     "result_path",
     "set_flags",

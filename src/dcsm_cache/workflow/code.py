@@ -84,10 +84,12 @@ STAGES: dict[str, tuple[str, ...]] = {
     ),
     "zeroshot": ("pipeline/tasks/zeroshot.py", *_READ),
     "retrieval": ("pipeline/tasks/retrieval.py", *_READ),
+    "linear_probe": ("pipeline/tasks/linear_probe.py", "pipeline/tasks/zeroshot.py", *_READ),
     "report": (
         "pipeline/tasks/report.py",
         "pipeline/tasks/schema.py",
         "pipeline/tasks/results_table.py",
+        "pipeline/tasks/linear_probe_table.py",
         "pipeline/tasks/report_html.py",
         "pipeline/figures/plots.py",
         "pipeline/scorers.py",

@@ -4,9 +4,11 @@
     p.targets                       # ('results/default/shapes-clip/shapes_binding/cosine.json', ...)
     print(p.describe())             # what is missing, where it should be, where it comes from
 
-A result is requested for every (backbone, benchmark, scorer) under `evaluate:` and every
-(backbone, dataset) under `zeroshot:` and `retrieval:`. It can be made here when its backbone's
-weights, its dataset's folder and its scorer's checkpoint are present:
+A result is requested for every (backbone, benchmark, scorer) under `evaluate:`, every
+(backbone, dataset) under `zeroshot:` and `retrieval:`, and under `linear_probe:` every (backbone,
+test dataset) once on its whole train dataset and once per `shots` (`probe_task`). It can be made
+here when its backbone's weights, its datasets' folders (a probe's train dataset too) and its
+scorer's checkpoint are present:
 
 - weights: a local file (`arch@path`) must exist; a backbone this workflow pretrains needs its
   pretraining set; `arch.tag` and `hf-hub:` weights are assumed downloadable unless HF_HUB_OFFLINE
@@ -37,9 +39,22 @@ from .domains import under
 from .recipes import DEFAULT, Recipe, recipes
 from .worlds import Worlds
 
-__all__ = ["KINDS", "TASKS", "Missing", "Plan", "plan", "result_path", "strict_flag", "summary_path"]
+__all__ = [
+    "KINDS",
+    "PROBE",
+    "TASKS",
+    "Missing",
+    "Plan",
+    "plan",
+    "probe_shots",
+    "probe_task",
+    "result_path",
+    "strict_flag",
+    "summary_path",
+]
 
 TASKS = ("zeroshot", "retrieval")  # config sections whose results are one file per (backbone, dataset)
+PROBE = "linear_probe"  # the config section whose results are one file per (backbone, test dataset, shots)
 KINDS = {  # what can be missing -> where the docs say it comes from
     "backbone": 'backbone weights (docs/backbones.md, "Where the weights come from")',
     "checkpoint": 'scorer checkpoints (docs/backbones.md, "Where the weights come from")',
@@ -50,6 +65,22 @@ KINDS = {  # what can be missing -> where the docs say it comes from
 def result_path(name: str, backbone: str, dataset: str, task: str) -> str:
     """results/<config name>/<backbone>/<dataset>/<scorer, zeroshot or retrieval>.json"""
     return f"results/{name}/{backbone}/{dataset}/{task}.json"
+
+
+def probe_task(shots: int | None) -> str:
+    """A linear probe's result name: `linear_probe-full` on the whole train split, `linear_probe-4shot` on 4 a class."""
+    return f"{PROBE}-{'full' if shots is None else f'{int(shots)}shot'}"
+
+
+def probe_shots(task: str) -> int | None:
+    """The shots a probe's result name says (None: the whole train split); the inverse of `probe_task`."""
+    tail = task[len(PROBE) + 1 :]
+    return None if tail == "full" else int(tail[: -len("shot")])
+
+
+def _is_task(task: str) -> bool:
+    """A result of a task (zero-shot, retrieval, a linear probe) rather than a scorer's."""
+    return task in TASKS or task.startswith(f"{PROBE}-")
 
 
 def summary_path(name: str) -> str:
@@ -234,7 +265,7 @@ def _known(keys, where: Mapping, section: str, kind: str) -> None:
 
 
 def _requests(config: Mapping, trained: Mapping[str, Recipe]):
-    """(backbone, dataset, scorer or task) for every result the config asks for."""
+    """(backbone, dataset, scorer or task, the other datasets it reads) for every result the config asks for."""
     backbones = config["backbones"]
     evaluate = config.get("evaluate") or {}
     for b in evaluate.get("backbones", []):
@@ -244,14 +275,19 @@ def _requests(config: Mapping, trained: Mapping[str, Recipe]):
             for s in dict.fromkeys([*bcfg["scorers"], *extra]):
                 if s in trained:  # a recipe, where it trains for this backbone
                     if trained[s].trains(b):
-                        yield b, d, s
+                        yield b, d, s, ()
                 elif SCORERS[s].checkpoint is None or SCORERS[s].checkpoint in backbones[b]:  # dcsm-paper: a file
-                    yield b, d, s
+                    yield b, d, s, ()
     for task in TASKS:
         section = config.get(task) or {}
         for b in section.get("backbones", []):
             for d in section.get("datasets", {}):
-                yield b, d, task
+                yield b, d, task, ()
+    probe = config.get(PROBE) or {}
+    for b in probe.get("backbones", []):
+        for d, pcfg in probe.get("datasets", {}).items():
+            for shots in dict.fromkeys([None, *probe.get("shots", [])]):
+                yield b, d, probe_task(shots), (pcfg["train"],)
 
 
 def _check_scorers(config: Mapping, trained: Mapping[str, Recipe]) -> None:
@@ -273,16 +309,20 @@ def _check_scorers(config: Mapping, trained: Mapping[str, Recipe]) -> None:
 def _check_names(config: Mapping) -> dict[str, Recipe]:
     """Every key a section names exists; the config's recipes (`recipes.py`), checked the same way."""
     backbones, datasets = config["backbones"], config["datasets"]
-    for section in ("evaluate", *TASKS):
+    for section in ("evaluate", *TASKS, PROBE):
         cfg = config.get(section) or {}
         _known(cfg.get("backbones", []), backbones, section, "backbone")
         _known(cfg.get("benchmarks" if section == "evaluate" else "datasets", {}), datasets, section, "dataset")
+    probes = ((config.get(PROBE) or {}).get("datasets") or {}).values()
+    _known([p["train"] for p in probes], datasets, f"{PROBE}: train", "dataset")
     _known([d for d in [(config.get("train") or {}).get("dataset")] if d], datasets, "train", "dataset")
     _known([p["dataset"] for p in (config.get("pretrain") or {}).values()], datasets, "pretrain", "dataset")
     trained = recipes(config)
     for name in trained:
-        if name in TASKS:  # results/<config>/<backbone>/<dataset>/<task>.json is the task's
-            raise ConfigError(f"train: recipes: {name}: {name!r} is a task's name ({', '.join(TASKS)}): rename it")
+        if _is_task(name):  # results/<config>/<backbone>/<dataset>/<task>.json is the task's
+            raise ConfigError(
+                f"train: recipes: {name}: {name!r} is a task's name ({', '.join(TASKS)}, {PROBE}-*): rename it"
+            )
     _check_scorers(config, trained)
     return trained
 
@@ -292,12 +332,13 @@ def plan(config: Mapping, workdir: str | os.PathLike = ".") -> Plan:
     trained = _check_names(config)
     check = _Checker(config, Path(workdir))
     targets, requested = [], 0
-    for backbone, dataset, task in _requests(config, trained):
+    for backbone, dataset, task, reads in _requests(config, trained):
         requested += 1
         found = [
             check.backbone(backbone),
             check.dataset(dataset),
-            task in TASKS or check.scorer(backbone, task),
+            *[check.dataset(d) for d in reads],
+            _is_task(task) or check.scorer(backbone, task),
         ]  # every check runs, so each absence is noted
         if all(found):
             targets.append(result_path(config.get("name", "default"), backbone, dataset, task))

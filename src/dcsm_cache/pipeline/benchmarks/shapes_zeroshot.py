@@ -2,8 +2,9 @@
 
     ds = load("data/world", name="shapes_objects", label="colour_shape", templates=["a photo of {}"])
 
-Every object of every scene of the world's probe splits (`test`, `heldout`) becomes one item: its
-scene's image cropped to a square window centred on the object, as large as 33 px (half the
+Every object of every scene of the world's probe splits (`test`, `heldout`; `splits` names others, e.g.
+`val` for a linear probe's train split) becomes one item: its scene's image cropped to a square
+window centred on the object, as large as 33 px (half the
 default image) allows without reaching the image's edge or another object's box (objects stand at
 least `gap` px apart, so the window always holds the whole object and nothing else), then pasted,
 unscaled, at the centre of a canvas the size of the world's images filled with the crop's
@@ -12,8 +13,8 @@ the model's input instead, the default shapes-clip names the shape of 11% of see
 Classes are the world's colour–shape combinations (`label="colour_shape"`, 42 by default) or its
 shapes (`label="shape"`); class names are the world's own phrases ("a red circle", "a star"). Each
 item is tagged `domain`: `test` when its colour–shape combination was seen in training, `heldout` when
-it never was (the world's held-out combos), so `dcsm-cache zeroshot` reports both, as for
-DomainNet's domains.
+it never was (the world's held-out combos, which only the `heldout` split's scenes show), so
+`dcsm-cache zeroshot` reports both, as for DomainNet's domains.
 
 The prompt table is the form `benchmarks/imagefolder.py` writes and `tasks/zeroshot.py` reads:
 caption row `t * n_classes + c` is template t filled with class c (`{}` is replaced by the
@@ -29,12 +30,13 @@ from typing import Sequence
 
 from ...errors import BadInputError, ConfigError
 from ..items import Dataset, ImageRef, Item
+from ..world.files import SPLITS as WORLD_SPLITS
 from ..world.files import read_world
 from ..world.scenes import phrase
 
 LABELS = ("colour_shape", "shape")
 TEMPLATES = ("{}", "a photo of {}", "a picture of {}", "an image of {}", "a drawing of {}")
-SPLITS = ("test", "heldout")
+SPLITS = ("test", "heldout")  # the default: the probe scenes
 WINDOW = 32  # largest crop side, px
 
 
@@ -76,8 +78,8 @@ def load(
     if label not in LABELS:
         raise ConfigError(f"{name}: label={label!r} is not one of {', '.join(LABELS)}")
     splits = [s.strip() for s in splits.split(",")] if isinstance(splits, str) else list(splits)
-    if not splits or any(s not in SPLITS for s in splits):
-        raise ConfigError(f"{name}: splits={splits!r}: choose from {', '.join(SPLITS)}")
+    if not splits or any(s not in WORLD_SPLITS for s in splits):
+        raise ConfigError(f"{name}: splits={splits!r}: choose from {', '.join(WORLD_SPLITS)}")
     prompts = _templates(templates)
     info, scenes = read_world(root)
     cfg = info["config"]

@@ -1,13 +1,17 @@
-"""The report's figures, drawn from the choice table: accuracy per family per scorer, and the DCSM's gain.
+"""The report's figures: accuracy per family per scorer, the DCSM's gain, and linear probes against shots.
 
-    paths = write_figures(choice_table(results), "results/default")   # [accuracy.png, gain.png]
+    paths = write_figures(choice_table(results), "results/default", probe_series(probes, zeroshots))
+    # [accuracy.png, gain.png, shots.png]
 
 `accuracy.png`: per backbone (one panel each), the accuracy of every scorer on each family of
 benchmarks (all its benchmarks' items pooled), with binomial standard errors as error bars and each
 family's chance level as a dashed line. `gain.png`: per benchmark split, the DCSM's accuracy minus the
 cosine's, in points, for each backbone and trained scorer that has both (error bars: the two standard
-errors combined). Both are sized for a paper column (3.4 in wide) at 200 dpi, so they are readable on
-a screen too (680 px wide).
+errors combined). `shots.png`, the CLIP paper's Figure 6 form: per test set and backbone, a linear
+probe's top-1 against the labelled training images a class (1, 2, 4, ... on a log scale, then `all`,
+the full train split), standard errors as error bars, and the same backbone's zero-shot top-1 on the
+same test set as a dashed line of the same colour (chance dotted grey). All are sized for a paper
+column (3.4 in wide) at 200 dpi, so they are readable on a screen too (680 px wide).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 
 from ...atomic import atomic_path
 from ..scorers import SCORERS
+from ..tasks.linear_probe_table import Series
 from ..tasks.results_table import OWN_METRICS, ChoiceTable
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "accuracy_figure",
     "family_accuracy",
     "gain_figure",
+    "shots_figure",
     "write_figures",
 ]
 
@@ -149,6 +155,49 @@ def gain_figure(table: ChoiceTable, out: str | os.PathLike) -> Path | None:
     return _save(fig, out)
 
 
+def shots_figure(series: list[Series], out: str | os.PathLike) -> Path | None:
+    """Top-1 against shots per series, the zero-shot top-1 as a dashed line; None without probes."""
+    if not series:
+        return None
+    ks = sorted({k for s in series for k, *_ in s.points if k is not None})
+    x_all = math.log2(ks[-1]) + 1.5 if ks else 0.0
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.8))
+    colours = plt.get_cmap("tab10").colors
+    for i, s in enumerate(series):
+        colour = colours[i % len(colours)]
+        few = [(math.log2(k), 100 * a, 100 * e) for k, a, e in s.points if k is not None]
+        if few:
+            x, y, e = zip(*few)
+            ax.errorbar(x, y, yerr=e, color=colour, marker="o", ms=3, lw=1, capsize=2, label=s.label)
+        for k, a, e in s.points:
+            if k is None:
+                ax.errorbar([x_all], [100 * a], yerr=[100 * e], color=colour, marker="s", ms=4, capsize=2)
+                if few:  # dotted: the whole train split is not one more step of the same scale
+                    ax.plot([few[-1][0], x_all], [few[-1][1], 100 * a], color=colour, linestyle="dotted", lw=1)
+                else:
+                    ax.plot([], [], color=colour, marker="s", ms=4, label=s.label)
+        if s.zeroshot is not None:
+            ax.axhline(100 * s.zeroshot, color=colour, linestyle="dashed", linewidth=1)
+    for chance in sorted({s.chance for s in series}):
+        ax.axhline(100 * chance, color="grey", linestyle="dotted", linewidth=0.8)
+    ax.set_xticks([*map(math.log2, ks), x_all], [*map(str, ks), "all"])
+    ax.set_xlabel("labelled training images per class", fontsize=7)
+    ax.set_ylabel("linear probe top-1 (%)", fontsize=7)
+    ax.set_ylim(0, 100)
+    ax.tick_params(labelsize=7)
+    ax.grid(linewidth=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if any(s.zeroshot is not None for s in series):
+        handles.append(plt.Line2D([], [], color="black", linestyle="dashed", linewidth=1))
+        labels.append("zero-shot (same colour)")
+    handles.append(plt.Line2D([], [], color="grey", linestyle="dotted", linewidth=0.8))
+    labels.append("chance")
+    ncol = 2
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=6, frameon=False)
+    fig.tight_layout(rect=(0, 0.03 + 0.045 * math.ceil(len(labels) / ncol), 1, 1))
+    return _save(fig, out)
+
+
 def _save(fig, out) -> Path:
     out = Path(out)
     with atomic_path(out) as tmp:
@@ -165,12 +214,13 @@ def _empty(out, text: str) -> Path:
     return _save(fig, out)
 
 
-def write_figures(table: ChoiceTable, folder: str | os.PathLike) -> list[Path]:
-    """accuracy.png and gain.png in `folder`; where the table lacks what one plots, it says so instead."""
+def write_figures(table: ChoiceTable, folder: str | os.PathLike, probes: list[Series] = ()) -> list[Path]:
+    """accuracy.png, gain.png and shots.png in `folder`; where the results lack what one plots, it says so instead."""
     folder = Path(folder)
     return [
         accuracy_figure(table, folder / "accuracy.png")
         or _empty(folder / "accuracy.png", "no choice-benchmark results to plot"),
         gain_figure(table, folder / "gain.png")
         or _empty(folder / "gain.png", f"no backbone has both {BASELINE} and DCSM results"),
+        shots_figure(list(probes), folder / "shots.png") or _empty(folder / "shots.png", "no linear-probe results"),
     ]

@@ -8,7 +8,9 @@ attribute binding, spatial relations and negation, their splits as sub-columns, 
 per backbone (the workflow's key) x scorer, the best per column in bold; then the paper's eight
 columns where the results cover any. Zero-shot classification (`dcsm-cache zeroshot`): one row per
 (dataset, backbone) with top-k accuracy, and one per domain below it. Retrieval (`dcsm-cache
-retrieval`): one row per (dataset, backbone) with recall at k in both directions. The CSV holds
+retrieval`): one row per (dataset, backbone) with recall at k in both directions. Linear probes
+(`dcsm-cache linear-probe`): one row per probe with the zero-shot top-1 beside it
+(`linear_probe_table.py`), and `shots.png`, accuracy against shots with the zero-shot line. The CSV holds
 every number in long form, with its standard error, item count, chance level, whether it is the
 column's best, and the result file, store fingerprint and config hash it comes from; the JSON holds
 the same, by table. Figures (`figures/plots.py`) and an HTML page with them (`report_html.py`) go
@@ -27,11 +29,12 @@ from pathlib import Path
 from ...atomic import write_text
 from ...errors import BadInputError
 from ..paper.table import paper_table
+from .linear_probe_table import linear_probe_table, probe_series
 from .results_table import ChoiceTable, choice_table
 from .schema import read_results, row_name, stderr
 
-FIGURES = ("accuracy.png", "gain.png")  # written beside the report (figures/plots.py)
-TASKS = ("zeroshot", "retrieval")  # results of these carry `task`; choice benchmarks' do not
+FIGURES = ("accuracy.png", "gain.png", "shots.png")  # written beside the report (figures/plots.py)
+TASKS = ("zeroshot", "retrieval", "linear_probe")  # results of these carry `task`; choice benchmarks' do not
 CSV_HEADER = [
     "task",
     "family",
@@ -240,6 +243,10 @@ def report(paths, out: str | os.PathLike, figures: bool = True, gallery=()) -> s
         md += zeroshot_table(by_task["zeroshot"], rows)
     if by_task["retrieval"]:
         md += retrieval_table(by_task["retrieval"], rows)
+    if by_task["linear_probe"]:
+        probes, cells = linear_probe_table(by_task["linear_probe"], by_task["zeroshot"])
+        md += probes
+        rows += [_row("linear_probe", "linear probe", *cell) for cell in cells]
     md += skipped_note(results)
     doc = {
         "schema": "dcsm-cache/summary-v1",
@@ -250,7 +257,7 @@ def report(paths, out: str | os.PathLike, figures: bool = True, gallery=()) -> s
     if figures:
         from ..figures.plots import write_figures
 
-        made = write_figures(table, out.parent)
+        made = write_figures(table, out.parent, probe_series(by_task["linear_probe"], by_task["zeroshot"]))
         doc["figures"] = [p.name for p in made]
         from .report_html import write_html
 

@@ -5,8 +5,8 @@
 
 Every task writes its result through `results.write_result`; `report`, `gallery` and the figures read
 them through `read_result` here, so the keys they rely on are written down (docs/results.md) rather
-than found by accident. A result's kind is its `task` key (`zeroshot`, `retrieval`), or `choice`
-when it has none (`dcsm-cache eval`). Each kind declares REQUIRED keys, checked at the top level and,
+than found by accident. A result's kind is its `task` key (`zeroshot`, `retrieval`, `linear_probe`), or
+`choice` when it has none (`dcsm-cache eval`). Each kind declares REQUIRED keys, checked at the top level and,
 for `subsets`, in every subset; a missing one is a `ResultSchemaError` naming the file and the key.
 Keys not declared are allowed (other versions add keys, e.g. `provenance`); OPTIONAL ones are read
 when present: `backbone_name`, the workflow's backbone key, names the row (else the backbone spec
@@ -36,7 +36,7 @@ __all__ = [
     "stderr",
 ]
 
-KINDS = ("choice", "zeroshot", "retrieval")
+KINDS = ("choice", "zeroshot", "retrieval", "linear_probe")
 
 _COMMON = ("dataset", "backbone", "scorer", "metric", "accuracy", "chance", "n_items", "subsets")
 _TRACE = ("store_fingerprint", "config_hash", "code")
@@ -45,6 +45,19 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "choice": (*_COMMON, *_TRACE),
     "zeroshot": (*_COMMON, "task", "n_classes", *_TRACE),
     "retrieval": (*_COMMON, "task", "n_images", "n_texts", "image_to_text", "text_to_image", *_TRACE),
+    "linear_probe": (
+        *_COMMON,
+        "task",
+        "n_classes",
+        "train_dataset",
+        "shots",
+        "C",
+        "stderr",
+        "mean_per_class",
+        "mean_per_class_stderr",
+        "train_store_fingerprint",
+        *_TRACE,
+    ),
 }
 # keys every subset of `subsets` holds, per kind
 SUBSET_REQUIRED: dict[str, tuple[str, ...]] = {kind: ("accuracy", "chance", "n_items") for kind in KINDS}
