@@ -21,14 +21,15 @@ class _BestPatch(torch.autograd.Function):
 
     The same values and gradients as `torch.einsum("ipd,nd->inp", ...).max(-1).values` (the
     gradient goes to the best patch). The similarities are laid out as [N, I, P], so the max runs
-    over the contiguous axis, and only the argmax is kept for the backward pass, which is two
-    matmuls with a one-hot gradient map instead of autograd's reshuffles of the [I, N, P] tensor.
-    Both passes go `_CHUNK` values at a time: a buffer under glibc's 32 MB mmap threshold is
-    reused from the heap, where the whole tensor (134 MB for the default's padded batch) would be
-    mapped and page-faulted in afresh at every step.
+    over the contiguous axis, and only the argmax is kept for the backward pass. That pass gathers
+    each (word, image)'s best patch and scatters back to it: N × I rows of D, where the one-hot
+    matrix products it replaces multiplied N × I × P × D (a 64-patch image: 64 times the work,
+    nearly all of it zeros). Both passes go `_CHUNK` values at a time: a buffer under glibc's 32 MB
+    mmap threshold is reused from the heap, where the whole tensor (134 MB for the default's padded
+    batch) would be mapped and page-faulted in afresh at every step.
     """
 
-    _CHUNK = 1 << 21  # values per block of similarities or one-hot gradients (8 MB of float32)
+    _CHUNK = 1 << 21  # values per block of similarities, or of gathered rows (8 MB of float32)
 
     @staticmethod
     def forward(ctx, patches: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
@@ -44,14 +45,14 @@ class _BestPatch(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         patches, words, where = ctx.saved_tensors
         (i, p, d), n = patches.shape, len(words)
-        flat, rows = patches.reshape(i * p, d), max(1, _BestPatch._CHUNK // (i * p))
-        grad = grad.T.unsqueeze(2)  # [N, I, 1]
+        flat, rows = patches.reshape(i * p, d), max(1, _BestPatch._CHUNK // (i * d))
+        grad = grad.T  # [N, I]
+        at = where + torch.arange(i, device=where.device) * p  # [N, I]: each best patch's row of `flat`
         d_words, d_flat = torch.empty_like(words), torch.zeros_like(flat)
         for s in range(0, n, rows):
-            m = min(rows, n - s)
-            onehot = grad.new_zeros(m, i, p).scatter_(2, where[s : s + m].unsqueeze(2), grad[s : s + m]).view(m, i * p)
-            torch.mm(onehot, flat, out=d_words[s : s + m])
-            d_flat.addmm_(onehot.T, words[s : s + m])
+            g, rows_at = grad[s : s + rows], at[s : s + rows]
+            torch.bmm(g.unsqueeze(1), flat[rows_at], out=d_words[s : s + rows].unsqueeze(1))  # sum_i g * best row
+            d_flat.index_add_(0, rows_at.reshape(-1), (g.unsqueeze(2) * words[s : s + rows, None]).reshape(-1, d))
         return d_flat.view(i, p, d), d_words
 
 
