@@ -73,6 +73,7 @@ def main() -> None:
                 str(result),
             ],
             log,
+            env,
         )
         subsets = json.loads(result.read_text())["subsets"]
         got |= {f"{family}/{s}": round(100 * subsets[s]["accuracy"], 1) for s in ("test", "heldout")}

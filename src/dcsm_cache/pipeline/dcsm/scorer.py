@@ -24,6 +24,9 @@ additions, each a switch in `ScorerConfig` and all off under `paper_compat`:
   whose word tokens are grounded (the default shapes-clip, pretrained with a token-level loss) does
   better with both switches off: its maps hold the binding signal, and starting from the cosine
   only slows learning it.
+- `column_jitter`: in training only, each map's word columns scaled by a random factor around 1, so
+  that the scorer reads where a word matches more than how strongly (a combination never seen in
+  training may match its words more weakly);
 - `maxsim_residual`: the same for the training-free MaxSim of the raw maps (each word's best
   image-token cosine, averaged over the caption's words; the `maxsim` scorer), added through a
   learned weight (`maxsim_scale`) with the last fc zero-initialised, so that the untrained scorer
@@ -62,11 +65,13 @@ class ScorerConfig:
     functional_rows: bool = True
     standardise: str = "map"  # or "image": one mean/std over all of an image's candidates
     train_functional_rows: bool = True
+    column_jitter: float = 0.0  # in training, each map's word columns scaled by exp(column_jitter * N(0, 1))
 
     def __post_init__(self):
         one_of("scorer", "standardise", self.standardise, STANDARDISE)
         at_least("scorer", channels=(self.channels, 1), hidden=(self.hidden, 1))
         require(0 <= self.dropout < 1, "scorer", f"dropout={self.dropout} must be in [0, 1)")
+        require(self.column_jitter >= 0, "scorer", f"column_jitter={self.column_jitter} must not be negative")
 
 
 def patch_grid(n_tokens: int) -> tuple[int, int, int] | None:
@@ -126,7 +131,10 @@ class DCSMScorer(nn.Module):
     def forward(self, image_tokens, image_pooled, text_tokens, text_pooled, lengths, fr_columns) -> torch.Tensor:
         b, k = text_tokens.shape[:2]
         raw = similarity_maps(image_tokens, text_tokens)
-        s = self.maps(image_tokens, image_pooled, text_tokens, lengths, fr_columns, raw)
+        jittered = raw
+        if self.training and self.cfg.column_jitter:  # how strongly a word matches varies; where it matches holds
+            jittered = raw * torch.exp(self.cfg.column_jitter * torch.randn(b, k, 1, raw.shape[-1], device=raw.device))
+        s = self.maps(image_tokens, image_pooled, text_tokens, lengths, fr_columns, jittered)
         # [BK, c, rows, L], channels-last from the first convolution on (its one-channel input, laid out
         # rows-fastest by the einsum, is restrided so); the readouts keep their gradients channels-last
         h = self.convs(s.flatten(0, 1).unsqueeze(1).contiguous(memory_format=torch.channels_last))
