@@ -2,11 +2,16 @@
 
     python scripts/default_variant.py --workdir runs/pt800 --world data/world \
         --set pretrain.shapes-clip.settings.steps=800
+    python scripts/default_variant.py --workdir runs/objects --world data/world --from runs/pt800 \
+        --set pretrain.shapes-clip.settings.steps=800 --set datasets.shapes_train.options.phrases=true \
+        --redo manifests/shapes_train.json
 
 The study behind the default's recipe (docs/experiments.md) is a set of such runs. Each writes
 `config/config.yaml` with the `--set` overrides (dotted paths into the YAML, values as YAML) to
 WORKDIR/config.yaml, links an already generated world into WORKDIR/data/world (the world is the
-same for every variant, so it is drawn once), and runs the real workflow there:
+same for every variant, so it is drawn once), and runs the real workflow there (with `--from`, on
+hard links of another run's models, manifests and stores, remaking what is older than its inputs
+and what `--redo` names):
 `snakemake --cores N --configfile WORKDIR/config.yaml --directory WORKDIR`. Then it prints, per
 scorer, accuracy test / held-out on binding, spatial and negation (results/default/summary.json),
 and the DCSM's final validation accuracy on `val` and on `heldout_val` (the scenes with held-out
@@ -56,6 +61,8 @@ def main() -> None:
     ap.add_argument("--world", required=True, type=Path, help="a world generated with the default's settings")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="dotted.path=YAML value")
     ap.add_argument("--cores", default="all")
+    ap.add_argument("--from", dest="base", type=Path, help="a finished run whose models, manifests and stores to reuse")
+    ap.add_argument("--redo", action="append", default=[], help="with --from: a file to make again (and what needs it)")
     args = ap.parse_args()
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     for item in args.sets:
@@ -67,7 +74,12 @@ def main() -> None:
     if not world.exists():
         world.parent.mkdir(parents=True, exist_ok=True)
         world.symlink_to(args.world.resolve())
+    if args.base:  # its outputs, hard-linked; only what a changed setting asks for is made again (by file times)
+        for folder in ("models", "manifests", "stores"):
+            if (args.base / folder).exists() and not (args.workdir / folder).exists():
+                subprocess.run(["cp", "-al", str(args.base / folder), str(args.workdir / folder)], check=True)
     cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "--cores", args.cores, "--directory", str(args.workdir)]
+    cmd += ["--rerun-triggers", "mtime", *(["--forcerun", *args.redo] if args.redo else [])] if args.base else []
     cmd += ["--configfile", str(args.workdir / "config.yaml")]
     t = time.monotonic()
     with open(args.workdir / "snakemake.log", "w") as log:
