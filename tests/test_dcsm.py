@@ -68,21 +68,24 @@ def test_standardise_over_valid_columns_only():
     np.testing.assert_allclose(out[0, 0].numpy(), ((ref - ref.mean()) / ref.std(unbiased=False)).numpy(), atol=1e-4)
 
 
-def test_an_untrained_maxsim_residual_scorer_is_maxsim_and_its_maxsim_is_the_scorers(stores):
+def test_an_untrained_maxsim_residual_scorer_is_maxsim_over_the_words_a_patch_can_show(stores):
     """`maxsim_residual` with the last fc zero-initialised: the scorer's scores are exactly `maxsim_scale` ×
-    the `maxsim` scorer's, item for item; and a trained correction moves them."""
-    from dcsm_cache.pipeline.dcsm import DCSMScorer, ScorerConfig
-    from dcsm_cache.pipeline.tasks.choice import maxsim_scores
+    the `maxsim` scorer's with the functional words ("above", "with", ...) left out, item for item (on
+    the spatial probes, whose relation words are the only difference between a positive and its flip, the
+    two candidates then tie); and a trained correction moves them."""
+    from dcsm_cache.pipeline.dcsm import DCSMScorer, ScorerConfig, maxsim, similarity_maps
 
     data = CachedDataset.open(stores["shapes_spatial"], text_len=16)
     cfg = ScorerConfig(global_cosine=False, maxsim_residual=True, maxsim_scale=7.0)
     scorer = DCSMScorer(cfg, data.n_tokens, 16, len(data.fr_words)).eval()
     items = data.dataset.items
-    fn = maxsim_scores(data)
     with torch.no_grad():
         for _, tok, pooled, rows in data.item_batches(items, 8):
             got = data.score(scorer, tok, pooled, rows, "cpu")
-            torch.testing.assert_close(got, 7.0 * fn(tok, pooled, rows), rtol=0, atol=1e-5)
+            raw = similarity_maps(tok, data.text_tokens[rows])
+            want = maxsim(raw, data.lengths[rows], data.fr_columns[rows] >= 0)
+            torch.testing.assert_close(got, 7.0 * want, rtol=0, atol=1e-5)
+            assert not torch.allclose(want, maxsim(raw, data.lengths[rows]))  # the relation words are out
             torch.nn.init.constant_(scorer.fc[-1].bias, 1.0)
             torch.nn.init.normal_(scorer.fc[-1].weight)
             assert not torch.allclose(data.score(scorer, tok, pooled, rows, "cpu"), got)

@@ -71,15 +71,18 @@ def similarity_maps(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> to
     return torch.einsum("bpd,bkld->bkpl", image_tokens.float(), text_tokens.float())
 
 
-def maxsim(maps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+def maxsim(maps: torch.Tensor, lengths: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
     """Training-free late interaction (ColBERT's MaxSim) from raw cosine maps: the mean over each
-    caption's word columns (start and end tokens left out) of their best image-token cosine.
+    caption's word columns (start and end tokens left out, and the columns `skip` marks) of their best
+    image-token cosine.
 
-    maps [B, K, P, L], lengths [B, K] (real tokens, start and end included) -> [B, K]
+    maps [B, K, P, L], lengths [B, K] (real tokens, start and end included), skip [B, K, L] bool -> [B, K]
     """
     best = maps.amax(dim=2)  # [B, K, L]
     col = torch.arange(best.shape[-1], device=best.device)
     words = (col >= 1) & (col < lengths.unsqueeze(-1) - 1)
+    if skip is not None:
+        words = words & ~skip
     return (best * words).sum(-1) / words.sum(-1).clamp(min=1)
 
 

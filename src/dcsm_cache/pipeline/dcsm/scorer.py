@@ -28,8 +28,9 @@ additions, each a switch in `ScorerConfig` and all off under `paper_compat`:
   that the scorer reads where a word matches more than how strongly (a combination never seen in
   training may match its words more weakly);
 - `maxsim_residual`: the same for the training-free MaxSim of the raw maps (each word's best
-  image-token cosine, averaged over the caption's words; the `maxsim` scorer), added through a
-  learned weight (`maxsim_scale`) with the last fc zero-initialised, so that the untrained scorer
+  image-token cosine, averaged over the caption's words; the `maxsim` scorer, here without the
+  functional words, whose best patch says nothing and would tip "with" over "without"), added through
+  a learned weight (`maxsim_scale`) with the last fc zero-initialised, so that the untrained scorer
   ranks as MaxSim does. For a backbone with grounded word tokens MaxSim is the strongest
   training-free score (on the shapes world it beats the cosine on binding), and the CNN learns what
   MaxSim cannot see: word order, relations, negation.
@@ -151,8 +152,9 @@ class DCSMScorer(nn.Module):
                 "bd,bkd->bk", F.normalize(image_pooled.float(), dim=-1), F.normalize(text_pooled.float(), dim=-1)
             )
             score = score + self.cos_weight * cos
-        if self.maxsim_weight is not None:
-            score = score + self.maxsim_weight * maxsim(raw, lengths)
+        if self.maxsim_weight is not None:  # (over the words a patch can show: with/without would tip it)
+            skip = fr_columns >= 0 if self.cfg.functional_rows else None
+            score = score + self.maxsim_weight * maxsim(raw, lengths, skip)
         return score
 
 
