@@ -19,10 +19,10 @@ mkdir -p "$OUT"
 export PYTHONPATH=$PWD/src:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 if [ -n "${SMALL:-}" ]; then  # the dry run: every command and flag, at sizes a CPU runs in seconds
     ARCHS=(--arch shapes-clip-tiny); ONE=(--arch shapes-clip-tiny); IMAGES=8; ROWS=64; BATCH=4; WORKERS=1
-    TRAIN=(--arch shapes-clip-tiny --images 8 --batch 4 --steps 3)
+    ROUNDS=1; TRAIN=(--arch shapes-clip-tiny --images 8 --batch 4 --steps 3)
 else
     ARCHS=(--arch ViT-B-16 --arch ViT-L-14); ONE=(--arch ViT-B-16); IMAGES=1024; ROWS=4096; BATCH=256
-    WORKERS=$(($(nproc) - 1))
+    WORKERS=$(($(nproc) - 1)); ROUNDS=3
     TRAIN=(--arch ViT-B-16 --images 64 --batch 16 --steps 130)
 fi
 
@@ -43,7 +43,8 @@ run extract python3 benchmarks/bench_extract.py "${COMMON[@]}" "${ARCHS[@]}"
 if [ "$DEVICE" != cpu ]; then  # (decode=device needs CUDA)
     run extract_device_decode python3 benchmarks/bench_extract.py "${COMMON[@]}" "${ARCHS[@]}" --decode device
 fi
-run null_model python3 benchmarks/bench_extract.py --null-model "${COMMON[@]}" "${ONE[@]}" --images $((4 * IMAGES))
-run store_write python3 benchmarks/bench_store.py --write --rows "$ROWS"
+run null_model python3 benchmarks/bench_extract.py --null-model "${COMMON[@]}" "${ONE[@]}" --images $((4 * IMAGES)) \
+    --rounds "$ROUNDS"
+run store_write python3 benchmarks/bench_store.py --write --rows "$ROWS" --rounds "$ROUNDS"
 run train python3 benchmarks/bench_train.py --device "$DEVICE" "${TRAIN[@]}"
 echo "figures: $OUT/figures.jsonl"
