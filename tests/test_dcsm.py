@@ -45,6 +45,19 @@ def test_functional_columns_are_the_words_real_token_positions():
     assert tok.decode([int(ids[0, 7])]).strip() == "above"
 
 
+def test_functional_words_of_a_tokenizer_with_no_start_token_and_another_pad():
+    """SigLIP's tokenizers add an end token and pad with another id than 0; a word is still one token."""
+    vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", "a", "the", "dog", "above", "with", "out"])}
+
+    def tokenizer(texts, context_length=8):  # a word it does not know: two pieces
+        words = texts[0].replace("without", "with out").split()
+        ids = [i for w in words for i in ([vocab[w]] if w in vocab else [vocab["<unk>"]] * 2)] + [vocab["</s>"]]
+        return torch.tensor([ids + [vocab["<pad>"]] * (context_length - len(ids))])
+
+    fw = FunctionalWords.for_tokenizer(tokenizer)
+    assert dict(zip(fw.words, fw.token_ids)) == {"above": vocab["above"], "with": vocab["with"]}  # "without": two
+
+
 def test_apply_functional_rows_replaces_only_marked_columns():
     maps = torch.randn(2, 3, 5, 4)
     cols = torch.full((2, 3, 4), -1)

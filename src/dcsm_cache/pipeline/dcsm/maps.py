@@ -33,10 +33,9 @@ class FunctionalWords:
     @classmethod
     def for_tokenizer(cls, tokenizer, words: tuple[str, ...] = FUNCTIONAL_WORDS) -> "FunctionalWords":
         """Find each word's single token id with the backbone's own tokenizer."""
-        kept, ids = [], []
+        kept, ids, specials = [], [], _specials(tokenizer)
         for w in words:
-            row = [int(t) for t in tokenizer([w])[0].tolist()]
-            body = [t for t in row if t not in _specials(tokenizer, row)]
+            body = [int(t) for t in tokenizer([w])[0].tolist() if int(t) not in specials]
             if len(body) == 1:
                 kept.append(w)
                 ids.append(body[0])
@@ -57,10 +56,11 @@ class FunctionalWords:
         return out
 
 
-def _specials(tokenizer, row: list[int]) -> set[int]:
-    """Start, end and pad ids: the first and last non-pad token of a one-word encoding, and 0."""
-    nonpad = [t for t in row if t != 0]
-    return {0, nonpad[0], nonpad[-1]} if len(nonpad) >= 3 else {0}
+def _specials(tokenizer) -> set[int]:
+    """The ids a tokenizer adds whatever the text (start, end, pad; some have no start token, SigLIP's
+    for one, and pad with another id than 0): those that three one-word encodings share."""
+    rows = [{int(t) for t in tokenizer([w])[0].tolist()} for w in ("a", "the", "dog")]
+    return rows[0] & rows[1] & rows[2]
 
 
 def similarity_maps(image_tokens: torch.Tensor, text_tokens: torch.Tensor) -> torch.Tensor:
