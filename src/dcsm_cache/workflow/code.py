@@ -104,6 +104,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/scorers.py",
         "pipeline/device.py",
         "pipeline/world/tinyclip.py",
+        "pipeline/tokens/shapes_clip.py",
         *_WORLD,
         *_READ,
     ),

@@ -161,7 +161,7 @@ def show_item(
         raise BadInputError(f"store {store}: {data.n_tokens} image tokens are not a square patch grid")
     if tokenizer is None:
         from ..tasks.grounding import store_tokenizer
-        from ..world import tinyclip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)
+        from ..tokens import shapes_clip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)
 
         tokenizer = store_tokenizer(data.store)
     cos, dcsm = _scores(data, it, model, device)
