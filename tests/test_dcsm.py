@@ -72,7 +72,7 @@ def test_an_untrained_maxsim_residual_scorer_is_maxsim_and_its_maxsim_is_the_sco
     """`maxsim_residual` with the last fc zero-initialised: the scorer's scores are exactly `maxsim_scale` ×
     the `maxsim` scorer's, item for item; and a trained correction moves them."""
     from dcsm_cache.pipeline.dcsm import DCSMScorer, ScorerConfig
-    from dcsm_cache.pipeline.tasks.choice import maxsim_scores
+    from dcsm_cache.pipeline.tasks.scoring import maxsim_scores
 
     data = CachedDataset.open(stores["shapes_spatial"], text_len=16)
     cfg = ScorerConfig(global_cosine=False, maxsim_residual=True, maxsim_scale=7.0)

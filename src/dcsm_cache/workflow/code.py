@@ -72,6 +72,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     ),
     "evaluate": (
         "pipeline/tasks/choice.py",
+        "pipeline/tasks/scoring.py",
         "pipeline/dcsm",
         "pipeline/scorers.py",
         "pipeline/device.py",
@@ -99,6 +100,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "pipeline/figures/gallery.py",
         "pipeline/figures/heatmap.py",
         "pipeline/tasks/choice.py",
+        "pipeline/tasks/scoring.py",
         "pipeline/tasks/grounding.py",
         "pipeline/dcsm",
         "pipeline/scorers.py",

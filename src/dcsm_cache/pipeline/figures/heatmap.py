@@ -123,7 +123,7 @@ def _short(text: str, n: int = 48) -> str:
 
 
 def _scores(data: CachedDataset, item, model, device) -> tuple[np.ndarray, np.ndarray | None]:
-    from ..tasks.choice import cosine_scores, dcsm_scores, score_items
+    from ..tasks.scoring import cosine_scores, dcsm_scores, score_items
 
     cos = score_items(data, [item], cosine_scores(data), 1)[0]
     dcsm = score_items(data, [item], dcsm_scores(data, model, device), 1)[0] if model is not None else None
