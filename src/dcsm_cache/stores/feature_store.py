@@ -4,8 +4,9 @@
     tokens = store.image_tokens[0:32]          # [32, P, D] float16, unit-norm rows
 
 This module and its fast reader (raw_rows.py) are the only code that knows the on-disk layout
-(design.md, "The feature store"). The store is a plain Zarr v3 hierarchy that other tools open as
-it is (docs/stores.md): every array names its dimensions (`DIMENSIONS`, for xarray), and nothing
+(design.md, "The feature store"); how zarr lays out a chunk file is `chunk_files.py`'s alone, and
+the science opens a store through `pipeline/reading.py`. The store is a plain Zarr v3 hierarchy that
+other tools open as it is (docs/stores.md): every array names its dimensions (`DIMENSIONS`, for xarray), and nothing
 but Zarr nodes lies inside it. Arrays are created at full size up front, in a folder beside the
 store that is renamed into place when whole; extraction fills them in chunk-aligned parts, each
 then marked finished in the group's attributes (`finished_parts`, with the part's unreadable images,
@@ -32,11 +33,10 @@ from typing import Iterator
 
 import numpy as np
 import zarr
-from zarr.codecs import Crc32cCodec
 
 from .. import faults
 from ..errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
-from .chunk_files import partial_files
+from .chunk_files import checksum_codecs, partial_files, partial_metadata
 from .locks import part_lock, store_lock
 from .raw_rows import RawRows
 
@@ -130,7 +130,7 @@ def build_arrays(folder: Path, shape: StoreShape, attrs: dict, rows: dict[str, i
                 f"{gname}/{name}",
                 shape=shp,
                 dtype=dtype,
-                compressors=(Crc32cCodec(),),  # fp16 does not compress; the checksum is 4 bytes a chunk
+                compressors=checksum_codecs(),  # fp16 does not compress: a checksum alone (chunk_files.py)
                 chunks=(rows[gname], *shp[1:]) if shp[0] else shp,
                 fill_value=0,
                 dimension_names=DIMENSIONS[f"{gname}/{name}"],
@@ -385,8 +385,8 @@ def install(folder: Path, path: Path, overwrite: bool) -> None:
 
 
 def _clear_partial(path: Path) -> None:
-    """Remove the group's `zarr.json` writes a kill cut short (zarr writes `zarr.<hex>.partial`, then renames)."""
-    for tmp in path.glob("*.partial"):
+    """Remove the group's `zarr.json` writes a kill cut short (`chunk_files.partial_metadata`)."""
+    for tmp in partial_metadata(path):
         tmp.unlink(missing_ok=True)
 
 

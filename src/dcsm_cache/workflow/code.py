@@ -26,7 +26,14 @@ __all__ = ["PACKAGE", "STAGES", "code_fingerprint", "items_fingerprint", "source
 
 PACKAGE = Path(__file__).resolve().parent.parent  # src/dcsm_cache
 _STORE = ("stores",)
-_READ = ("pipeline/dcsm/cache.py", "pipeline/dcsm/maps.py", "pipeline/items", "pipeline/tasks/results.py", *_STORE)
+_READ = (
+    "pipeline/reading.py",
+    "pipeline/dcsm/cache.py",
+    "pipeline/dcsm/maps.py",
+    "pipeline/items",
+    "pipeline/tasks/results.py",
+    *_STORE,
+)
 _WORLD = ("pipeline/world/scenes.py", "pipeline/world/generate.py", "pipeline/world/files.py")
 
 STAGES: dict[str, tuple[str, ...]] = {
@@ -65,6 +72,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     ),
     "train": (
         "pipeline/train",
+        "pipeline/reading.py",
         "pipeline/dcsm",
         "pipeline/items",
         "pipeline/device.py",
@@ -111,7 +119,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         *_READ,
     ),
     "domains_table": ("pipeline/tasks/domains_table.py", "pipeline/world/files.py"),
-    "analyze": ("pipeline/analysis", "pipeline/items", *_STORE),
+    "analyze": ("pipeline/analysis", "pipeline/reading.py", "pipeline/items", *_STORE),
 }
 
 # what a loader module reads besides itself, benchmarks/_common.py and items/

@@ -33,7 +33,7 @@ import numpy as np
 from ...config import at_least, config_hash, one_of, require
 from ...errors import BadInputError, StoreMismatchError
 from ...workflow.code import code_fingerprint
-from ..dcsm import normalise, open_with_manifest
+from ..reading import normalise, open_store
 from .zeroshot import prompt_table
 
 __all__ = ["FEATURES", "LinearProbeConfig", "ProbeSet", "choose_c", "fit_probe", "linear_probe", "read_probe_set"]
@@ -97,7 +97,8 @@ def _first_patch(n_tokens: int) -> int:
 def read_probe_set(store: str | os.PathLike, features: str = "pooled", items: str | None = None) -> ProbeSet:
     """The store's valid images as probe features (see the module doc), its labels and its classes."""
     one_of("linear_probe", "features", features, FEATURES)
-    fs, ds = open_with_manifest(store, items)
+    opened = open_store(store, items)
+    fs, ds = opened.store, opened.dataset
     n_classes, _ = prompt_table(ds)
     valid = fs.image_valid[:]
     n = len(ds.items)

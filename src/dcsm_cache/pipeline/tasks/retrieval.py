@@ -25,7 +25,7 @@ import numpy as np
 from ...config import at_least, config_hash, require
 from ...errors import BadInputError, ConfigError
 from ...workflow.code import code_fingerprint
-from ..dcsm import read_pooled
+from ..reading import read_pooled
 
 DIRECTIONS = ("image_to_text", "text_to_image")
 

@@ -11,7 +11,7 @@ the logits sorted in descending order, ties going to the lower class index (as a
 Reported: top-k accuracy overall, per domain (tag `domain`, under `subsets`, so `report` shows one
 column per domain, with the domain's top-1 per class index) and mean per-class top-1; unreadable
 images are skipped and counted.
-Stores are read with `cache.read_pooled`, as retrieval reads them.
+Stores are read with `reading.read_pooled`, as retrieval reads them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from ...config import at_least, config_hash, require
 from ...errors import BadInputError, ConfigError
 from ...workflow.code import code_fingerprint
-from ..dcsm import normalise, read_pooled
+from ..reading import normalise, read_pooled
 from ..items import Dataset
 
 
