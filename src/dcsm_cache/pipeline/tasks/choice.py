@@ -7,8 +7,8 @@ An item is one image and K candidate captions. `argmax` benchmarks count an item
 first maximum is the correct candidate (the reference's tie rule); `strict` ones (SugarCREPE) when
 the correct candidate beats every other. Items whose image could not be read are skipped and
 counted. The result holds accuracy per subset and per tag value, chance level, item count, the
-store fingerprint, a config hash and the evaluation code's fingerprint (`code`, as the workflow's
-rule has it: `workflow/code.py`), and is what `report` merges.
+store fingerprint, a config hash and the fingerprint of the code that computed it (`code`: the CLI
+passes the workflow stage's, as its rule has it), and is what `report` merges.
 
 Scorers are declared once, in the registry (`pipeline/scorers.py`): each entry says how it loads what
 it needs and scores the items, and evaluation dispatches through it (the cache-only scorers are in
@@ -24,7 +24,6 @@ import numpy as np
 
 from ...config import config_hash
 from ...errors import ConfigError, StoreMismatchError
-from ...workflow.code import code_fingerprint
 from ..dcsm import FUNCTIONAL_WORDS, CachedDataset
 from ..device import resolve_device
 from ..scorers import get_scorer
@@ -72,7 +71,14 @@ def _check_trained_on(data: CachedDataset, meta: dict, store, checkpoint) -> Non
         )
 
 
-def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig(), items: str | None = None) -> dict:
+def evaluate(
+    store: str | os.PathLike,
+    scorer: str,
+    cfg: EvalConfig = EvalConfig(),
+    items: str | None = None,
+    code: str | None = None,
+) -> dict:
+    """Every item of `store` scored by `scorer` (module doc); `code`, the computing code's fingerprint, is recorded."""
     entry = get_scorer(scorer)  # an unknown name lists the valid ones
     device = resolve_device(cfg.device)
     model, meta = entry.load(cfg.checkpoint, device)
@@ -107,5 +113,5 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
         "checkpoint": cfg.checkpoint,
         "checkpoint_config_hash": meta.get("config_hash"),
         "config_hash": config_hash(asdict(cfg) | {"scorer": scorer}),
-        "code": code_fingerprint("evaluate"),
+        "code": code,
     }

@@ -18,7 +18,8 @@ each seed's run is recorded under `runs`. Every fit runs on `threads` BLAS threa
 seed alone, so a result repeats to the bit on one installation.
 Reported: top-1 accuracy and mean per-class accuracy with their standard errors (the test set's
 binomial error and, with several seeds, the seeds' spread, combined), top-1 per domain tag
-(`subsets`), C, the class count and both stores' fingerprints.
+(`subsets`), C, the class count, both stores' fingerprints and `code`, the fingerprint of the code that
+computes it (the CLI passes the workflow stage's).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import numpy as np
 
 from ...config import at_least, config_hash, one_of, require
 from ...errors import BadInputError, StoreMismatchError
-from ...workflow.code import code_fingerprint
 from ..reading import normalise, open_store
 from .zeroshot import prompt_table
 
@@ -318,6 +318,7 @@ def linear_probe(
     cfg: LinearProbeConfig = LinearProbeConfig(),
     train_items: str | None = None,
     test_items: str | None = None,
+    code: str | None = None,
 ) -> dict:
     """A linear probe fit on `train_store`'s images and scored on `test_store`'s (see the module doc)."""
     train = read_probe_set(train_store, cfg.features, train_items)
@@ -343,5 +344,5 @@ def linear_probe(
         "store_fingerprint": test.attrs["fingerprint"],
         "train_store_fingerprint": train.attrs["fingerprint"],
         "config_hash": config_hash(asdict(cfg) | {"task": "linear_probe"}),
-        "code": code_fingerprint("linear_probe"),
+        "code": code,
     }
