@@ -1,4 +1,5 @@
-"""A store array's chunk files as bytes on disk: the one module that knows how zarr lays them out.
+"""A store's files as bytes on disk (its arrays' chunk files, its group's metadata): the one module that knows how
+zarr lays them out.
 
     group.create_array(name, shape=shape, dtype=dtype, chunks=rows, compressors=checksum_codecs())
     if raw_layout(arr):                                  # raw little-endian rows, then their crc32c
@@ -12,13 +13,16 @@ value (`fill_value`), followed by the crc32c of those bytes as a little-endian u
 the names here; an array stored any other way is read (`select_rows`) and written through
 zarr-python. zarr-python writes a chunk, and the group's `zarr.json`, through a temporary
 `NAME.<hex>.partial` file renamed over it, and so does the writer: `partial_files` and
-`partial_metadata` find the ones a killed process left. A zarr-python release that named its codecs
+`partial_metadata` find the ones a killed process left. The group's attributes are read straight from
+its `zarr.json` (`group_attrs`), as another process last wrote them, and a folder is a store once that
+file is there (`is_group`). A zarr-python release that named its codecs
 otherwise would make `raw_layout` false and every read slow: `tests/test_feature_store.py` checks that
 a store `extract` made is read the raw way.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -34,6 +38,8 @@ __all__ = [
     "checksum_codecs",
     "chunk_path",
     "fill_value",
+    "group_attrs",
+    "is_group",
     "is_checksum_error",
     "partial_files",
     "partial_metadata",
@@ -87,6 +93,20 @@ def partial_files(root: Path, name: str) -> Iterator[tuple[int, Path]]:
         head = tmp.relative_to(base).parts[0].split(".")[0]
         if head.isdigit():
             yield int(head), tmp
+
+
+def is_group(root: Path) -> bool:
+    """Whether a zarr group's metadata is at `root` (a folder without it is not a store, or not one yet)."""
+    return (root / "zarr.json").exists()
+
+
+def group_attrs(root: Path) -> dict:
+    """The attributes of the group at `root`, read from its metadata file now ({} where there is none or it is
+    unreadable): what another process last wrote, whatever an open handle cached."""
+    try:
+        return json.loads((root / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def partial_metadata(root: Path) -> Iterator[Path]:

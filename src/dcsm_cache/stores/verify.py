@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from ..errors import DcsmCacheError, StoreNotFoundError
-from .chunk_files import chunk_path, is_checksum_error
+from .chunk_files import chunk_path, is_checksum_error, is_group
 from .feature_store import SCHEMA_VERSION, FeatureStore
 
 __all__ = ["Problem", "verify_store"]
@@ -72,7 +72,7 @@ def _check_values(g: str, s: int, v: dict[str, np.ndarray]) -> list[Problem]:
 def verify_store(path: str | os.PathLike, items: str | os.PathLike | None = None) -> tuple[dict, list[Problem]]:
     """({parts, chunks, rows} checked, problems) for the store at `path`; no problems means it is sound."""
     path = Path(path)
-    if not (path / "zarr.json").exists():
+    if not is_group(path):
         raise StoreNotFoundError(f"no feature store at {path}: check the path")
     store = FeatureStore(path, zarr.open_group(path, mode="r"))
     a, problems = store.attrs, []
