@@ -253,11 +253,18 @@ def _import_targets(path: Path, node: ast.ImportFrom | ast.Import, names, packag
 
 
 def command_roots(package: Path, command: str) -> set[Path]:
-    """The package files `dcsm-cache COMMAND` imports to do its work (module doc)."""
+    """The package files `dcsm-cache COMMAND` imports to do its work (module doc), its groups' (`analyze` for
+    `analyze cka`) included."""
     table = commands(package)
     if command not in table:
         raise KeyError(command)
-    path, func = table[command]
+    words = command.split()
+    groups = [" ".join(words[:n]) for n in range(1, len(words))]
+    return set().union(*(_function_roots(package, *table[c]) for c in (*groups, command) if c in table))
+
+
+def _function_roots(package: Path, path: Path, func: str) -> set[Path]:
+    """What the CLI function `func` of module `path` imports, with the module's helpers it calls."""
     functions, bound = _module(path)
     roots: set[Path] = set()
     todo, done = [func], set()
