@@ -16,9 +16,11 @@ workflow package (`PLUMBING`).
 
 A command's roots (`command_roots`) are what the click command's function imports, inside its body
 or at its module's level and used in its body, and what the module's own helpers it calls import;
-the command is found by the name click registers it under, read from the decorators (`commands`).
-Reading the text (regular expressions for the imports; `ast` for the CLI's few files) takes a few
-milliseconds, cached per file; a test holds the expressions to `ast` on every module of the package.
+the command is found by the name click registers it under, read from its decorator (`commands`).
+Reading the text takes regular expressions, and `ast` only for a command's own function (parsed alone)
+and a package `__init__` that defines a name itself: about 10 ms of CPU for one stage, 30 ms for all,
+cached per file and per stage for the process. Tests hold the expressions to `ast` on every module of
+the package and the commands to click's own registry.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ _FROM = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\((?:[^)#]
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.M)
 _STRINGS = re.compile(r'"""(?:[^\\]|\\.)*?"""|\'\'\'(?:[^\\]|\\.)*?\'\'\'', re.S)  # docstrings: examples, not imports
 _SUFFIXES = ("command", "cmd", "group", "grp")  # click strips these from a function's name (click >= 8.2)
+# a click command: its decorator, the other decorators (lines that open with @, or go on indented or with ")"), its def
+_DECORATED = re.compile(r"^@(\w+)\.(?:command|group)\(([^\n]*)\)[ \t]*\n(?:[@ \t)][^\n]*\n)*?def (\w+)\(", re.M)
+_DEF = re.compile(r"^def[ \t]+(\w+)", re.M)
+_TOP = re.compile(r"^[^\s)#]", re.M)  # code at column 0: where a module-level function ends (not at a signature's ")")
+_GIVEN = re.compile(r"""\s*(?:name\s*=\s*)?["']([^"']+)["']""")
 
 
 @functools.lru_cache(maxsize=None)
@@ -190,31 +197,27 @@ def closure(package: Path, roots: Iterable[Path], leave_out: Iterable[Path] = ()
     return seen
 
 
-def _command_name(func: ast.FunctionDef, decorator: ast.Call) -> str:
-    for kw in decorator.keywords:
-        if kw.arg == "name" and isinstance(kw.value, ast.Constant):
-            return kw.value.value
-    if decorator.args and isinstance(decorator.args[0], ast.Constant):
-        return decorator.args[0].value
-    name = func.name.lower().replace("_", "-")
+def _command_name(func: str, args: str) -> str:
+    """The name click registers a command under: `name=`, a first argument, or the function's name its way."""
+    given = _GIVEN.match(args)
+    if given:
+        return given.group(1)
+    name = func.lower().replace("_", "-")
     left, sep, suffix = name.rpartition("-")
     return left if sep and suffix in _SUFFIXES else name
 
 
 @functools.lru_cache(maxsize=None)
 def commands(package: Path) -> dict[str, tuple[Path, str]]:
-    """Every `dcsm-cache` command and group ('eval', 'analyze cka', ...) -> (its CLI module, its function's name)."""
+    """Every `dcsm-cache` command and group ('eval', 'analyze cka', ...) -> (its CLI module, its function's name),
+    read from the decorators (`@main.command(name="eval")` above `def eval_`)."""
     found: dict[str, tuple[Path, str]] = {}
     for path in sorted((package / "cli").glob("*.py")):
-        parent: dict[str, tuple[str, str]] = {}  # function -> (the group it is registered on, its own name)
-        for node in _tree(path).body:
-            if isinstance(node, ast.FunctionDef):
-                for d in node.decorator_list:
-                    f = d.func if isinstance(d, ast.Call) else None
-                    if isinstance(f, ast.Attribute) and f.attr in ("command", "group"):
-                        if isinstance(f.value, ast.Name) and f.value.id != "click":  # (click.group: the root)
-                            parent[node.name] = (f.value.id, _command_name(node, d))
-
+        parent = {  # function -> (the group it is registered on, its own name); click.group makes the root
+            func: (group, _command_name(func, args))
+            for group, args, func in _DECORATED.findall(_text(path))
+            if group != "click"
+        }
         found.update({_full_name(parent, func): (path, func) for func in parent})
     return found
 
@@ -226,16 +229,26 @@ def _full_name(parent: dict[str, tuple[str, str]], func: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _module(path: Path) -> tuple[dict[str, ast.FunctionDef], dict[str, tuple[ast.ImportFrom | ast.Import, str]]]:
-    """A CLI module's functions, and the names its module-level imports bind (-> the import, the name taken)."""
-    tree = _tree(path)
-    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+def _module(path: Path) -> tuple[dict[str, str], dict[str, tuple[ast.ImportFrom | ast.Import, str]]]:
+    """A CLI module's functions (name -> its source: from `def` to the next code at column 0), and the names its
+    module-level imports bind (-> the import, the name taken). Only those lines are parsed, not the module."""
+    text = _text(path)
+    blank = _STRINGS.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)  # docstrings blanked, offsets kept
+    ends = [m.start() for m in _TOP.finditer(blank)] + [len(text)]
+    functions = {}
+    for m in _DEF.finditer(blank):
+        functions[m.group(1)] = text[m.start() : next(e for e in ends if e > m.start())]
+    top = "\n".join(m.group(0) for r in (_FROM, _IMPORT) for m in r.finditer(blank) if blank[m.start()] in "fi")
     bound = {}
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for a in node.names:
-                bound[a.asname or a.name.split(".")[0]] = (node, a.name)
+    for node in ast.parse(top).body:
+        for a in node.names:
+            bound[a.asname or a.name.split(".")[0]] = (node, a.name)
     return functions, bound
+
+
+@functools.lru_cache(maxsize=None)
+def _function(path: Path, name: str) -> ast.FunctionDef:
+    return ast.parse(_module(path)[0][name]).body[0]
 
 
 def _import_targets(path: Path, node: ast.ImportFrom | ast.Import, names, package: Path) -> set[Path]:
@@ -273,7 +286,7 @@ def _function_roots(package: Path, path: Path, func: str) -> set[Path]:
         if name in done:
             continue
         done.add(name)
-        for node in (n for stmt in functions[name].body for n in ast.walk(stmt)):
+        for node in (n for stmt in _function(path, name).body for n in ast.walk(stmt)):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 roots |= _import_targets(path, node, [a.name for a in node.names], package)
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
@@ -287,5 +300,6 @@ def _function_roots(package: Path, path: Path, func: str) -> set[Path]:
 
 def cache_clear() -> None:
     """Forget every file read (for a test that edits the package under a running interpreter)."""
-    for f in (_text, _tree, scan, _bindings, _defined, resolve, plumbing, _data_folders, _deps, commands, _module):
+    caches = (_text, _tree, scan, _bindings, _defined, resolve, plumbing, _data_folders, _deps, commands, _module)
+    for f in (*caches, _function):
         f.cache_clear()
