@@ -24,14 +24,15 @@ import numpy as np
 import torch
 
 from dcsm_cache.pipeline.dcsm import FUNCTIONAL_WORDS, CachedDataset
-from dcsm_cache.pipeline.tasks.choice import IMPLEMENTATIONS, is_correct
+from dcsm_cache.pipeline.scorers import get_scorer
+from dcsm_cache.pipeline.tasks.choice import is_correct
 from dcsm_cache.pipeline.world.files import world_images
 
 NEGATION = re.compile(r"an? (\w+) (\w+) (with|without) an? (\w+) (\w+)")
 
 
 def item_flags(store: Path, scorer: str, checkpoint: str | None) -> tuple[CachedDataset, list[bool]]:
-    impl = IMPLEMENTATIONS[scorer]
+    impl = get_scorer(scorer)
     model, meta = impl.load(checkpoint, torch.device("cpu"))
     fr_words = tuple(meta.get("fr_words", FUNCTIONAL_WORDS))
     data = CachedDataset.open(store, text_len=meta.get("text_len"), fr_words=fr_words)

@@ -24,6 +24,17 @@ def _glibc_malloc_defaults_in_this_process():
     heap._done = True
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_as_they_were():
+    """A test whose stage sets torch's thread count (pretrain, train: as their commands do, for the process)
+    leaves it as it found it: one thread makes some kernels' last bits depend on the batch."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("world")

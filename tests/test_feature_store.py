@@ -14,6 +14,8 @@ from dcsm_cache.errors import IncompleteStoreError, StoreMismatchError, StoreNot
 from dcsm_cache.pipeline.tokens.backbones import load_backbone
 from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import open_image, read_manifest
+from dcsm_cache.stores import raw_rows
+from dcsm_cache.stores.chunk_files import raw_layout
 from dcsm_cache.stores.feature_store import FeatureStore, StoreShape, part_ranges
 
 from conftest import TINY_BACKBONE
@@ -271,3 +273,25 @@ def test_read_rows_maps_the_chunk_files_and_equals_zarr(tmp_path):
     assert store.read_rows("image/tokens", np.array([], dtype=np.int64)).shape == (0, 3, 5)
     many = rng.integers(0, 21, 100)  # more rows than a minibatch: grouped by chunk
     assert np.array_equal(store.read_rows("image/tokens", many), tokens[many])
+
+
+def test_a_store_extract_made_is_read_the_raw_way_never_through_zarr_selection(stores, monkeypatch):
+    """Every array `extract` writes is raw rows and a crc32c (`chunk_files.raw_layout`), so `read_rows` maps its
+    chunk files. A zarr-python release that named its codecs otherwise would fall back to zarr's selection, at
+    0.013 times the speed (benchmarks/RESULTS.md): it fails here instead."""
+    store = FeatureStore.open(stores["shapes_spatial"])
+    names = [f"{g}/{n}" for g in ("image", "text") for n in sorted(store.group[g].array_keys())]
+    assert [n for n in names if not raw_layout(store[n])] == []
+    rows = {n: np.array([store[n].shape[0] - 1, 0, 2, 0]) for n in names}
+    want = {n: store[n][:][rows[n]] for n in names}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read through zarr-python's selection, not the chunk files")
+
+    fresh = FeatureStore.open(stores["shapes_spatial"])
+    monkeypatch.setattr(raw_rows, "select_rows", refuse)
+    for method in ("__getitem__", "get_orthogonal_selection", "get_basic_selection", "get_coordinate_selection"):
+        monkeypatch.setattr(zarr.Array, method, refuse)
+    for n in names:
+        got = fresh.read_rows(n, rows[n])
+        assert got.dtype == want[n].dtype and np.array_equal(got, want[n]), n

@@ -35,6 +35,7 @@ from dcsm_cache.pipeline.tasks.linear_probe import (
 )
 from dcsm_cache.pipeline.tasks.schema import check_result
 from dcsm_cache.stores import FeatureStore, StoreShape
+from dcsm_cache.workflow.code import code_fingerprint
 
 CLASSES = ["blue", "green", "red", "yellow"]
 RGB = {"blue": (30, 40, 200), "green": (30, 180, 40), "red": (200, 30, 30), "yellow": (220, 210, 30)}
@@ -188,7 +189,9 @@ def test_cli_writes_the_result_and_refuses_in_one_line(stores, tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     assert doc.pop("provenance")["seeds"] == {"linear_probe": [3, 4]}
-    want = linear_probe(stores["train"], stores["test"], LinearProbeConfig(shots=2, seeds=(3, 4)))
+    want = linear_probe(
+        stores["train"], stores["test"], LinearProbeConfig(shots=2, seeds=(3, 4)), code=code_fingerprint("linear_probe")
+    )
     assert doc == json.loads(json.dumps(want))
     assert "top-1" in res.output and "2 a class" in res.output
     for bad in (

@@ -61,7 +61,7 @@ def test_planted_shape_is_read_and_noise_is_chance(stores, world, tmp_path):
     again = _planted(stores["shapes_train"], world, tmp_path, "again", plant, seed=1)  # same scenes, other noise
     on_train = probe(train, again, world)  # its binding scenes: the probe tells the true assignment from the swap
     assert on_train["binding_ceiling"]["n_scenes"] > 5 and on_train["binding_ceiling"]["accuracy"] >= 0.95
-    assert set(on_train["binding_ceiling"]["splits"]) <= {"train", "val"}
+    assert set(on_train["binding_ceiling"]["splits"]) <= {"train", "val", "heldout_val"}
 
 
 def test_binding_ceiling_is_chance_without_shape(stores, world, tmp_path):

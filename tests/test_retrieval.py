@@ -23,6 +23,7 @@ from dcsm_cache.pipeline.tasks.report import report
 from dcsm_cache.pipeline.tasks.results import write_result
 from dcsm_cache.pipeline.tasks.retrieval import RetrievalConfig, retrieval
 from dcsm_cache.stores.feature_store import FeatureStore
+from dcsm_cache.workflow.code import code_fingerprint
 
 CPU = ExtractConfig(device="cpu", progress=False, workers=1, batch_size=16)
 WORDS = ["a dog", "two cats", "a red bus", "a kite", "three birds", "a boat", "a man", "a pizza"]
@@ -138,7 +139,7 @@ def test_cli(extracted):
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     assert set(doc.pop("provenance")) == {"seeds", "versions", "hardware"}
-    assert doc == json.loads(json.dumps(retrieval(tmp / "coco.zarr")))
+    assert doc == json.loads(json.dumps(retrieval(tmp / "coco.zarr", code=code_fingerprint("retrieval"))))
     assert doc["scorer"] == "cosine" and doc["metric"] == "recall@k" and doc["n_items"] == 12
     assert "image->text R@1" in res.output
     res = CliRunner().invoke(

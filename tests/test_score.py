@@ -17,7 +17,7 @@ from dcsm_cache.cli import main
 from dcsm_cache.errors import InputNotFoundError, StoreMismatchError
 from dcsm_cache.pipeline.dcsm import CachedDataset, load_scorer
 from dcsm_cache.pipeline.figures.score import rank_captions, resolve_backbone
-from dcsm_cache.pipeline.tasks.choice import cosine_scores, dcsm_scores, score_items
+from dcsm_cache.pipeline.tasks.scoring import cosine_scores, dcsm_scores, score_items
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from dcsm_cache.errors import BadInputError
 from dcsm_cache.pipeline.dcsm import CachedDataset, load_scorer
 from dcsm_cache.pipeline.figures.gallery import gallery
 from dcsm_cache.pipeline.figures.heatmap import show_item
-from dcsm_cache.pipeline.tasks.choice import dcsm_scores, is_correct, score_items
+from dcsm_cache.pipeline.tasks.choice import is_correct
+from dcsm_cache.pipeline.tasks.scoring import dcsm_scores, score_items
 
 
 def non_trivial(path, min_colours: int = 50) -> bool:
@@ -54,7 +55,7 @@ def test_gallery_draws_the_items_where_exactly_one_scorer_is_right(stores, tiny_
     entry = index["stores"][0]
     model, meta = load_scorer(tiny_scorer)
     data = CachedDataset.open(stores["shapes_spatial"], text_len=meta["text_len"], fr_words=tuple(meta["fr_words"]))
-    from dcsm_cache.pipeline.tasks.choice import cosine_scores
+    from dcsm_cache.pipeline.tasks.scoring import cosine_scores
 
     items = list(data.dataset.items)
     cos = score_items(data, items, cosine_scores(data), 64)

@@ -103,11 +103,17 @@ def test_changed_stage_code_reruns_the_jobs_it_feeds(default_run, tmp_path):
         REPO / "src" / "dcsm_cache", tmp_path / "src" / "dcsm_cache", ignore=shutil.ignore_patterns("__pycache__")
     )
     env = {"PYTHONPATH": str(tmp_path / "src")}
+    every = planned_jobs(
+        snakemake(default_run, DEFAULT, "-n", "--forcerun", "evaluate", "zeroshot", "linear_probe").output
+    )
+    evaluate, zeroshot, probes = every["evaluate"], every["zeroshot"], every["linear_probe"]  # every job of each
+    assert evaluate > 1 and zeroshot and probes, every
     expected = {
-        "pipeline/tasks/choice.py": {"evaluate": 9, "gallery": 1, "report": 1, "all": 1},
-        "pipeline/dcsm/scorer.py": {"train": 1, "evaluate": 9, "gallery": 1, "report": 1, "all": 1},
+        "pipeline/tasks/choice.py": {"evaluate": evaluate, "gallery": 1, "report": 1, "all": 1},
+        "pipeline/dcsm/scorer.py": {"train": 1, "evaluate": evaluate, "gallery": 1, "report": 1, "all": 1},
         "pipeline/tasks/report.py": {"report": 1, "all": 1},
         "pipeline/figures/heatmap.py": {"gallery": 1, "report": 1, "all": 1},
+        "pipeline/tasks/zeroshot.py": {"zeroshot": zeroshot, "linear_probe": probes, "report": 1, "all": 1},
     }
     for module, jobs in expected.items():
         path = tmp_path / "src" / "dcsm_cache" / module

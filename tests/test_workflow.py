@@ -7,6 +7,9 @@ are in test_snakemake.py.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
 import shlex
 import shutil
 import subprocess
@@ -16,11 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dcsm_cache.cli import _settings
-from dcsm_cache.errors import ConfigError
+from dcsm_cache.cli import _settings, main
+from dcsm_cache.errors import ConfigError, UnknownNameError
 from dcsm_cache.pipeline.benchmarks import expected_files, load_benchmark
-from dcsm_cache.workflow import code, plan, probe_shots, probe_task, set_flags
-from dcsm_cache.workflow.code import STAGES, code_fingerprint, source_files
+from dcsm_cache.workflow import code, imports, plan, probe_shots, probe_task, set_flags
+from dcsm_cache.workflow.code import STAGES, code_fingerprint, stage_modules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,87 +66,144 @@ def test_flags_refuse_what_yaml_cannot_say():
 # ---------------------------------------------------------------- code fingerprints
 
 
-def test_every_stage_names_files_that_exist():
-    for stage, paths in STAGES.items():
-        assert source_files(paths), stage
-        assert len(code_fingerprint(stage)) == 12
+def rel(paths) -> set[str]:
+    return {Path(p).relative_to(code.PACKAGE).as_posix() for p in paths}
 
 
-# The modules each stage's command imports (cli/): what it computes with.
-STAGE_ENTRIES = {
-    "world": ("pipeline/world/generate.py",),
-    "domains": ("pipeline/world/domains.py",),
-    "export": ("pipeline/world/export.py",),
-    "pretrain": ("pipeline/world/pretrain.py",),
-    "extract": ("pipeline/extract/run.py",),
-    "train": ("pipeline/train/loop.py",),
-    "evaluate": ("pipeline/tasks/choice.py", "pipeline/tasks/results.py"),
-    "zeroshot": ("pipeline/tasks/zeroshot.py", "pipeline/tasks/results.py"),
-    "retrieval": ("pipeline/tasks/retrieval.py", "pipeline/tasks/results.py"),
-    "linear_probe": ("pipeline/tasks/linear_probe.py", "pipeline/tasks/results.py"),
-    "report": ("pipeline/tasks/report.py",),
-    "gallery": ("pipeline/figures/gallery.py",),
-    "domains_table": ("pipeline/tasks/domains_table.py", "pipeline/world/files.py"),
-    "analyze": tuple(f"pipeline/analysis/{m}.py" for m in ("arrays", "cka", "plots", "embed", "stats")),
+# What a stage must hash and must not: the spec the derived file lists are held to.
+MUST = {
+    "evaluate": {
+        "pipeline/tasks/choice.py",
+        "pipeline/tasks/scoring.py",
+        "pipeline/scorers.py",
+        "pipeline/dcsm/scorer.py",
+        "pipeline/paper/scorer.py",
+        "pipeline/tasks/itm.py",
+        "pipeline/tokens/blip.py",
+        "pipeline/tasks/results.py",
+        "pipeline/reading.py",
+        "stores/raw_rows.py",
+    },
+    "zeroshot": {"pipeline/tasks/zeroshot.py", "pipeline/reading.py", "stores/feature_store.py"},
+    "linear_probe": {"pipeline/tasks/linear_probe.py", "pipeline/tasks/zeroshot.py", "pipeline/reading.py"},
+    "train": {
+        "pipeline/train/loop.py",
+        "pipeline/train/config.py",
+        "pipeline/train/pairs.py",
+        "pipeline/dcsm/scorer.py",
+    },
+    "pretrain": {
+        "pipeline/world/pretrain.py",
+        "pipeline/world/late_interaction.py",
+        "pipeline/world/train_images.py",
+        "pipeline/tokens/shapes_clip.py",
+        "model_configs/shapes-clip.json",
+    },
+    "extract": {
+        "pipeline/extract/run.py",
+        "pipeline/extract/views.py",
+        "pipeline/paper/padding.py",
+        "stores/chunk_writer.py",
+    },
+    "report": {"pipeline/tasks/report.py", "pipeline/figures/plots.py", "pipeline/paper/table.py"},
+    "analyze": {"pipeline/analysis/cka.py", "pipeline/analysis/embed.py", "pipeline/analysis/stats.py"},
 }
-# what code.py leaves out on purpose: it does not change what a stage computes
-PLUMBING = {"errors.py", "config.py", "atomic.py", "progress.py", "faults.py", "cores.py", "heap.py", "isa.py"}
-PLUMBING |= {"_openclip.py"}  # (the torchvision import guard)
+MUST_NOT = {
+    "zeroshot": {"pipeline/dcsm/scorer.py", "pipeline/dcsm/cache.py", "pipeline/tasks/choice.py"},
+    "retrieval": {"pipeline/dcsm/scorer.py", "pipeline/tasks/zeroshot.py"},
+    "train": {"pipeline/tasks/choice.py", "stores/chunk_writer.py", "pipeline/tokens/backbones.py"},
+    "extract": {"pipeline/dcsm/scorer.py", "pipeline/train/loop.py", "pipeline/world/generate.py"},
+    "evaluate": {"pipeline/benchmarks/whatsup.py", "pipeline/extract/run.py", "pipeline/tokens/encoder.py"},
+    "report": {"pipeline/extract/run.py", "pipeline/train/loop.py"},
+}
 
 
-def _module_imports(path: Path, lazy: bool = False):
-    """(the file or package folder named, the names taken) for each module-level import of dcsm_cache code,
-    and with `lazy` those inside functions too."""
-    import ast
-
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree) if lazy else tree.body:
-        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("dcsm_cache")):
-            base = path.parents[node.level - 1] if node.level else code.PACKAGE.parent
-            yield base.joinpath(*(node.module or "").split(".")), [a.name for a in node.names]
-
-
-def _defining(target: Path, names: list[str]) -> set[Path]:
-    """The files that define what `from target import names` takes: the module, or for a package each name's
-    submodule (a subpackage taken whole: all its files) or the module its __init__ re-exports it from (an
-    __init__ only gathers names)."""
-    if target.with_suffix(".py").is_file():
-        return {target.with_suffix(".py")}
-    found = set()
-    for name in names:
-        if (target / f"{name}.py").is_file():
-            found.add(target / f"{name}.py")
-        found |= set((target / name).rglob("*.py")) if (target / name).is_dir() else set()
-        for source, taken in _module_imports(target / "__init__.py"):
-            if name in taken:
-                found |= _defining(source, [name])
-    return found
+def test_every_stage_hashes_what_its_commands_import_and_nothing_else():
+    for stage in STAGES:
+        files = set(stage_modules(stage))
+        assert len(code_fingerprint(stage)) == 12 and files, stage
+        assert MUST.get(stage, set()) <= files, (stage, sorted(MUST[stage] - files))
+        assert not MUST_NOT.get(stage, set()) & files, (stage, sorted(MUST_NOT[stage] & files))
+        assert not {f for f in files if imports.plumbing(code.PACKAGE / f, code.PACKAGE)}, stage
+    with pytest.raises(UnknownNameError, match="valid: world"):
+        code_fingerprint("nope")
 
 
-def _loaded(files) -> set[str]:
-    """The package's files that importing `files` loads, following re-exports (plumbing not followed), and
-    what `files` themselves import inside functions: the paths a stage's own code takes."""
-    todo, seen = [code.PACKAGE / f for f in files], set()
-    while todo:
-        path = todo.pop()
-        rel = path.relative_to(code.PACKAGE).as_posix()
-        if rel in seen or rel in PLUMBING or rel.startswith("workflow/"):
-            continue
-        seen.add(rel)
-        for target, names in _module_imports(path, lazy=rel in files):
-            todo.extend(_defining(target, names))
-    return {r for r in seen if not r.endswith("__init__.py")}
+def _rule_commands() -> list[tuple[str, str, str]]:
+    """(rule file, stage whose fingerprint a rule passes, the dcsm-cache command it runs) for every such rule."""
+    known = imports.commands(code.PACKAGE)
+    out = []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"^\s*rule \w+:", smk.read_text(), flags=re.M)[1:]:
+            stage = re.search(r'code_fingerprint\("(\w+)"\)', block)
+            shell = re.search(r'"dcsm-cache ([^"]*)', block)
+            if stage and shell:
+                words = [w for w in shell.group(1).split()]
+                words = words[: next((i for i, w in enumerate(words) if w[0] in "-{>"), len(words))]
+                command = next(" ".join(words[:n]) for n in range(len(words), 0, -1) if " ".join(words[:n]) in known)
+                out.append((smk.name, stage.group(1), command))
+    return out
 
 
-def test_each_stage_fingerprints_every_module_its_command_loads():
-    """A module a stage imports (and so may compute with) but does not hash would let a changed package reuse
-    stale outputs: pretraining once left out its token-level loss and its image transform."""
-    assert set(STAGE_ENTRIES) == set(STAGES)
-    unhashed = {}
-    for stage, entries in STAGE_ENTRIES.items():
-        hashed = {p.relative_to(code.PACKAGE).as_posix() for p in source_files(STAGES[stage])}
-        unhashed[stage] = sorted(_loaded(entries) - hashed)
-    assert {stage: files for stage, files in unhashed.items() if files} == {}
+def test_each_rule_passes_the_fingerprint_of_the_command_it_runs():
+    found = _rule_commands()
+    assert len(found) >= 15
+    assert [(f, s, c) for f, s, c in found if c not in STAGES[s]] == []
+    assert {c for _, _, c in found} == {c for commands in STAGES.values() for c in commands}
+
+
+def test_commands_are_found_under_the_names_click_registers():
+    def walk(group, prefix=""):
+        for name, cmd in group.commands.items():
+            yield f"{prefix}{name}", cmd
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, f"{prefix}{name} ")
+
+    registered = {
+        name: (Path(inspect.getfile(cmd.callback)).resolve(), cmd.callback.__name__) for name, cmd in walk(main)
+    }
+    assert imports.commands(code.PACKAGE) == registered
+
+
+def _ast_imports(path: Path):
+    """(module imported, as a path without suffix; names) for each import of package code, by `ast`."""
+    package = code.PACKAGE
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = path.parents[node.level - 1]
+            elif (node.module or "").split(".")[0] == package.name:
+                base = package.parent
+            else:
+                continue
+            yield base.joinpath(*(node.module or "").split(".")) if node.module else base, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == package.name:
+                    yield package.parent.joinpath(*a.name.split(".")), []
+
+
+def test_the_import_scan_finds_every_import_ast_finds():
+    """The fingerprints read imports with regular expressions (fast); ast is the reference they must not miss."""
+    missed = {}
+    for path in sorted(code.PACKAGE.rglob("*.py")):
+        scanned = {(target, name) for target, names in imports.scan(path, code.PACKAGE) for name, _ in names}
+        scanned |= {(target, None) for target, names in imports.scan(path, code.PACKAGE) if not names}
+        want = {(t, n) for t, names in _ast_imports(path) for n in (names or [None])}
+        if want - scanned:
+            missed[rel([path]).pop()] = sorted(map(str, want - scanned))
+    assert missed == {}
+
+
+def test_the_pipeline_imports_nothing_of_the_workflow_layer():
+    workflow = code.PACKAGE / "workflow"
+    found = {
+        rel([path]).pop(): str(target)
+        for path in (code.PACKAGE / "pipeline").rglob("*.py")
+        for target, _ in _ast_imports(path)
+        if target == workflow or workflow in target.parents
+    }
+    assert found == {}
 
 
 @pytest.fixture
@@ -151,45 +211,76 @@ def package_copy(tmp_path, monkeypatch) -> Path:
     copy = tmp_path / "dcsm_cache"
     shutil.copytree(code.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(code, "PACKAGE", copy)
-    code.code_fingerprint.cache_clear()
+    code.cache_clear()
     yield copy
-    code.code_fingerprint.cache_clear()
+    code.cache_clear()
 
 
-def test_a_changed_module_changes_the_fingerprints_of_the_stages_that_run_it(package_copy):
+def _changed(before: dict) -> set[str]:
+    code.cache_clear()
+    return {s for s in STAGES if code_fingerprint(s) != before[s]}
+
+
+def test_a_changed_module_changes_the_fingerprints_of_exactly_the_stages_that_reach_it(package_copy):
     before = {s: code_fingerprint(s) for s in STAGES}
+    reach = {s: set(stage_modules(s)) for s in STAGES}
+    pinned = {  # by hand: what a change there must rerun
+        "pipeline/tasks/report.py": {"report"},
+        "pipeline/train/data.py": {"train"},
+        "pipeline/extract/views.py": {"extract"},
+        "pipeline/tasks/zeroshot.py": {"zeroshot", "linear_probe"},
+        "pipeline/world/scenes.py": {"world", "domains", "export", "gallery"},
+    }
     for module in (
+        *pinned,
         "pipeline/tasks/choice.py",
         "pipeline/dcsm/scorer.py",
-        "pipeline/train/data.py",
-        "pipeline/extract/views.py",
-        "pipeline/tasks/report.py",
+        "pipeline/reading.py",
         "stores/feature_store.py",
+        "model_configs/shapes-clip.json",
     ):
         path = package_copy / module
         original = path.read_text()
-        path.write_text(original + "\n# changed\n")
-        code.code_fingerprint.cache_clear()
-        changed = {s for s in STAGES if code_fingerprint(s) != before[s]}
-        assert changed == {
-            s for s, paths in STAGES.items() if any(module == p or module.startswith(p + "/") for p in paths)
-        }, module
+        path.write_text(original + ("\n" if module.endswith(".json") else "\n# changed\n"))
+        changed = _changed(before)
+        assert changed == {s for s in STAGES if module in reach[s]}, module
+        assert changed == pinned.get(module, changed), module
         path.write_text(original)
-    code.code_fingerprint.cache_clear()
-    assert {s: code_fingerprint(s) for s in STAGES} == before
+    assert _changed(before) == set()
+
+
+def test_a_new_module_is_in_the_fingerprint_of_every_stage_that_imports_it(package_copy):
+    """Added beside the DCSM, re-exported by its package and imported inside a function of the cache-only scorers:
+    nothing to list by hand."""
+    before = {s: code_fingerprint(s) for s in STAGES}
+    users = {s for s in STAGES if "pipeline/tasks/scoring.py" in stage_modules(s)}
+    (package_copy / "pipeline/dcsm/calibrate.py").write_text("def calibrated(x):\n    return x\n")
+    init = package_copy / "pipeline/dcsm/__init__.py"
+    init.write_text(init.read_text() + "from .calibrate import calibrated  # noqa: E402,F401\n")
+    scoring = package_copy / "pipeline/tasks/scoring.py"
+    scoring.write_text(
+        scoring.read_text() + "\n\ndef _late(x):\n    from ..dcsm import calibrated\n\n    return calibrated(x)\n"
+    )
+    assert _changed(before) == users and {"evaluate", "gallery"} <= users and "zeroshot" not in users
+    assert all("pipeline/dcsm/calibrate.py" in stage_modules(s) for s in users)
 
 
 def test_a_loader_fix_changes_only_its_own_benchmarks_manifests(package_copy):
-    before = {b: code.items_fingerprint(b) for b in ("whatsUp_A", "whatsUp_B", "vg_attr")}
+    names = ("whatsUp_A", "whatsUp_B", "vg_attr")
+    before = {(b, p): code.items_fingerprint(b, p) for b in names for p in (False, True)}
     (package_copy / "pipeline/benchmarks/whatsup.py").write_text(
         (package_copy / "pipeline/benchmarks/whatsup.py").read_text() + "\n# fixed\n"
     )
-    code.items_fingerprint.cache_clear()
-    after = {b: code.items_fingerprint(b) for b in before}
-    code.items_fingerprint.cache_clear()
-    assert after["vg_attr"] == before["vg_attr"]
-    assert after["whatsUp_A"] != before["whatsUp_A"] and after["whatsUp_B"] != before["whatsUp_B"]
-    assert after["whatsUp_A"] != after["whatsUp_B"]  # the registry entry's options are part of it
+    code.cache_clear()
+    after = {key: code.items_fingerprint(*key) for key in before}
+    assert {key for key in before if after[key] != before[key]} == {(b, p) for b in names[:2] for p in (False, True)}
+    assert after["whatsUp_A", False] != after["whatsUp_B", False]  # the registry entry's options are part of it
+    assert before["vg_attr", False] != before["vg_attr", True]  # the reference's captions are part of a paper one
+    (package_copy / "pipeline/items/manifest.py").write_text(
+        (package_copy / "pipeline/items/manifest.py").read_text() + "\n# fixed\n"
+    )
+    code.cache_clear()
+    assert all(code.items_fingerprint(*key) != after[key] for key in before)  # the writer: every manifest
 
 
 def test_importing_the_workflow_module_imports_nothing_heavy():

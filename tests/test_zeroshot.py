@@ -25,6 +25,7 @@ from dcsm_cache.pipeline.extract import ExtractConfig, extract
 from dcsm_cache.pipeline.items import DatasetBuilder, open_image, write_manifest
 from dcsm_cache.pipeline.tasks.zeroshot import ZeroShotConfig, prompt_table, zeroshot
 from dcsm_cache.stores.feature_store import FeatureStore
+from dcsm_cache.workflow.code import code_fingerprint
 
 CLASSES = ["black_cat", "blue-bird", "green", "orange_fish", "pink", "red", "yellow"]
 NAMES = ["black cat", "blue bird", "green", "orange fish", "pink", "red", "yellow"]
@@ -147,7 +148,8 @@ def test_cli(extracted):
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
     assert set(doc.pop("provenance")) == {"seeds", "versions", "hardware"}
-    assert doc == json.loads(json.dumps(zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(1, 3)))))
+    want = zeroshot(tmp / "dn.zarr", ZeroShotConfig(top_k=(1, 3)), code=code_fingerprint("zeroshot"))
+    assert doc == json.loads(json.dumps(want))  # the CLI records the workflow stage's code fingerprint
     assert {"dataset", "backbone", "scorer", "metric", "n_items"} <= set(doc) and doc["scorer"] == "cosine"
     assert "top3" in res.output
     res = CliRunner().invoke(main, ["zeroshot", "--store", str(tmp / "nope.zarr"), "--out", str(out)])

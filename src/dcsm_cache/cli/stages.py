@@ -169,9 +169,10 @@ def eval_(
     """
     from ..pipeline.tasks.choice import EvalConfig, evaluate
     from ..pipeline.tasks.results import write_result
+    from ..workflow.code import code_fingerprint
 
     cfg = from_mapping(EvalConfig, {"checkpoint": checkpoint, "device": device, **_settings(sets)}, "eval")
-    result = evaluate(store, scorer, cfg)
+    result = evaluate(store, scorer, cfg, code=code_fingerprint("evaluate"))
     if scorer_name:
         result = {**result, "scorer": scorer_name}
     write_result(name_backbone(result, backbone_name), out, seeds=_train_seeds(checkpoint))

@@ -39,8 +39,10 @@ def zeroshot(store: str, out: str, items_path: str | None, backbone_name: str | 
     """
     from ..pipeline.tasks.results import write_result
     from ..pipeline.tasks.zeroshot import ZeroShotConfig, zeroshot as run
+    from ..workflow.code import code_fingerprint
 
-    result = run(store, from_mapping(ZeroShotConfig, _settings(sets), "zeroshot"), items=items_path)
+    cfg = from_mapping(ZeroShotConfig, _settings(sets), "zeroshot")
+    result = run(store, cfg, items=items_path, code=code_fingerprint("zeroshot"))
     write_result(name_backbone(result, backbone_name), out)
     tops = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result.items() if k.startswith("top"))
     click.echo(
@@ -64,8 +66,10 @@ def retrieval(store: str, out: str, items_path: str | None, backbone_name: str |
     """
     from ..pipeline.tasks.results import write_result
     from ..pipeline.tasks.retrieval import RetrievalConfig, retrieval as run
+    from ..workflow.code import code_fingerprint
 
-    result = run(store, from_mapping(RetrievalConfig, _settings(sets), "retrieval"), items=items_path)
+    cfg = from_mapping(RetrievalConfig, _settings(sets), "retrieval")
+    result = run(store, cfg, items=items_path, code=code_fingerprint("retrieval"))
     write_result(name_backbone(result, backbone_name), out)
 
     def line(d):
@@ -121,6 +125,7 @@ def linear_probe(
     """
     from ..pipeline.tasks.linear_probe import LinearProbeConfig, linear_probe as run
     from ..pipeline.tasks.results import write_result
+    from ..workflow.code import code_fingerprint
 
     given = {
         "features": features,
@@ -128,7 +133,7 @@ def linear_probe(
         **({"seeds": seeds} if seeds else {}),
     }
     cfg = from_mapping(LinearProbeConfig, {**_settings(sets), **given}, "linear-probe")
-    result = run(train_store, test_store, cfg)
+    result = run(train_store, test_store, cfg, code=code_fingerprint("linear_probe"))
     write_result(name_backbone(result, backbone_name), out, seeds={"linear_probe": list(cfg.seeds)})
     click.echo(
         f"{result['train_dataset']} -> {result['dataset']} linear probe ({cfg.features}, "

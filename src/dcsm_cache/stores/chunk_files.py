@@ -1,20 +1,28 @@
-"""A store array's chunk files as bytes on disk: the one module that knows how zarr lays them out.
+"""A store's files as bytes on disk (its arrays' chunk files, its group's metadata): the one module that knows how
+zarr lays them out.
 
+    group.create_array(name, shape=shape, dtype=dtype, chunks=rows, compressors=checksum_codecs())
     if raw_layout(arr):                                  # raw little-endian rows, then their crc32c
         path = chunk_path(store.path, "image/tokens", arr, 3)   # .../image/tokens/c/3/0/0
 
 The store creates its arrays chunked along the first axis only, with zarr v3's `bytes` codec
-(little-endian) and its `crc32c` checksum codec and no compressor (`feature_store.py`). A chunk file
-is then the rows' raw bytes, edge chunks padded whole with the fill value, followed by the crc32c of
-those bytes as a little-endian uint32. The fast reader (`raw_rows.py`) maps such files and the
-writer (`chunk_writer.py`) writes them whole, both through the names here; an array stored any
-other way is read and written through zarr-python. zarr-python writes a chunk through a temporary
-`NAME.<hex>.partial` file renamed over it, and so does the writer: `partial_files` finds the ones a
-killed process left.
+(little-endian) and its `crc32c` checksum codec and no compressor (`checksum_codecs`, used by
+`feature_store.py`). A chunk file is then the rows' raw bytes, edge chunks padded whole with the fill
+value (`fill_value`), followed by the crc32c of those bytes as a little-endian uint32. The fast reader
+(`raw_rows.py`) maps such files and the writer (`chunk_writer.py`) writes them whole, both through
+the names here; an array stored any other way is read (`select_rows`) and written through
+zarr-python. zarr-python writes a chunk, and the group's `zarr.json`, through a temporary
+`NAME.<hex>.partial` file renamed over it, and so does the writer: `partial_files` and
+`partial_metadata` find the ones a killed process left. The group's attributes are read straight from
+its `zarr.json` (`group_attrs`), as another process last wrote them, and a folder is a store once that
+file is there (`is_group`). A zarr-python release that named its codecs
+otherwise would make `raw_layout` false and every read slow: `tests/test_feature_store.py` checks that
+a store `extract` made is read the raw way.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -22,10 +30,31 @@ from typing import Iterator
 import google_crc32c
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec
 
-__all__ = ["PARTIAL", "checksum", "chunk_path", "is_checksum_error", "partial_files", "raw_layout", "temporary"]
+__all__ = [
+    "PARTIAL",
+    "checksum",
+    "checksum_codecs",
+    "chunk_path",
+    "fill_value",
+    "group_attrs",
+    "is_group",
+    "is_checksum_error",
+    "partial_files",
+    "partial_metadata",
+    "raw_layout",
+    "select_rows",
+    "temporary",
+]
 
 PARTIAL = ".partial"  # zarr-python's suffix for a chunk file being written
+
+
+def checksum_codecs() -> tuple:
+    """The codecs after the bytes codec that the store's arrays are created with: crc32c alone (fp16 does not
+    compress; the checksum is 4 bytes a chunk)."""
+    return (Crc32cCodec(),)
 
 
 def raw_layout(arr: zarr.Array) -> bool:
@@ -35,6 +64,16 @@ def raw_layout(arr: zarr.Array) -> bool:
     endian = getattr(getattr(codecs[0], "endian", None), "value", "little") if codecs else None
     whole_rows = arr.ndim > 0 and arr.chunks[1:] == arr.shape[1:]
     return whole_rows and kinds == ["BytesCodec", "Crc32cCodec"] and endian == "little"
+
+
+def fill_value(arr: zarr.Array):
+    """What a chunk never written holds, and what pads an edge chunk whole."""
+    return arr.metadata.fill_value
+
+
+def select_rows(arr: zarr.Array, rows: np.ndarray) -> np.ndarray:
+    """Rows `rows` of an array not stored the raw way, through zarr-python (slow: it decodes each chunk per read)."""
+    return arr.get_orthogonal_selection((rows, *(slice(None),) * (arr.ndim - 1)))
 
 
 def chunk_path(root: Path, name: str, arr: zarr.Array, c: int) -> Path:
@@ -54,6 +93,25 @@ def partial_files(root: Path, name: str) -> Iterator[tuple[int, Path]]:
         head = tmp.relative_to(base).parts[0].split(".")[0]
         if head.isdigit():
             yield int(head), tmp
+
+
+def is_group(root: Path) -> bool:
+    """Whether a zarr group's metadata is at `root` (a folder without it is not a store, or not one yet)."""
+    return (root / "zarr.json").exists()
+
+
+def group_attrs(root: Path) -> dict:
+    """The attributes of the group at `root`, read from its metadata file now ({} where there is none or it is
+    unreadable): what another process last wrote, whatever an open handle cached."""
+    try:
+        return json.loads((root / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def partial_metadata(root: Path) -> Iterator[Path]:
+    """The group's `zarr.json` writes a kill cut short (zarr writes `zarr.<hex>.partial`, then renames)."""
+    yield from root.glob(f"*{PARTIAL}")
 
 
 def checksum(body: np.ndarray) -> bytes:

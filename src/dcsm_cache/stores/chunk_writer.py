@@ -27,7 +27,7 @@ import numpy as np
 import zarr
 
 from .. import faults
-from .chunk_files import checksum, chunk_path, raw_layout, temporary
+from .chunk_files import checksum, chunk_path, fill_value, raw_layout, temporary
 
 __all__ = ["ChunkWriter"]
 
@@ -77,7 +77,7 @@ class ChunkWriter:
             if chunk is None:
                 n = min(a.rows, a.arr.shape[0] - c * a.rows)  # rows of the array in this chunk
                 shape, dtype = (a.rows, *a.arr.shape[1:]), a.arr.dtype
-                fill = a.arr.metadata.fill_value
+                fill = fill_value(a.arr)
                 buf = np.empty(shape, dtype) if n == a.rows else np.full(shape, fill, dtype)
                 chunk = self._open[name, c] = _Chunk(buf, n)
             chunk.buf[lo - c * a.rows : hi - c * a.rows] = values[lo - start : hi - start]

@@ -4,8 +4,9 @@
     tokens = store.image_tokens[0:32]          # [32, P, D] float16, unit-norm rows
 
 This module and its fast reader (raw_rows.py) are the only code that knows the on-disk layout
-(design.md, "The feature store"). The store is a plain Zarr v3 hierarchy that other tools open as
-it is (docs/stores.md): every array names its dimensions (`DIMENSIONS`, for xarray), and nothing
+(design.md, "The feature store"); how zarr lays out its files is `chunk_files.py`'s alone, and
+the science opens a store through `pipeline/reading.py`. The store is a plain Zarr v3 hierarchy that
+other tools open as it is (docs/stores.md): every array names its dimensions (`DIMENSIONS`, for xarray), and nothing
 but Zarr nodes lies inside it. Arrays are created at full size up front, in a folder beside the
 store that is renamed into place when whole; extraction fills them in chunk-aligned parts, each
 then marked finished in the group's attributes (`finished_parts`, with the part's unreadable images,
@@ -32,11 +33,10 @@ from typing import Iterator
 
 import numpy as np
 import zarr
-from zarr.codecs import Crc32cCodec
 
 from .. import faults
 from ..errors import IncompleteStoreError, StoreMismatchError, StoreNotFoundError
-from .chunk_files import partial_files
+from .chunk_files import checksum_codecs, group_attrs, is_group, partial_files, partial_metadata
 from .locks import part_lock, store_lock
 from .raw_rows import RawRows
 
@@ -130,7 +130,7 @@ def build_arrays(folder: Path, shape: StoreShape, attrs: dict, rows: dict[str, i
                 f"{gname}/{name}",
                 shape=shp,
                 dtype=dtype,
-                compressors=(Crc32cCodec(),),  # fp16 does not compress; the checksum is 4 bytes a chunk
+                compressors=checksum_codecs(),  # fp16 does not compress: a checksum alone (chunk_files.py)
                 chunks=(rows[gname], *shp[1:]) if shp[0] else shp,
                 fill_value=0,
                 dimension_names=DIMENSIONS[f"{gname}/{name}"],
@@ -197,8 +197,8 @@ class FeatureStore:
     ) -> "FeatureStore":
         attrs = {**attrs, "schema_version": SCHEMA_VERSION, "shape": shape.record(), "nparts": nparts}
         rows = _group_rows(shape, chunk_rows)
-        if (path / "zarr.json").exists():
-            old = _read_attrs(path)
+        if is_group(path):
+            old = group_attrs(path)
             old_group = zarr.open_group(path, mode="r")
             new = json.loads(json.dumps(attrs))
             changed = sorted(k for k in new if k not in _NAMES_ONLY and old.get(k) != new[k])
@@ -252,7 +252,7 @@ class FeatureStore:
 
     def part_done(self, part: int) -> bool:
         """Whether part `part` is finished (read from disk: another process may have finished it)."""
-        a = _read_attrs(self.path)
+        a = group_attrs(self.path)
         return bool(a.get("complete")) or str(part) in (a.get(FINISHED) or {})
 
     def mark_done(self, part: int) -> None:
@@ -289,7 +289,7 @@ class FeatureStore:
 
     def bad_images(self) -> list[dict]:
         """Every finished part's unreadable images, by row (the `bad_images` attribute once complete)."""
-        a = _read_attrs(self.path)
+        a = group_attrs(self.path)
         if a.get("complete"):
             return list(a.get(BAD_IMAGES, []))
         return sorted((r for part in (a.get(FINISHED) or {}).values() for r in part), key=lambda r: r["row"])
@@ -306,7 +306,7 @@ class FeatureStore:
         cls, path: str | os.PathLike, backbone_id: str | None = None, fingerprint: str | None = None
     ) -> "FeatureStore":
         path = Path(path)
-        if not (path / "zarr.json").exists():
+        if not is_group(path):
             raise StoreNotFoundError(f"no feature store at {path}: run `dcsm-cache extract --out {path}` first")
         store = cls(path, zarr.open_group(path, mode="r"))
         a = store.attrs
@@ -370,7 +370,7 @@ def install(folder: Path, path: Path, overwrite: bool) -> None:
         if path.exists():
             if not overwrite:
                 raise StoreMismatchError(f"{path} already exists: pass --overwrite to replace it, or use another path")
-            old = _read_attrs(path)
+            old = group_attrs(path)
             nparts = old.get("nparts") if isinstance(old.get("nparts"), int) else 0
             for part in range(nparts):
                 with part_lock(path, part, nparts, wait=False):
@@ -385,13 +385,6 @@ def install(folder: Path, path: Path, overwrite: bool) -> None:
 
 
 def _clear_partial(path: Path) -> None:
-    """Remove the group's `zarr.json` writes a kill cut short (zarr writes `zarr.<hex>.partial`, then renames)."""
-    for tmp in path.glob("*.partial"):
+    """Remove the group's `zarr.json` writes a kill cut short (`chunk_files.partial_metadata`)."""
+    for tmp in partial_metadata(path):
         tmp.unlink(missing_ok=True)
-
-
-def _read_attrs(path: Path) -> dict:
-    try:
-        return json.loads((path / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
-        return {}

@@ -7,7 +7,8 @@ The store writes its large arrays chunked along rows only, with no compressor: a
 rows' raw little-endian bytes followed by their crc32c (zarr v3 stores edge chunks whole). So each
 chunk file a read falls in is mapped once (kept for later reads), its checksum checked then, and the
 rows copied out; a chunk never written holds the fill value. An array stored any other way is read
-through zarr. `FeatureStore.read_rows` reads through here; `bench_store.py` measures it.
+through zarr (`chunk_files.select_rows`). `FeatureStore.read_rows` reads through here, and only it;
+`bench_store.py` measures it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import zarr
 
 from ..errors import StoreCorruptError
-from .chunk_files import checksum, chunk_path, raw_layout
+from .chunk_files import checksum, chunk_path, fill_value, raw_layout, select_rows
 
 MAX_MAPS = 4096  # chunk files kept mapped: address space, not memory (the pages stay in the page cache)
 ROW_AT_A_TIME = 64  # up to this many rows (a minibatch) a row at a time costs less than grouping by chunk
@@ -38,20 +39,20 @@ class RawRows:
         rows = np.asarray(rows, dtype=np.int64)
         arr, raw = self._layout(name)
         if not raw:
-            return arr.get_orthogonal_selection((rows, *(slice(None),) * (arr.ndim - 1)))
+            return select_rows(arr, rows)
         chunk = arr.chunks[0]
         out = np.empty((len(rows), *arr.shape[1:]), dtype=arr.dtype)
         if len(rows) <= ROW_AT_A_TIME:
             for j, r in enumerate(rows.tolist()):
                 c, o = divmod(r, chunk)
                 block = self._chunk(name, arr, c)
-                out[j] = arr.metadata.fill_value if block is None else block[o]
+                out[j] = fill_value(arr) if block is None else block[o]
             return out
         which = rows // chunk
         for c in np.unique(which):
             at = np.flatnonzero(which == c)
             block = self._chunk(name, arr, int(c))
-            out[at] = arr.metadata.fill_value if block is None else block[rows[at] - c * chunk]
+            out[at] = fill_value(arr) if block is None else block[rows[at] - c * chunk]
         return out
 
     def _layout(self, name: str) -> tuple[zarr.Array, bool]:

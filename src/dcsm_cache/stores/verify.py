@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from ..errors import DcsmCacheError, StoreNotFoundError
-from .chunk_files import is_checksum_error
+from .chunk_files import chunk_path, is_checksum_error, is_group
 from .feature_store import SCHEMA_VERSION, FeatureStore
 
 __all__ = ["Problem", "verify_store"]
@@ -44,11 +44,6 @@ def _runs(name: str, start: int, bad: np.ndarray, what: str) -> list[Problem]:
     if not len(idx):
         return []
     return [Problem(name, (start + int(idx[0]), start + int(idx[-1])), f"{what} in {len(idx)} row(s)")]
-
-
-def _chunk_file(store: FeatureStore, name: str, index: int) -> Path:
-    ndim = store[name].ndim
-    return store.path.joinpath(*name.split("/"), "c", str(index), *["0"] * (ndim - 1))
 
 
 def _check_values(g: str, s: int, v: dict[str, np.ndarray]) -> list[Problem]:
@@ -77,7 +72,7 @@ def _check_values(g: str, s: int, v: dict[str, np.ndarray]) -> list[Problem]:
 def verify_store(path: str | os.PathLike, items: str | os.PathLike | None = None) -> tuple[dict, list[Problem]]:
     """({parts, chunks, rows} checked, problems) for the store at `path`; no problems means it is sound."""
     path = Path(path)
-    if not (path / "zarr.json").exists():
+    if not is_group(path):
         raise StoreNotFoundError(f"no feature store at {path}: check the path")
     store = FeatureStore(path, zarr.open_group(path, mode="r"))
     a, problems = store.attrs, []
@@ -108,7 +103,7 @@ def verify_store(path: str | os.PathLike, items: str | os.PathLike | None = None
                 e, values = min(hi, s + chunk), {}
                 for name in sorted(store.group[g].array_keys()):
                     full = f"{g}/{name}"
-                    if not _chunk_file(store, full, s // chunk).is_file():
+                    if not chunk_path(store.path, full, store[full], s // chunk).is_file():
                         problems.append(Problem(full, (s, e - 1), "chunk file missing"))
                         continue
                     try:

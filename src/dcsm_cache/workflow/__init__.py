@@ -7,10 +7,11 @@ plan.py (which results a config can make here, and what is missing for the other
 `--set` flags of a rule, from settings in one canonical form), recipes.py (the DCSM scorers a config
 trains, each from its datasets' stores), worlds.py (the worlds a config draws and the benchmark folders
 it exports from them), code.py (a fingerprint of the source files each stage runs, so that a changed
-package reruns what it computes).
+package reruns what it computes), imports.py (those files, found by following the imports of the stage's
+commands).
 """
 
-from .code import STAGES, code_fingerprint, items_fingerprint
+from .code import STAGES, code_fingerprint, items_fingerprint, stage_modules
 from .params import canonical, canonical_json, set_flags
 from .plan import PROBE, TASKS, Missing, Plan, plan, probe_shots, probe_task, result_path, strict_flag, summary_path
 from .recipes import Recipe, recipes
@@ -34,6 +35,7 @@ __all__ = [
     "recipes",
     "result_path",
     "set_flags",
+    "stage_modules",
     "strict_flag",
     "summary_path",
 ]

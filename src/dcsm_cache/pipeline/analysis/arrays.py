@@ -4,12 +4,13 @@
     x = view.features("tokens", view.rows("sketch"))       # dask [rows × P, D]: patch tokens as samples
     (total,) = compute([x.sum()], view.cfg)                 # a progress bar; `scheduler=` a dask.distributed address
 
-Arrays are read with `dask.array.from_zarr` from the store's path (so dask.distributed workers open
-the store themselves), one dask chunk per stored chunk of rows, or, where a stored chunk is larger
-than `chunk_bytes`, a row slice of it that fits (zarr reads the part; nothing is copied). A row of
-the manifest's items gives each image its domain (item tag `domain`, "" if none), its class (the
-image's folder name) and a key that pairs it with the same scene drawn in another domain (its path
-below the domain folder). Nothing here loads a whole array into memory.
+The store and its manifest are opened as everything that reads a store opens them
+(`pipeline/reading.py`). Arrays are read with `dask.array.from_zarr` from the store's path (so
+dask.distributed workers open the store themselves), one dask chunk per stored chunk of rows, or,
+where a stored chunk is larger than `chunk_bytes`, a row slice of it that fits (zarr reads the part;
+nothing is copied). A row of the manifest's items gives each image its domain (item tag `domain`,
+"" if none), its class (the image's folder name) and a key that pairs it with the same scene drawn
+in another domain (its path below the domain folder). Nothing here loads a whole array into memory.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import dask.array as da
 import numpy as np
 
 from ...config import at_least, one_of
-from ...errors import DcsmCacheError, InputNotFoundError
+from ...errors import DcsmCacheError
 from ...stores.feature_store import FeatureStore
-from ..items import Dataset, manifest_fingerprint, read_manifest
+from ..items import Dataset
+from ..reading import open_store
 
 __all__ = ["AnalysisConfig", "StoreView", "compute"]
 
@@ -90,13 +92,8 @@ class StoreView:
 
     @classmethod
     def open(cls, path: str | os.PathLike, cfg: AnalysisConfig = AnalysisConfig()) -> "StoreView":
-        path = Path(path)
-        store = FeatureStore.open(path)
-        manifest = Path(store.attrs["manifest"])
-        if not manifest.is_file():
-            raise InputNotFoundError(f"manifest {manifest} of store {path} is missing: run it from the store's workdir")
-        store.check_fingerprint(manifest_fingerprint(manifest))
-        ds = read_manifest(manifest)
+        opened = open_store(path)
+        path, store, ds = opened.path, opened.store, opened.dataset
         n = store.image_pooled.shape[0]
         domain, label, key = (np.full(n, "", dtype=object) for _ in range(3))
         for it in ds.items:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...atomic import atomic_path
 from ...errors import BadInputError
+from ..reading import normalise
 from .arrays import AnalysisConfig, StoreView, compute
 
 __all__ = ["Points", "plot_umap", "umap_points"]
@@ -45,7 +46,7 @@ def umap_points(
     if n > cfg.max_points:
         pick = np.sort(np.random.default_rng(cfg.seed).choice(n, cfg.max_points, replace=False))
     (x,) = compute([view.features(cfg.features, rows)[pick]], cfg, scheduler)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = normalise(x)
     image = rows[pick // per]
     reducer = umap.UMAP(
         n_neighbors=min(cfg.n_neighbors, len(x) - 1),

@@ -20,6 +20,7 @@ import dask.array as da
 import numpy as np
 
 from ...config import config_hash
+from ..reading import normalise, read_rows
 from .arrays import AnalysisConfig, StoreView, compute
 
 __all__ = ["store_stats"]
@@ -36,11 +37,6 @@ def _norm_stats(norms: da.Array, n) -> dict:
         "n": n,
         "n_zero": (norms == 0).sum(),
     }
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def _accumulate(values: np.ndarray, bins: int) -> dict:
@@ -60,17 +56,13 @@ def _accumulate(values: np.ndarray, bins: int) -> dict:
 
 def _dcsm_block(tokens: np.ndarray, lo: int, items: list, path: str, bins: int) -> dict:
     """DCSM value sums for `items` (image row, caption row, correct?) whose image lies in this block of rows."""
-    import zarr
-
     out = {k: _accumulate(np.empty(0), bins) for k in ("correct", "other")}
     if not items:
         return out
-    group = zarr.open_group(path, mode="r")
     caps = sorted({c for _, c, _ in items})
-    text = group["text/tokens"].get_orthogonal_selection((np.array(caps), slice(None), slice(None)))
-    length = group["text/length"].get_orthogonal_selection(np.array(caps))
+    text, length = read_rows(path, "text/tokens", caps), read_rows(path, "text/length", caps)
     where = {c: i for i, c in enumerate(caps)}
-    text, img = _unit(text), _unit(tokens)
+    text, img = normalise(text), normalise(tokens)
     vals = {"correct": [], "other": []}
     for row, cap, ok in items:
         i = where[cap]

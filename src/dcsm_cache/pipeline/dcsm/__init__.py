@@ -5,10 +5,11 @@
     scores = data.score(scorer, *data.image_rows(rows), caption_rows, "cpu")   # [B, K]
 
 maps.py (cosine maps, functional words, standardisation), scorer.py (the CNN), scorer_file.py (its
-checkpoint), cache.py (a store and its manifest, read without the backbone).
+checkpoint), cache.py (a store and its manifest as tensors, read without the backbone; opened by
+`pipeline/reading.py`).
 """
 
-from .cache import CachedDataset, Pooled, fit_width, normalise, open_with_manifest, read_pooled
+from .cache import CachedDataset, fit_width
 from .maps import (
     FUNCTIONAL_WORDS,
     STANDARDISE,
@@ -28,18 +29,14 @@ __all__ = [
     "CachedDataset",
     "DCSMScorer",
     "FunctionalWords",
-    "Pooled",
     "ScorerConfig",
     "apply_functional_rows",
     "column_mask",
     "fit_width",
     "load_scorer",
     "maxsim",
-    "normalise",
-    "open_with_manifest",
     "patch_grid",
     "read_meta",
-    "read_pooled",
     "save_scorer",
     "similarity_maps",
     "standardise",

@@ -2,9 +2,9 @@
 
     data = CachedDataset.open("stores/shapes-clip/shapes_train.zarr", text_len=24)
     tokens, pooled = data.image_rows(np.array([3, 1, 2]))   # what evaluation reads; training: train/data.py
-    pooled = read_pooled("stores/ViT-B-16.openai/karpathy_coco.zarr")   # what cosine-only tasks read
 
-The text side (tokens, lengths, functional columns) is read whole; image tokens are read by rows
+The store is opened with its manifest the one way there is (`pipeline/reading.py`: `open_store`). The
+text side (tokens, lengths, functional columns) is read whole; image tokens are read by rows
 (training's reader, `train/data.py`, loads them whole when they fit, else streams whole chunks).
 Nothing here imports open_clip:
 functional words come from the token ids extraction recorded (store attr `tokenizer`).
@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
-import zarr
 
-from ...errors import InputNotFoundError
 from ...stores.feature_store import FeatureStore
-from ..items import Dataset, manifest_fingerprint, read_manifest
+from ..items import Dataset
+from ..reading import open_store
 from .maps import FUNCTIONAL_WORDS, FunctionalWords
 
 
@@ -56,7 +54,8 @@ class CachedDataset:
         backbone_id: str | None = None,
         fr_words: tuple[str, ...] = FUNCTIONAL_WORDS,
     ) -> "CachedDataset":
-        store, ds = open_with_manifest(store_path, items, backbone_id)
+        opened = open_store(store_path, items, backbone_id)
+        store, ds = opened.store, opened.dataset
         width = text_len or store.text_tokens.shape[1]
         ids = fit_width(store.text_ids[:], width)
         fw = FunctionalWords.from_table(store.attrs["tokenizer"]["words"], fr_words)
@@ -113,42 +112,3 @@ class CachedDataset:
                 pos = idx[s : s + batch_size]
                 tok, pooled = self.image_rows(np.array([items[i].image for i in pos]))
                 yield pos, tok, pooled, torch.tensor([list(items[i].candidates) for i in pos])
-
-
-@dataclass
-class Pooled:
-    """A store's pooled embeddings and its manifest: all a cosine-only task reads."""
-
-    store: FeatureStore
-    dataset: Dataset
-    image_pooled: zarr.Array  # [N, D] float16, read in blocks
-    valid: np.ndarray  # [N] bool
-    text: np.ndarray  # [M, D] float32, L2-normalised
-
-    def images(self, a: int, b: int) -> np.ndarray:
-        """Rows [a, b) of the image embeddings, float32, L2-normalised."""
-        return normalise(self.image_pooled[a:b])
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def read_pooled(store: str | os.PathLike, items: str | os.PathLike | None = None) -> Pooled:
-    """Open `store` (complete, and extracted from this version of its manifest) with its manifest."""
-    fs, ds = open_with_manifest(store, items)
-    return Pooled(fs, ds, fs.image_pooled, fs.image_valid[:], normalise(fs.text_pooled[:]))
-
-
-def open_with_manifest(
-    store_path: str | os.PathLike, items: str | os.PathLike | None = None, backbone_id: str | None = None
-) -> tuple[FeatureStore, Dataset]:
-    """A complete store and the manifest it was extracted from (`items`, or the one it records),
-    checked to be that version of the dataset: a changed dataset is never scored against a stale cache."""
-    store = FeatureStore.open(store_path, backbone_id=backbone_id)
-    manifest = Path(items or store.attrs["manifest"])
-    if not manifest.is_file():
-        raise InputNotFoundError(f"manifest {manifest} of store {store_path} is missing: pass --items")
-    store.check_fingerprint(manifest_fingerprint(manifest))
-    return store, read_manifest(manifest)

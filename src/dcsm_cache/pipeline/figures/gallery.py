@@ -23,9 +23,10 @@ from ...atomic import write_json
 from ...progress import tqdm
 from ..dcsm import CachedDataset, load_scorer
 from ..device import resolve_device
-from ..tasks.choice import _check_trained_on, cosine_scores, dcsm_scores, is_correct, score_items
+from ..tasks.choice import _check_trained_on, is_correct
+from ..tasks.scoring import cosine_scores, dcsm_scores, score_items
 from ..tasks.grounding import store_tokenizer
-from ..world import tinyclip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)
+from ..tokens import shapes_clip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)
 from .heatmap import show_item
 
 __all__ = ["KINDS", "gallery"]

@@ -123,7 +123,7 @@ def _short(text: str, n: int = 48) -> str:
 
 
 def _scores(data: CachedDataset, item, model, device) -> tuple[np.ndarray, np.ndarray | None]:
-    from ..tasks.choice import cosine_scores, dcsm_scores, score_items
+    from ..tasks.scoring import cosine_scores, dcsm_scores, score_items
 
     cos = score_items(data, [item], cosine_scores(data), 1)[0]
     dcsm = score_items(data, [item], dcsm_scores(data, model, device), 1)[0] if model is not None else None
@@ -161,7 +161,7 @@ def show_item(
         raise BadInputError(f"store {store}: {data.n_tokens} image tokens are not a square patch grid")
     if tokenizer is None:
         from ..tasks.grounding import store_tokenizer
-        from ..world import tinyclip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)
+        from ..tokens import shapes_clip  # noqa: F401  (registers the shapes-world configs tokenizers are named by)
 
         tokenizer = store_tokenizer(data.store)
     cos, dcsm = _scores(data, it, model, device)

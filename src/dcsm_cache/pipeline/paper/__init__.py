@@ -4,9 +4,10 @@
     write_manifest(ds, "manifests/whatsUp_A+paper.json")   # then extract --set text_padding=reference, then:
     evaluate("stores/vit-b-16/whatsUp_A+paper.zarr", "dcsm-paper", EvalConfig(checkpoint="dcsm_obja_ckpt.pt"))
 
-captions.py (the reference's caption rewrites and prefixes), padding.py (its text padding, the one
-leaf extraction imports), scorer.py (its CNN, functional rows, standardisation and checkpoint), and
-table.py (the paper's eight columns and reported numbers).
+captions.py (the reference's caption rewrites and prefixes), suffix.py (the name suffix of its
+captions), padding.py (its text padding, the one leaf extraction imports), scorer.py (its CNN,
+functional rows, standardisation and checkpoint), and table.py (the paper's eight columns and
+reported numbers).
 
 What still differs from the reference (docs/benchmarks.md sections 0-1):
 - pad columns: the reference pads every caption to 30 tokens with the EOS id and runs HF CLIP with
@@ -24,7 +25,7 @@ from importlib import import_module
 _WHERE = {
     "apply_reference_captions": "captions",
     "reference_caption": "captions",
-    "SUFFIX": "captions",
+    "SUFFIX": "suffix",
     "caption_prefix": "captions",
     "rewrite": "captions",
     "LOADER_REWRITES": "captions",

@@ -5,7 +5,7 @@
 
 The caption side of `paper_compat` changes the text, so it happens when the manifest is written; the
 dataset is renamed `<key>+paper` (`<key>+paper-baseline` for the baselines' captions, which skip the
-DCSM rewrites). The reference's caption handling, in this order (as `run_evals.py` does):
+DCSM rewrites; `suffix.py`, re-exported here). The reference's caption handling, in this order (as `run_evals.py` does):
   1. `LOADER_REWRITES[key]`: rewrites the reference's dataset class applies for EVERY model;
   2. `DCSM_REWRITES`: applied on the DCSM path only (`evaluate_patch_model`), not to baselines;
   3. `caption_prefix(key)`: the `frontadder`, for every model.
@@ -19,6 +19,7 @@ import dataclasses
 from ...errors import BadInputError, UnknownNameError
 from ..benchmarks import BENCHMARKS
 from ..items import Dataset
+from .suffix import SUFFIX
 
 __all__ = [
     "DCSM_REWRITES",
@@ -29,9 +30,6 @@ __all__ = [
     "reference_caption",
     "rewrite",
 ]
-
-SUFFIX = {True: "+paper", False: "+paper-baseline"}
-
 
 # Caption rewrites of the reference's dataset classes, applied for every model (Controlled_Images_original).
 LOADER_REWRITES: dict[str, tuple[tuple[str, str], ...]] = {

@@ -29,7 +29,7 @@ from torch import nn
 
 from ...errors import BadInputError, ConfigError, InputNotFoundError, StoreMismatchError
 from ..dcsm import CachedDataset
-from .captions import SUFFIX
+from .suffix import SUFFIX
 from .padding import TEXT_SEQ
 
 #: The reference's special words, in its order (benchmarks.md section 1).

@@ -2,7 +2,8 @@
 
     write_result(evaluate("stores/shapes-clip/shapes_spatial.zarr", "cosine"), "results/.../cosine.json")
 
-choice.py (benchmarks of K candidate captions, every registered scorer), zeroshot.py (classification
+choice.py (benchmarks of K candidate captions, every registered scorer), scoring.py (the scorers that
+read only the cache), itm.py (BLIP's matching head), zeroshot.py (classification
 with prompt ensembles), retrieval.py (recall@k both ways), linear_probe.py (logistic regression on
 frozen image features, the CLIP paper's second protocol), grounding.py (do word columns land on
 their objects?), probe.py (do the image tokens say what each object is?),

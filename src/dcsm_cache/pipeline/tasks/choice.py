@@ -7,32 +7,28 @@ An item is one image and K candidate captions. `argmax` benchmarks count an item
 first maximum is the correct candidate (the reference's tie rule); `strict` ones (SugarCREPE) when
 the correct candidate beats every other. Items whose image could not be read are skipped and
 counted. The result holds accuracy per subset and per tag value, chance level, item count, the
-store fingerprint, a config hash and the evaluation code's fingerprint (`code`, as the workflow's
-rule has it: `workflow/code.py`), and is what `report` merges.
+store fingerprint, a config hash and the fingerprint of the code that computed it (`code`: the CLI
+passes the workflow stage's, as its rule has it), and is what `report` merges.
 
-Scorers are named in one registry (`pipeline/scorers.py`); IMPLEMENTATIONS here says how each one
-loads what it needs and scores a batch. Nothing here imports open_clip.
+Scorers are declared once, in the registry (`pipeline/scorers.py`): each entry says how it loads what
+it needs and scores the items, and evaluation dispatches through it (the cache-only scorers are in
+`scoring.py`). Nothing here imports open_clip.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ...config import config_hash
 from ...errors import ConfigError, StoreMismatchError
-from ...progress import tqdm
-from ...workflow.code import code_fingerprint
-from ..dcsm import FUNCTIONAL_WORDS, CachedDataset, DCSMScorer, load_scorer, maxsim, similarity_maps
+from ..dcsm import FUNCTIONAL_WORDS, CachedDataset
 from ..device import resolve_device
 from ..scorers import get_scorer
 
-__all__ = ["EvalConfig", "IMPLEMENTATIONS", "evaluate", "is_correct", "score_items"]
+__all__ = ["EvalConfig", "evaluate", "is_correct"]
 
 
 @dataclass(frozen=True)
@@ -44,40 +40,6 @@ class EvalConfig:
     def __post_init__(self):
         if self.batch_size < 1:
             raise ConfigError(f"eval: batch_size={self.batch_size} must be at least 1")
-
-
-def cosine_scores(data: CachedDataset):
-    """CLIP's own score: cosine of the pooled embeddings."""
-    return lambda tok, pooled, rows: torch.einsum(
-        "bd,bkd->bk", F.normalize(pooled.float(), dim=-1), F.normalize(data.text_pooled[rows].float(), dim=-1)
-    )
-
-
-def maxsim_scores(data: CachedDataset):
-    """Training-free late interaction (ColBERT's MaxSim): the mean over the caption's word tokens (start
-    and end tokens left out) of their best cosine with any image token. What the token maps alone know."""
-
-    def fn(tok, pooled, rows):
-        return maxsim(similarity_maps(tok, data.text_tokens[rows]), data.lengths[rows])
-
-    return fn
-
-
-def dcsm_scores(data: CachedDataset, scorer: DCSMScorer, device):
-    return lambda tok, pooled, rows: data.score(scorer, tok, pooled, rows, device)
-
-
-@torch.no_grad()
-def score_items(data: CachedDataset, items: list, fn, batch_size: int) -> list[np.ndarray]:
-    """Scores per item (one array of K values each) from `fn(image tokens, image pooled, caption rows)`."""
-    out: list[np.ndarray | None] = [None] * len(items)
-    with tqdm(total=len(items), desc=f"score {data.dataset.name}", unit="item", delay=2) as bar:  # long runs only
-        for pos, tok, pooled, rows in data.item_batches(items, batch_size):
-            scores = fn(tok, pooled, rows)
-            for j, i in enumerate(pos):
-                out[i] = scores[j].float().cpu().numpy()
-            bar.update(len(pos))
-    return out  # type: ignore[return-value]
 
 
 def is_correct(scores: np.ndarray, correct: int, metric: str) -> bool:
@@ -92,63 +54,6 @@ def _summary(flags: list[bool], ks: list[int]) -> dict:
         "n_items": len(flags),
         "chance": float(np.mean([1 / k for k in ks])) if ks else float("nan"),
     }
-
-
-@dataclass(frozen=True)
-class Implementation:
-    """How a registered scorer loads (checkpoint, device) -> (model, meta) and scores the kept items."""
-
-    load: Callable
-    score: Callable
-
-
-def _no_model(checkpoint, device):
-    return None, {}
-
-
-def _training_free(make):
-    def score(data, items, model, device, batch_size):
-        return score_items(data, items, make(data), batch_size)
-
-    return score
-
-
-def _load_dcsm(checkpoint, device):
-    if not checkpoint:
-        raise ConfigError("scorer dcsm needs --checkpoint, the file `dcsm-cache train` wrote")
-    return load_scorer(checkpoint, device)
-
-
-def _score_dcsm(data, items, model, device, batch_size):
-    return score_items(data, items, dcsm_scores(data, model, device), batch_size)
-
-
-def _load_paper(checkpoint, device):
-    from ..paper.scorer import load_reference_checkpoint
-
-    model = load_reference_checkpoint(checkpoint, device)
-    return model, {"text_len": model.text_seq}
-
-
-def _score_paper(data, items, model, device, batch_size):
-    from ..paper.scorer import score_items as reference_scores  # scores from the caption texts
-
-    return reference_scores(data, items, model, device, batch_size)
-
-
-def _score_itm(data, items, model, device, batch_size):
-    from .itm import itm_item_scores  # re-runs BLIP on the images: ITM is not in the cache
-
-    return itm_item_scores(data, items, device, batch_size)
-
-
-IMPLEMENTATIONS: dict[str, Implementation] = {
-    "cosine": Implementation(_no_model, _training_free(cosine_scores)),
-    "maxsim": Implementation(_no_model, _training_free(maxsim_scores)),
-    "dcsm": Implementation(_load_dcsm, _score_dcsm),
-    "dcsm-paper": Implementation(_load_paper, _score_paper),
-    "blip-itm": Implementation(_no_model, _score_itm),
-}
 
 
 def _check_trained_on(data: CachedDataset, meta: dict, store, checkpoint) -> None:
@@ -166,11 +71,17 @@ def _check_trained_on(data: CachedDataset, meta: dict, store, checkpoint) -> Non
         )
 
 
-def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig(), items: str | None = None) -> dict:
-    get_scorer(scorer)  # an unknown name lists the valid ones
-    impl = IMPLEMENTATIONS[scorer]
+def evaluate(
+    store: str | os.PathLike,
+    scorer: str,
+    cfg: EvalConfig = EvalConfig(),
+    items: str | None = None,
+    code: str | None = None,
+) -> dict:
+    """Every item of `store` scored by `scorer` (module doc); `code`, the computing code's fingerprint, is recorded."""
+    entry = get_scorer(scorer)  # an unknown name lists the valid ones
     device = resolve_device(cfg.device)
-    model, meta = impl.load(cfg.checkpoint, device)
+    model, meta = entry.load(cfg.checkpoint, device)
     data = CachedDataset.open(
         store, text_len=meta.get("text_len"), items=items, fr_words=tuple(meta.get("fr_words", FUNCTIONAL_WORDS))
     )
@@ -179,7 +90,7 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
     valid = data.valid
     items_all = data.dataset.items
     kept = [it for it in items_all if valid[it.image]]
-    scores = impl.score(data, kept, model, device, cfg.batch_size)
+    scores = entry.score(data, kept, model, device, cfg.batch_size)
     metric = data.dataset.metric
     flags = [is_correct(s, it.correct, metric) for s, it in zip(scores, kept)]
     ks = [len(it.candidates) for it in kept]
@@ -202,5 +113,5 @@ def evaluate(store: str | os.PathLike, scorer: str, cfg: EvalConfig = EvalConfig
         "checkpoint": cfg.checkpoint,
         "checkpoint_config_hash": meta.get("config_hash"),
         "config_hash": config_hash(asdict(cfg) | {"scorer": scorer}),
-        "code": code_fingerprint("evaluate"),
+        "code": code,
     }

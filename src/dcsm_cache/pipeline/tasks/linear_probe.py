@@ -18,7 +18,8 @@ each seed's run is recorded under `runs`. Every fit runs on `threads` BLAS threa
 seed alone, so a result repeats to the bit on one installation.
 Reported: top-1 accuracy and mean per-class accuracy with their standard errors (the test set's
 binomial error and, with several seeds, the seeds' spread, combined), top-1 per domain tag
-(`subsets`), C, the class count and both stores' fingerprints.
+(`subsets`), C, the class count, both stores' fingerprints and `code`, the fingerprint of the code that
+computes it (the CLI passes the workflow stage's).
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ import numpy as np
 
 from ...config import at_least, config_hash, one_of, require
 from ...errors import BadInputError, StoreMismatchError
-from ...workflow.code import code_fingerprint
-from ..dcsm import normalise, open_with_manifest
+from ..reading import normalise, open_store
 from .zeroshot import prompt_table
 
 __all__ = ["FEATURES", "LinearProbeConfig", "ProbeSet", "choose_c", "fit_probe", "linear_probe", "read_probe_set"]
@@ -97,7 +97,8 @@ def _first_patch(n_tokens: int) -> int:
 def read_probe_set(store: str | os.PathLike, features: str = "pooled", items: str | None = None) -> ProbeSet:
     """The store's valid images as probe features (see the module doc), its labels and its classes."""
     one_of("linear_probe", "features", features, FEATURES)
-    fs, ds = open_with_manifest(store, items)
+    opened = open_store(store, items)
+    fs, ds = opened.store, opened.dataset
     n_classes, _ = prompt_table(ds)
     valid = fs.image_valid[:]
     n = len(ds.items)
@@ -317,6 +318,7 @@ def linear_probe(
     cfg: LinearProbeConfig = LinearProbeConfig(),
     train_items: str | None = None,
     test_items: str | None = None,
+    code: str | None = None,
 ) -> dict:
     """A linear probe fit on `train_store`'s images and scored on `test_store`'s (see the module doc)."""
     train = read_probe_set(train_store, cfg.features, train_items)
@@ -342,5 +344,5 @@ def linear_probe(
         "store_fingerprint": test.attrs["fingerprint"],
         "train_store_fingerprint": train.attrs["fingerprint"],
         "config_hash": config_hash(asdict(cfg) | {"task": "linear_probe"}),
-        "code": code_fingerprint("linear_probe"),
+        "code": code,
     }

@@ -12,7 +12,8 @@ could not be read are skipped with their texts. Scores are cosines of the pooled
 ranking by descending cosine, ties going to the earlier text or image (a stable sort). Reported:
 recall at each k, median and mean rank (1-based), the chance recall of a random ranking, and
 `subsets` with one entry per direction and k, so that `report` shows them as columns; the headline
-`accuracy` is the mean of all recalls (RSUM / number of recalls).
+`accuracy` is the mean of all recalls (RSUM / number of recalls). `code`, the fingerprint of the code
+that computes it (the CLI passes the workflow stage's), is recorded as given.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import numpy as np
 
 from ...config import at_least, config_hash, require
 from ...errors import BadInputError, ConfigError
-from ...workflow.code import code_fingerprint
-from ..dcsm import read_pooled
+from ..reading import read_pooled
 
 DIRECTIONS = ("image_to_text", "text_to_image")
 
@@ -91,7 +91,12 @@ def _direction(rank: np.ndarray, ks, chance) -> dict:
     }
 
 
-def retrieval(store: str | os.PathLike, cfg: RetrievalConfig = RetrievalConfig(), items: str | None = None) -> dict:
+def retrieval(
+    store: str | os.PathLike,
+    cfg: RetrievalConfig = RetrievalConfig(),
+    items: str | None = None,
+    code: str | None = None,
+) -> dict:
     """Recall@k for image->text and text->image over the store's images and captions."""
     if not cfg.ks or min(cfg.ks) < 1 or cfg.block_rows < 1:
         raise ConfigError(f"retrieval: ks={cfg.ks} and block_rows={cfg.block_rows} must be positive")
@@ -144,5 +149,5 @@ def retrieval(store: str | os.PathLike, cfg: RetrievalConfig = RetrievalConfig()
         "subsets": subsets,
         "store_fingerprint": data.store.attrs["fingerprint"],
         "config_hash": config_hash(asdict(cfg) | {"task": "retrieval"}),
-        "code": code_fingerprint("retrieval"),
+        "code": code,
     }

@@ -10,8 +10,9 @@ image embedding dotted with them. An item is top-k correct when its class is amo
 the logits sorted in descending order, ties going to the lower class index (as argmax gives them).
 Reported: top-k accuracy overall, per domain (tag `domain`, under `subsets`, so `report` shows one
 column per domain, with the domain's top-1 per class index) and mean per-class top-1; unreadable
-images are skipped and counted.
-Stores are read with `cache.read_pooled`, as retrieval reads them.
+images are skipped and counted. `code`, the fingerprint of the code that computes it (the CLI passes the
+workflow stage's), is recorded as given.
+Stores are read with `reading.read_pooled`, as retrieval reads them.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import numpy as np
 
 from ...config import at_least, config_hash, require
 from ...errors import BadInputError, ConfigError
-from ...workflow.code import code_fingerprint
-from ..dcsm import normalise, read_pooled
+from ..reading import normalise, read_pooled
 from ..items import Dataset
 
 
@@ -87,7 +87,12 @@ def _per_class(hits: dict[int, np.ndarray], correct: np.ndarray, n_classes: int,
     ]
 
 
-def zeroshot(store: str | os.PathLike, cfg: ZeroShotConfig = ZeroShotConfig(), items: str | None = None) -> dict:
+def zeroshot(
+    store: str | os.PathLike,
+    cfg: ZeroShotConfig = ZeroShotConfig(),
+    items: str | None = None,
+    code: str | None = None,
+) -> dict:
     """Zero-shot top-k accuracy of the store's images against its prompt-ensembled classes."""
     if not cfg.top_k or min(cfg.top_k) < 1 or cfg.block_rows < 1:
         raise ConfigError(f"zeroshot: top_k={cfg.top_k} and block_rows={cfg.block_rows} must be positive")
@@ -131,5 +136,5 @@ def zeroshot(store: str | os.PathLike, cfg: ZeroShotConfig = ZeroShotConfig(), i
         "subsets": subsets,
         "store_fingerprint": data.store.attrs["fingerprint"],
         "config_hash": config_hash(asdict(cfg) | {"task": "zeroshot"}),
-        "code": code_fingerprint("zeroshot"),
+        "code": code,
     }

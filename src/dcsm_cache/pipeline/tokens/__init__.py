@@ -4,8 +4,9 @@
     tokens, pooled = token_encoder(bb.model).image(pixels)
 
 names.py (parse a backbone name), hub.py (registry weights and hub tokenizers in the Hugging Face cache), checkpoints.py
-(local files, read safely), backbones.py (load, identity), encoder.py (the dispatcher), and the
-families: vit.py, timm_trunk.py, attnpool.py, text.py (adapters.py holds what they share).
+(local files, read safely), backbones.py (load), loaded.py (a loaded backbone and its identity), shapes_clip.py
+(the shapes-world CLIP, registered with open_clip), encoder.py (the dispatcher), and the families: vit.py,
+timm_trunk.py, attnpool.py, text.py, blip.py (adapters.py holds what they share).
 """
 
 from .backbones import Backbone, activation, identity_key, load_backbone

@@ -6,17 +6,14 @@
 Local checkpoints are read with `weights_only=True` (`checkpoints.py`); registry weights come from
 the Hugging Face cache (`hub.py`). Whatever open_clip raises becomes one line naming the backbone and
 what to do. A backbone's identity is what was loaded (architecture, weights sha256 or tag,
-activation, preprocessing), not how it was spelled: stores and scorer checkpoints compare it.
+activation, preprocessing), not how it was spelled: stores and scorer checkpoints compare it. `Backbone`,
+what every loader returns, is `loaded.py`'s (re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import torch
 
@@ -25,6 +22,7 @@ from ...errors import BackboneLoadError, DcsmCacheError, InputNotFoundError, Mis
 from ..device import resolve_device
 from .blip import is_blip, load_blip
 from .checkpoints import load_into, read_checkpoint, sha256_file, to_open_clip_keys
+from .loaded import Backbone, identity_key
 from .hub import (
     cached_weights_sha256,
     hub_text_repos,
@@ -41,51 +39,6 @@ from .names import BackboneSpec, parse_backbone
 __all__ = ["Backbone", "activation", "identity_key", "load_backbone"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Backbone:
-    spec: BackboneSpec
-    model: torch.nn.Module
-    preprocess: Callable
-    tokenizer: Callable
-    device: torch.device
-    weights_sha256: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def identity(self) -> dict:
-        """What was loaded, not how it was named: architecture, weights, activation and preprocessing.
-
-        The same file under another path (or after the folder moved) is the same backbone; other
-        weights under the same path are not. Stores and scorer checkpoints record it and compare it.
-        """
-        bs = self.spec
-        weights = (
-            f"sha256:{self.weights_sha256}"
-            if self.weights_sha256
-            else f"tag:{bs.tag}"
-            if bs.tag
-            else bs.hub
-            if bs.hub
-            else "random:seed0"
-        )
-        pp = json.loads(json.dumps(open_clip.get_model_preprocess_cfg(self.model), default=str))
-        return {
-            "arch": bs.hub or bs.arch,
-            "weights": weights,
-            "activation": self.info.get("activation"),
-            "preprocess": pp,
-        }
-
-    @property
-    def identity_key(self) -> str:
-        return identity_key(self.identity)
-
-
-def identity_key(identity: dict) -> str:
-    """A short hash of a backbone identity: equal keys, same features."""
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class _NoRandomInitWarning(logging.Filter):

@@ -29,6 +29,7 @@ from ...errors import BackboneLoadError, InputNotFoundError, MissingPackageError
 from .adapters import ImageAdapter, TextAdapter, project
 from .checkpoints import sha256_file
 from .hub import cached_file, offline
+from .loaded import Backbone
 from .names import BackboneSpec
 
 Tensor = torch.Tensor
@@ -228,8 +229,6 @@ def _preprocess(source: str, cache_dir: str | None, image_size: int) -> BlipPrep
 
 def load_blip(bs: BackboneSpec, device: torch.device, cache_dir: str | None = None):
     """The wrapped model on `device` in eval mode, its preprocessing and tokenizer, as a `Backbone`."""
-    from .backbones import Backbone
-
     try:
         from transformers import BlipForImageTextRetrieval
     except ImportError as err:

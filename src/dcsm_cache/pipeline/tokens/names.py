@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..._openclip import open_clip
 from ...errors import UnknownNameError
-from ..world import tinyclip  # noqa: F401  (registers the shapes-world model configs)
+from . import shapes_clip  # noqa: F401  (registers the shapes-world model configs)
 
 __all__ = ["BackboneSpec", "parse_backbone"]
 

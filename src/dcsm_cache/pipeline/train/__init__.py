@@ -2,13 +2,14 @@
 
     summary = train("stores/shapes-clip/shapes_train.zarr", "models/shapes-clip/dcsm.pt", TrainConfig(steps=2000))
 
-loop.py (the config and the loop), data.py (batches from the store at cache speed), loss.py (the
+loop.py (the loop), config.py (its settings), data.py (batches from the store at cache speed), loss.py (the
 caption-side loss), pairs.py (the image-side term and the reference's recipe), validate.py, and
 resume.py (a run's key, its resume checkpoint and the scorer file's record).
 """
 
+from .config import TrainConfig
 from .data import READERS, Batch, TrainBatches, draw_views, free_memory, on_device
-from .loop import TrainConfig, deterministic_setup, train
+from .loop import deterministic_setup, train
 from .loss import batch_loss, batch_scores, contrastive_loss
 from .pairs import block_loss, block_scores, pair_term, paired_scores, reference_loss, reference_step
 from .resume import RESUME_FORMAT, checkpoint_meta, resume_path

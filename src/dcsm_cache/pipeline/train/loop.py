@@ -31,75 +31,35 @@ CUDA `deterministic=True` sets PyTorch's documented determinism switches (slower
 `checkpoint_every` steps the model, optimiser, scheduler, RNG states and data position go to
 `OUT.resume` (atomically, `resume.py`); `resume=True` (`train --resume`) continues from it, replaying the
 interrupted epoch's data order without training on it, and ends with the weights an uninterrupted
-run would have. The file is removed when training ends.
+run would have. The file is removed when training ends. The settings are `TrainConfig` (`config.py`,
+re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.utils.deterministic
 
 from ... import faults
-from ...config import at_least, one_of, require
 from ...cores import cpu_cores
 from ...errors import BadInputError
 from ...progress import tqdm
-from ..dcsm import CachedDataset, DCSMScorer, ScorerConfig, save_scorer
+from ..dcsm import CachedDataset, DCSMScorer, save_scorer
 from ..device import resolve_device
-from .data import READERS, TrainBatches, on_device
+from .config import TrainConfig
+from .data import TrainBatches, on_device
 from .loss import batch_loss
 from .resume import checkpoint_meta, load_resume, one_or_list, resume_path, run_key, save_resume
 from .validate import validate_all
 
+__all__ = ["VAL_SUBSETS", "TrainConfig", "deterministic_setup", "train"]
+
 log = logging.getLogger(__name__)
 VAL_SUBSETS = ("val", "heldout_val")  # scored during training, never trained on
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 1200
-    batch_size: int = 16
-    lr: float = 1e-2
-    weight_decay: float = 1e-4
-    text_len: int = 24
-    buffer_chunks: int = 64
-    views: bool = True  # draw one of a store's K cached views per image per step (data.draw_views); False: view 0 only
-    reader: str = "auto"  # load: image tokens in memory; stream: buffer_chunks chunks at a time; auto (data.py)
-    eval_every: int = 500
-    hard_negative_weight: float = 1.0
-    pair_weight: float = 1.0  # weight of the image-side term (items with an opposite image; pairs.py); 0: off
-    loss: str = "default"  # "reference": the DCSM reference's recipe alone (pairs.reference_step, Adam, fixed lr)
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
-    checkpoint_every: int = 200  # steps between resume checkpoints (OUT.resume); 0: none
-    resume: bool = False  # continue from OUT.resume if it is there
-    threads: int = 0  # CPU threads for training; 0: min(4, cores); fixed, so that results repeat
-    deterministic: bool = False  # on CUDA: deterministic kernels (slower); the CPU always runs deterministically
-    scorer: ScorerConfig = field(default_factory=ScorerConfig)
-
-    def __post_init__(self):
-        at_least(
-            "train",
-            steps=(self.steps, 1),
-            batch_size=(self.batch_size, 2),
-            text_len=(self.text_len, 1),
-            buffer_chunks=(self.buffer_chunks, 1),
-            eval_every=(self.eval_every, 1),
-            hard_negative_weight=(self.hard_negative_weight, 0.0),
-            pair_weight=(self.pair_weight, 0.0),
-            checkpoint_every=(self.checkpoint_every, 0),
-            threads=(self.threads, 0),
-        )
-        one_of("train", "loss", self.loss, ("default", "reference"))
-        one_of("train", "reader", self.reader, READERS)
-        require(self.lr > 0, "train", f"lr={self.lr} must be positive")
-        require(0 <= self.weight_decay, "train", f"weight_decay={self.weight_decay} must not be negative")
 
 
 def _group_items(data: CachedDataset, subset: str | None) -> dict[int, list[int]]:

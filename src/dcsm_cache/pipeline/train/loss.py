@@ -10,17 +10,13 @@ image add the image-side term (`pairs.py`); `loss="reference"` is the DCSM refer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
 from ...errors import BadInputError
 from ..dcsm import CachedDataset, DCSMScorer
+from .config import TrainConfig
 from .pairs import pair_term
-
-if TYPE_CHECKING:
-    from .loop import TrainConfig
 
 
 def batch_scores(scorer: DCSMScorer, data: CachedDataset, img_tok, img_pooled, pos, negs, device) -> torch.Tensor:

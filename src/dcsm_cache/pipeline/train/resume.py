@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -22,9 +21,7 @@ from ...atomic import atomic_path
 from ...config import config_hash
 from ...errors import BadInputError
 from ..dcsm import CachedDataset
-
-if TYPE_CHECKING:
-    from .loop import TrainConfig
+from .config import TrainConfig
 
 
 RESUME_FORMAT = "dcsm-cache/train-resume-v1"

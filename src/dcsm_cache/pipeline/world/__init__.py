@@ -6,7 +6,7 @@
 scenes.py (scene grammar: objects, captions, scenes), generate.py (drawing and writing
 them), files.py (the world's files, read and written),
 export.py (probes in What'sUp, CLEVR-bind and SugarCREPE layouts), tinyclip.py (the shapes-clip
-open_clip configs), pretrain.py (CLIP's loss plus a token-level late-interaction loss),
+model, registered in tokens/shapes_clip.py), pretrain.py (CLIP's loss plus a token-level late-interaction loss),
 late_interaction.py (that loss's MaxSim and FILIP scores, with a fast MaxSim backward), domains.py
 (one shape per image drawn in five rendering domains, for the domain study: docs/domains.md).
 """
@@ -17,7 +17,7 @@ from .files import read_world, read_world_file, world_images
 from .generate import generate_world
 from .scenes import FAMILIES, RELATIONS, WorldConfig, caption_is_true, parse_caption, phrase
 
-# pretraining and export load torch and open_clip, and tokens/ imports this package: re-exported lazily
+# pretraining and export load torch and open_clip: re-exported lazily, so the world's own users do not
 _LAZY = {"PretrainConfig": "pretrain", "export_world": "export"}
 __all__ = [
     "FAMILIES",

@@ -39,7 +39,7 @@ from ..._openclip import open_clip
 from ...atomic import save_torch
 from ...cores import cpu_cores
 from ...errors import ConfigError
-from . import tinyclip  # noqa: F401  (registers shapes-clip)
+from ..tokens import shapes_clip  # noqa: F401  (registers shapes-clip)
 from ..device import resolve_device
 from ..tokens.encoder import text_tower, token_encoder
 from ..items import read_manifest
