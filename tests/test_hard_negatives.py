@@ -1,15 +1,24 @@
-"""Hard negatives for pretraining: captions one word apart, paired in a batch, drawn reproducibly."""
+"""Hard negatives for pretraining: scenes one shape apart, paired in a batch, drawn reproducibly."""
 
 from __future__ import annotations
 
 import torch
 
-from dcsm_cache.pipeline.world.hard_negatives import one_word_apart, with_partners
+from dcsm_cache.pipeline.world.hard_negatives import other_shape, with_partners
 
 
-def test_partners_differ_in_exactly_one_word():
-    captions = ["a red circle", "a red square", "a blue circle", "A red circle", "a red circle and a cross", "x"]
-    assert one_word_apart(captions) == [[1, 2], [0, 3], [0, 3], [1, 2], [], []]  # case-blind; identical is no partner
+def test_partners_are_the_same_objects_but_for_one_shape_whatever_the_wording():
+    captions = [
+        "a red circle and a blue square",  # 0
+        "an image of a red cross, a blue square",  # 1: circle -> cross
+        "a blue square and a red circle",  # 2: the same scene as 0: never its negative
+        "a green circle and a blue square",  # 3: another colour, not another shape
+        "red circle and blue star",  # 4: square -> star
+        "a red circle above a blue square",  # 5: not a list of objects
+        "a red circle",  # 6: fewer objects
+        "a photo of a red star",  # 7: circle -> star, one object
+    ]
+    assert other_shape(captions) == [[1, 4], [0, 2], [1, 4], [], [0, 2], [], [7], [6]]
 
 
 def test_partners_take_the_last_places_and_the_draws_repeat():

@@ -20,8 +20,9 @@ Two losses, both contrastive over the batch:
   doc), `"mean"` is the ClipLoss on the mean of the caption's tokens, `token_loss=0` is plain CLIP.
   Measured in docs/design.md, "Attribute binding on the shapes world".
 
-`hard_negatives` gives that share of each batch to captions one word apart from the batch's first
-ones (`hard_negatives.py`), so that the attribute the easy ones do not tell apart must be learned.
+`hard_negatives` gives that share of each batch to scenes that differ from the batch's first ones in
+one object's shape alone (`hard_negatives.py`), so that shapes, which colour does not tell apart, must
+be learned.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ..tokens import shapes_clip  # noqa: F401  (registers shapes-clip)
 from ..device import resolve_device
 from ..tokens.encoder import text_tower, token_encoder
 from ..items import read_manifest
-from .hard_negatives import one_word_apart, with_partners
+from .hard_negatives import other_shape, with_partners
 from .late_interaction import late_interaction
 from .train_images import train_images
 from .used_rows import used_rows
@@ -66,7 +67,7 @@ class PretrainConfig:
     device: str = "auto"
     progress: bool = True
     threads: int = 0  # CPU threads (torch.set_num_threads) and image-decoding workers; 0: every core
-    hard_negatives: float = 0.0  # share of each batch given to captions one word apart from others (hard_negatives.py)
+    hard_negatives: float = 0.0  # share of each batch given to scenes one shape apart from others (hard_negatives.py)
 
     def __post_init__(self):
         if self.threads < 0:
@@ -138,7 +139,7 @@ def _train(model, image_fn, text_fn, images, texts, captions, cfg: PretrainConfi
         betas=(0.9, 0.98),
         eps=1e-6,
     )
-    partners = one_word_apart(captions) if cfg.hard_negatives else None
+    partners = other_shape(captions) if cfg.hard_negatives else None
     gen = torch.Generator().manual_seed(cfg.seed)
     perm, pos, losses = torch.randperm(len(captions), generator=gen), 0, []
     bar = tqdm(range(cfg.steps), desc="pretrain", disable=not cfg.progress)
