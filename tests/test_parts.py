@@ -100,9 +100,19 @@ def test_extraction_jobs_take_the_configured_cores(tmp_path):
     dry = snakemake(tmp_path, [*DEFAULT, own], "-n").output
     jobs = [block for block in dry.split("\nrule ") if block.startswith("extract_part:")]
     threads = {
-        re.search(r"dataset=(\w+)", job)[1]: int((re.search(r"\n\s+threads: (\d+)", job) or [0, 1])[1]) for job in jobs
+        re.search(r"dataset=([\w+]+)", job)[1]: int((re.search(r"\n\s+threads: (\d+)", job) or [0, 1])[1]) for job in jobs
     }
-    assert len(jobs) == 5 and threads.pop("shapes_train") == 2  # `--cores 2`
+    def merged(base, over):
+        if not (isinstance(base, dict) and isinstance(over, dict)):
+            return over
+        return {**base, **{key: merged(base.get(key), value) for key, value in over.items()}}
+
+    config = {}
+    for path in DEFAULT:
+        config = merged(config, yaml.safe_load(Path(path).read_text()) or {})
+    pretraining_only = {p["dataset"] for p in config["pretrain"].values()}
+    assert set(threads) == set(config["datasets"]) - pretraining_only
+    assert len(jobs) == len(threads) and threads.pop("shapes_train") == 2  # one part each; `--cores 2`
     assert set(threads.values()) == {1}, threads
 
 
