@@ -100,8 +100,10 @@ def test_extraction_jobs_take_the_configured_cores(tmp_path):
     dry = snakemake(tmp_path, [*DEFAULT, own], "-n").output
     jobs = [block for block in dry.split("\nrule ") if block.startswith("extract_part:")]
     threads = {
-        re.search(r"dataset=([\w+]+)", job)[1]: int((re.search(r"\n\s+threads: (\d+)", job) or [0, 1])[1]) for job in jobs
+        re.search(r"dataset=([\w+]+)", job)[1]: int((re.search(r"\n\s+threads: (\d+)", job) or [0, 1])[1])
+        for job in jobs
     }
+
     def merged(base, over):
         if not (isinstance(base, dict) and isinstance(over, dict)):
             return over

@@ -229,7 +229,7 @@ def test_a_changed_module_changes_the_fingerprints_of_exactly_the_stages_that_re
         "pipeline/train/data.py": {"train"},
         "pipeline/extract/views.py": {"extract"},
         "pipeline/tasks/zeroshot.py": {"zeroshot", "linear_probe"},
-        "pipeline/world/scenes.py": {"world", "domains", "export", "gallery", "pretrain"},  # captions parsed for hard negatives
+        "pipeline/world/scenes.py": {"world", "domains", "export", "gallery", "pretrain"},  # pretrain parses captions
     }
     for module in (
         *pinned,
