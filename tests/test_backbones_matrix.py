@@ -289,7 +289,7 @@ def test_openai_style_checkpoint_in_a_gelu_arch_warns(offline, tmp_path, caplog)
         assert bb.info["activation"] == "quick_gelu" and bb.identity["activation"] == "quick_gelu"
 
 
-def test_the_issue_command_makes_a_store(manifest, tmp_path):
+def test_extract_from_a_conclip_style_checkpoint_records_its_activation_and_weights(manifest, tmp_path):
     """`dcsm-cache extract --backbone ViT-B-32-quickgelu@ckpt.pt` on a CoN-CLIP-style file, as a user runs it."""
     path = _write(_model("ViT-B-32-quickgelu", ""), "openai", tmp_path / "ckpt.pt")
     out = tmp_path / "s.zarr"

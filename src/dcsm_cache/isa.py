@@ -22,8 +22,7 @@ The thread count is the other half (each library splits its sums by threads): th
 config fixes it per stage. `native` (the default of the CLI) leaves every choice to the libraries.
 The pin is for x86-64; elsewhere it is a no-op. What is checked: each variable reaches its library
 (tests/test_isa.py reads ATen's level, oneDNN's and MKL's verbose lines and numpy's dispatch
-table in a child process), and the default's table on an AMD EPYC with AVX-512 equals the AVX2
-machine's (docs/results.md).
+table in a child process). docs/results.md compares the default's table computed on two machines.
 """
 
 from __future__ import annotations
