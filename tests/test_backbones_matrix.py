@@ -1,4 +1,4 @@
-"""The real open_clip architectures that config/paper.yaml and the README name, through every naming form
+"""The real open_clip architectures that config/paper.yaml and docs/backbones.md name, through every naming form
 that works offline: bare `arch`, `arch@file` in each checkpoint format, `arch.tag` and `hf-hub:org/name`
 from a Hugging Face cache laid out here in the real layout, under HF_HUB_OFFLINE=1 (the L/14s through the
 forms config/paper.yaml names them by: FORMS). Random weights;

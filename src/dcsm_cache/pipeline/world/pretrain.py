@@ -16,9 +16,9 @@ Two losses, both contrastive over the batch:
   FILIP (Yao et al. 2021) and ColBERT's MaxSim. It asks every word token to match the patch it
   names, which is what a DCSM column reads: on the shapes world 99% of colour and shape words then
   land on their object, and the pooled cosine stays as it was (near chance on relations and
-  negation). `"filip"` adds FILIP's other half (each patch's best word; slower, see the design
-  doc), `"mean"` is the ClipLoss on the mean of the caption's tokens, `token_loss=0` is plain CLIP.
-  Measured in docs/design.md, "Attribute binding on the shapes world".
+  negation). `"filip"` adds FILIP's other half (each patch's best word; slower), `"mean"` is the
+  ClipLoss on the mean of the caption's tokens, `token_loss=0` is plain CLIP. Measured in
+  docs/experiments.md, "The pretraining loss: attribute binding".
 
 `hard_negatives` gives that share of each batch to scenes that differ from the batch's first ones in
 one object's shape alone (`hard_negatives.py`), so that shapes, which colour does not tell apart, must
