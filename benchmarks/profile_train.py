@@ -1,6 +1,6 @@
 """Where a DCSM training step's time goes, on a store the embedded default's size (cProfile, torch.profiler).
 
-    python benchmarks/profile_train.py --steps 200 --keep /tmp/profile_train   # reuses the store there
+    python benchmarks/profile_train.py --steps 200 --keep runs/profile_train   # reuses the store there
 
 Builds the shapes world's training set at the embedded default's size (6,000 training and 600
 validation items), extracts it with the shapes-clip architecture (random weights: the time of a
