@@ -11,9 +11,13 @@ from dcsm_cache.pipeline.extract.rows import to_host, unit_fp16
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("shape", [(3, 5, 7), (4, 197, 512), (2, 64, 128)])
-def test_unit_rows_equal_normalize_then_half(dtype, shape):
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 30
+@pytest.mark.parametrize("shape", [(3, 5, 7), (4, 197, 512), (2, 64, 128), (2, 257, 1024), (257, 512), (129, 512)])
+@pytest.mark.parametrize("sliced", [False, True])
+def test_unit_rows_equal_normalize_then_half(dtype, shape, sliced):
+    """Whole and in cache-sized blocks (the larger shapes; the last block of one row or more), of rows
+    laid out contiguously or not (a model's tokens without its class token)."""
+    x = torch.randn((shape[0], shape[1] + 1, *shape[2:]), generator=torch.Generator().manual_seed(0)) * 30
+    x = x[:, 1:] if sliced else x[:, :-1].contiguous()
     x[0, 0] = 0  # a zero row stays zero (F.normalize's eps)
     x[-1, -1] = 1e-30  # tiny values: float16 subnormals and zeros
     x = x.to(dtype)

@@ -9,6 +9,8 @@ writes each row once, so rows are instead copied into a buffer per chunk, and th
 last row is in, the buffer (padded whole with the fill value at the array's end, as zarr does) and
 its checksum are written by a pool of threads to a temporary file renamed over the chunk's name:
 the same bytes zarr-python would write, read back by zarr-python, tensorstore and `RawRows` alike.
+Each file's write-back to the disk starts as soon as it is written (`posix_fadvise(DONTNEED)` starts
+it for dirty pages, which stay cached), so the disk works beside the extraction instead of after it.
 A part of a store spans whole chunks (`feature_store.part_ranges`), so a part's writer never shares
 a chunk with another process. At most `pending` chunks wait for the disk; `write` blocks beyond that.
 An error in a writing thread is raised by the next `write` or at exit; a chunk left with some rows
@@ -30,6 +32,8 @@ from .. import faults
 from .chunk_files import checksum, chunk_path, fill_value, raw_layout, temporary
 
 __all__ = ["ChunkWriter"]
+
+_START_WRITEBACK = hasattr(os, "posix_fadvise")  # (Linux and the BSDs; elsewhere the cache decides)
 
 
 @dataclass
@@ -125,6 +129,8 @@ class ChunkWriter:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             _write_all(fd, [body, checksum(body)])
+            if _START_WRITEBACK:  # the disk starts on this file now, not when the cache fills or at the final sync
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)

@@ -27,10 +27,22 @@ _EPS = 1e-12  # F.normalize's
 
 def unit_fp16(x: torch.Tensor) -> torch.Tensor:
     """`F.normalize(x.float(), dim=-1).half()` bit for bit, in one pass less: the float32 quotients
-    are rounded to float16 as they are stored, not kept as a float32 tensor first."""
+    are rounded to float16 as they are stored, not kept as a float32 tensor first.
+
+    On the CPU this runs on one thread. Extraction's writer threads keep the cores busy meanwhile,
+    and a parallel region waits at its end for every thread of its team: one whose core a writer
+    holds stalls all of them, for longer than the work takes on one thread. The sums are per row, so
+    the thread count does not change the values."""
     x = x.float()
     out = torch.empty(x.shape, dtype=torch.float16, device=x.device)
-    return torch.div(x, x.norm(2, -1, keepdim=True).clamp_min(_EPS), out=out)
+    if x.device.type != "cpu" or torch.get_num_threads() == 1:
+        return torch.div(x, x.norm(2, -1, keepdim=True).clamp_min(_EPS), out=out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.div(x, x.norm(2, -1, keepdim=True).clamp_min(_EPS), out=out)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def to_host(tensors: dict[str, torch.Tensor | np.ndarray]) -> tuple[dict[str, np.ndarray], Callable[[], None]]:
