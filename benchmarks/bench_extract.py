@@ -17,8 +17,9 @@ architecture's backbone is loaded (its preprocessing, tokenizer and store attrib
 but its encoder returns the same preallocated float32 tokens and pooled vectors of its output shapes for
 every batch. `extract()` runs in this process, timed from its part's first row to the last chunk file
 synced to the disk (os.sync), on N images and 2N captions:
-- `plain_write_img_s`: a plain sequential write of the same bytes (each image's tokens and pooled row, in
-  batches) to one file on the same disk, + os.sync: the disk's limit;
+- `plain_write_img_s`: a plain sequential write of the same bytes (every array of the store: the
+  images' tokens and pooled rows, the captions' rows, validity; in batches of images) to one file on
+  the same disk, + os.sync: the disk's limit;
 - `null_img_s`: extraction from already-decoded images (one batch of pixels fed again and again), so
   what is timed is the per-token work on the device (normalise, round to float16), the copies and the
   store's writes; `null_over_plain_write` = null_img_s / plain_write_img_s;
@@ -186,7 +187,7 @@ def null_model(manifest: Path, arch: str, tmp: Path, batch: int, workers: int, d
         seconds.append(time.perf_counter() - t)
 
     run.token_encoder, run._extract_part = null_encoder, timed_part
-    shape = None
+    nbytes = 0
     times: dict[str, list[float]] = {"plain": [], "null": [], "decode": [], "null_decode": []}
     try:
         for r in range(rounds):
@@ -194,9 +195,9 @@ def null_model(manifest: Path, arch: str, tmp: Path, batch: int, workers: int, d
                 run.image_batches = batches
                 extract(manifest, arch, tmp / f"{key}.zarr", cfg)
                 times[key].append(seconds.pop())
-                shape = shape or zarr_shape(tmp / f"{key}.zarr")
+                nbytes = nbytes or store_bytes(tmp / f"{key}.zarr")
                 shutil.rmtree(tmp / f"{key}.zarr")
-            times["plain"].append(plain_write(tmp / "plain.bin", n, batch, *shape))
+            times["plain"].append(plain_write(tmp / "plain.bin", n, batch, nbytes))
             t = time.perf_counter()
             for _ in image_batches(ds, bb.preprocess, (0, n), batch, workers, tuple(pixels.shape[1:])):
                 pass
@@ -215,29 +216,26 @@ def null_model(manifest: Path, arch: str, tmp: Path, batch: int, workers: int, d
         "decode_img_s": round(rate["decode"], 1),
         "null_decode_img_s": round(rate["null_decode"], 1),
         "null_decode_over_decode": round(rate["null_decode"] / rate["decode"], 3),
-        "bytes_per_image": int(2 * (np.prod(shape[0]) + shape[1])),
+        "bytes_per_image": nbytes // n,
     }
 
 
-def zarr_shape(path: Path) -> tuple[tuple[int, ...], int]:
-    """(tokens row shape, pooled width) of the store at `path`."""
-    from dcsm_cache.stores import FeatureStore
+def store_bytes(path: Path) -> int:
+    """Bytes of every array in the store at `path` (image and text rows, validity): what extraction wrote."""
+    import zarr
 
-    store = FeatureStore.open(path)
-    return tuple(store.image_tokens.shape[1:]), store.image_pooled.shape[1]
+    group = zarr.open_group(path, mode="r")
+    return int(sum(a.nbytes for _, a in group.members(max_depth=None) if isinstance(a, zarr.Array)))
 
 
-def plain_write(path: Path, n: int, batch: int, token_shape: tuple[int, ...], width: int) -> float:
-    """Seconds to write n images' float16 tokens and pooled rows to one file in batches, + os.sync."""
-    rng = np.random.default_rng(0)
-    tokens = rng.standard_normal((batch, *token_shape)).astype(np.float16)
-    pooled = rng.standard_normal((batch, width)).astype(np.float16)
+def plain_write(path: Path, n: int, batch: int, nbytes: int) -> float:
+    """Seconds to write `nbytes` (n images' worth) to one file in batches of `batch` images, + os.sync."""
+    slab = np.random.default_rng(0).integers(0, 256, -(-nbytes * batch // n), dtype=np.uint8)
     os.sync()
     t = time.perf_counter()
     with open(path, "wb") as f:
-        for s in range(0, n, batch):
-            f.write(tokens[: n - s])
-            f.write(pooled[: n - s])
+        for s in range(0, nbytes, len(slab)):
+            f.write(slab[: nbytes - s])
     os.sync()
     seconds = time.perf_counter() - t
     path.unlink()
