@@ -5,10 +5,11 @@
 
 zarr-python writes a slice by reading, decoding, merging and re-encoding every chunk it touches, on
 the calling thread. A store's arrays are raw rows and a crc32c (`chunk_files.py`), and extraction
-writes each row once, so rows are instead copied into a buffer per chunk, and the moment a chunk's
-last row is in, the buffer (padded whole with the fill value at the array's end, as zarr does) and
-its checksum are written by a pool of threads to a temporary file renamed over the chunk's name:
-the same bytes zarr-python would write, read back by zarr-python, tensorstore and `RawRows` alike.
+writes each row once, so rows are instead copied into a buffer per chunk (a chunk that one call
+holds whole is written from the caller's array), and the moment a chunk's last row is in, the buffer
+(padded whole with the fill value at the array's end, as zarr does) and its checksum are written by
+a pool of threads to a temporary file renamed over the chunk's name: the same bytes zarr-python
+would write, read back by zarr-python, tensorstore and `RawRows` alike.
 Each file's write-back to the disk starts as soon as it is written (`posix_fadvise(DONTNEED)` starts
 it for dirty pages, which stay cached), so the disk works beside the extraction instead of after it.
 A part of a store spans whole chunks (`feature_store.part_ranges`), so a part's writer never shares
@@ -42,6 +43,10 @@ class _Array:
     rows: int  # rows per chunk
     raw: bool
 
+    @property
+    def rows_shape(self) -> tuple[int, ...]:
+        return tuple(self.arr.shape[1:])
+
 
 @dataclass
 class _Chunk:
@@ -68,7 +73,10 @@ class ChunkWriter:
         self.close(failed=exc[0] is not None)
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
-        """Rows `start, start + 1, ...` of array `name`; whole chunks go to the disk as soon as they are complete."""
+        """Rows `start, start + 1, ...` of array `name`; whole chunks go to the disk as soon as they are complete.
+
+        A chunk that `values` holds whole is written from `values` itself, without a copy, so the caller
+        must not change `values` after the call (extraction hands over each batch's own arrays)."""
         self._raise()
         a = self._array(name)
         if not a.raw:  # (not a layout the store makes; zarr-python knows it)
@@ -78,6 +86,9 @@ class ChunkWriter:
         for c in range(start // a.rows, -(-end // a.rows) if end > start else start // a.rows):
             lo, hi = max(start, c * a.rows), min(end, (c + 1) * a.rows)
             chunk = self._open.get((name, c))
+            if chunk is None and hi - lo == a.rows and values.dtype == a.arr.dtype and values.shape[1:] == a.rows_shape:
+                self._submit(chunk_path(self.root, name, a.arr, c), values[lo - start : hi - start])  # no copy
+                continue
             if chunk is None:
                 n = min(a.rows, a.arr.shape[0] - c * a.rows)  # rows of the array in this chunk
                 shape, dtype = (a.rows, *a.arr.shape[1:]), a.arr.dtype
