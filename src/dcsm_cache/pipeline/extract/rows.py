@@ -27,7 +27,7 @@ _EPS = 1e-12  # F.normalize's
 
 def unit_fp16(x: torch.Tensor) -> torch.Tensor:
     """`F.normalize(x.float(), dim=-1).half()` bit for bit, in one pass less: the float32 quotients
-    are rounded to float16 as they are stored, not kept as a float32 tensor first.
+    are rounded to float16 as they are stored, never held as a float32 tensor first.
 
     On the CPU this runs on one thread. Extraction's writer threads keep the cores busy meanwhile,
     and a parallel region waits at its end for every thread of its team: one whose core a writer
