@@ -107,9 +107,15 @@ def _edit_pt(path: Path, key: str, how: str) -> None:
     torch.save(data, path)
 
 
+OWNED = "owned-by-a-pickle"  # the file the pickle below writes beside the annotation, if it ever runs
+
+
 class Code:  # a pickle that runs code when loaded without weights_only
+    def __init__(self, folder: Path):
+        self.folder = folder
+
     def __reduce__(self):
-        return (os.system, ("echo owned > /tmp/dcsm-cache-owned",))
+        return (os.system, (f"echo owned > {self.folder / OWNED}",))
 
 
 def mutate(path: Path, key, how: str) -> None:
@@ -122,7 +128,7 @@ def mutate(path: Path, key, how: str) -> None:
         path.write_bytes(data[: len(data) // 2])
     elif how == "code":
         with open(path, "wb") as f:
-            pickle.dump({"image_paths": Code(), "annotations": []}, f)
+            pickle.dump({"image_paths": Code(path.parent), "annotations": []}, f)
     elif path.suffix == ".pt":
         _edit_pt(path, key, "drop" if how == "no_field" else "type")
     elif path.suffix == ".csv":  # a CSV has no types: drop the column
@@ -177,7 +183,7 @@ def test_a_bad_annotation_is_one_line(tmp_path, out, bench, how):
     before = folder_hash(out)
     res = CliRunner().invoke(main, ["items", bench, "--root", str(root), "--out", str(out / "m.json")])
     check_one_line(res, out, before, Path(ann).name)
-    assert not Path("/tmp/dcsm-cache-owned").exists()
+    assert not list(tmp_path.rglob(OWNED))
 
 
 # ---------------------------------------------------------------- images, config, stores, checkpoints

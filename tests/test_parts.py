@@ -93,6 +93,7 @@ def test_an_unknown_dataset_is_named():
 
 def test_extraction_jobs_take_the_configured_cores(tmp_path):
     """The embedded default's `extract: threads: 1`, and a dataset's own `threads: 0` (every core), in a dry run."""
+    from snakemake.utils import update_config
     from snakemake_run import DEFAULT, snakemake
 
     own = tmp_path / "threads.yaml"
@@ -103,15 +104,9 @@ def test_extraction_jobs_take_the_configured_cores(tmp_path):
         re.search(r"dataset=([\w+]+)", job)[1]: int((re.search(r"\n\s+threads: (\d+)", job) or [0, 1])[1])
         for job in jobs
     }
-
-    def merged(base, over):
-        if not (isinstance(base, dict) and isinstance(over, dict)):
-            return over
-        return {**base, **{key: merged(base.get(key), value) for key, value in over.items()}}
-
     config = {}
-    for path in DEFAULT:
-        config = merged(config, yaml.safe_load(Path(path).read_text()) or {})
+    for path in DEFAULT:  # laid over each other as snakemake lays --configfile files
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
     pretraining_only = {p["dataset"] for p in config["pretrain"].values()}
     assert set(threads) == set(config["datasets"]) - pretraining_only
     assert len(jobs) == len(threads) and threads.pop("shapes_train") == 2  # one part each; `--cores 2`

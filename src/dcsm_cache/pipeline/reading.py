@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputNotFoundError
+from ..errors import BadInputError, InputNotFoundError
 from ..stores.feature_store import FeatureStore
 from .items import Dataset, manifest_fingerprint, read_manifest
 
@@ -80,6 +80,15 @@ class Pooled:
     def images(self, a: int, b: int) -> np.ndarray:
         """Rows [a, b) of the image embeddings, float32, L2-normalised."""
         return normalise(self.image_pooled[a:b])
+
+    def readable_items(self) -> list:
+        """The dataset's items whose image was read at extraction; none at all is a BadInputError naming the store."""
+        readable = [it for it in self.dataset.items if self.valid[it.image]]
+        if not readable:
+            raise BadInputError(
+                f"{self.store.path}: none of the {len(self.dataset.items)} images could be read at extraction"
+            )
+        return readable
 
 
 def read_pooled(store: str | os.PathLike, items: str | os.PathLike | None = None) -> Pooled:

@@ -35,14 +35,14 @@ def unit_fp16(x: torch.Tensor) -> torch.Tensor:
     the thread count does not change the values."""
     x = x.float()
     out = torch.empty(x.shape, dtype=torch.float16, device=x.device)
-    if x.device.type != "cpu" or torch.get_num_threads() == 1:
-        return torch.div(x, x.norm(2, -1, keepdim=True).clamp_min(_EPS), out=out)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads() if x.device.type == "cpu" else 1
+    if threads > 1:
+        torch.set_num_threads(1)
     try:
         return torch.div(x, x.norm(2, -1, keepdim=True).clamp_min(_EPS), out=out)
     finally:
-        torch.set_num_threads(threads)
+        if threads > 1:
+            torch.set_num_threads(threads)
 
 
 def to_host(tensors: dict[str, torch.Tensor | np.ndarray]) -> tuple[dict[str, np.ndarray], Callable[[], None]]:

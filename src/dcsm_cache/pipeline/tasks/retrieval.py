@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ...config import at_least, config_hash, require
-from ...errors import BadInputError, ConfigError
+from ...errors import ConfigError
 from ..reading import read_pooled
 
 DIRECTIONS = ("image_to_text", "text_to_image")
@@ -102,13 +102,11 @@ def retrieval(
         raise ConfigError(f"retrieval: ks={cfg.ks} and block_rows={cfg.block_rows} must be positive")
     data = read_pooled(store, items)
     ds = data.dataset
-    kept = [it for it in ds.items if data.valid[it.image]]
-    if not kept:
-        raise BadInputError(f"{store}: none of the {len(ds.items)} images could be read at extraction")
-    rows = np.array(sorted({it.image for it in kept}))
+    readable = data.readable_items()
+    rows = np.array(sorted({it.image for it in readable}))
     gallery = {int(r): i for i, r in enumerate(rows)}
-    text_rows = np.array([c for it in kept for c in it.candidates])
-    owner = np.array([gallery[it.image] for it in kept for _ in it.candidates])
+    text_rows = np.array([c for it in readable for c in it.candidates])
+    owner = np.array([gallery[it.image] for it in readable for _ in it.candidates])
     img = data.images(int(rows[0]), int(rows[-1]) + 1)[rows - rows[0]]
     unique, text_of = np.unique(text_rows, return_inverse=True)
     txt = data.text[unique]
@@ -141,8 +139,8 @@ def retrieval(
         "metric": "recall@k",
         "accuracy": float(np.mean([v["accuracy"] for v in subsets.values()])),
         "chance": float(np.mean([v["chance"] for v in subsets.values()])),
-        "n_items": len(kept),
-        "n_skipped": len(ds.items) - len(kept),
+        "n_items": len(readable),
+        "n_skipped": len(ds.items) - len(readable),
         "n_images": int(len(rows)),
         "n_texts": int(len(text_rows)),
         **result,

@@ -100,12 +100,10 @@ def zeroshot(
     ds = data.dataset
     n_classes, n_templates = prompt_table(ds)
     classes = class_embeddings(data.text, n_classes, n_templates)
-    kept = [it for it in ds.items if data.valid[it.image]]
-    if not kept:
-        raise BadInputError(f"{store}: none of the {len(ds.items)} images could be read at extraction")
-    image = np.array([it.image for it in kept])
-    correct = np.array([it.correct for it in kept])
-    rank = np.empty(len(kept), dtype=np.int64)
+    readable = data.readable_items()
+    image = np.array([it.image for it in readable])
+    correct = np.array([it.correct for it in readable])
+    rank = np.empty(len(readable), dtype=np.int64)
     order = np.argsort(image, kind="stable")
     bounds = np.searchsorted(image[order], np.arange(0, len(data.valid) + cfg.block_rows, cfg.block_rows))
     for lo, hi in zip(bounds, bounds[1:]):
@@ -117,7 +115,7 @@ def zeroshot(
         rank[idx] = ranks(logits, correct[idx])
     ks = sorted(set(cfg.top_k))
     hits = {k: rank < k for k in ks}
-    domains = np.array([it.tags.get("domain", "") for it in kept])
+    domains = np.array([it.tags.get("domain", "") for it in readable])
     subsets = {d: _summary({k: h[domains == d] for k, h in hits.items()}, n_classes) for d in sorted(set(domains)) if d}
     for d, sub in subsets.items():  # per class within the domain (the domain study's held-out classes read it)
         sub["per_class_top1"] = _per_class(hits, correct, n_classes, domains == d)
@@ -129,7 +127,7 @@ def zeroshot(
         "task": "zeroshot",
         "metric": f"top{ks[0]}",
         **_summary(hits, n_classes),
-        "n_skipped": len(ds.items) - len(kept),
+        "n_skipped": len(ds.items) - len(readable),
         "mean_per_class_top1": float(np.mean(per_class)) if per_class else None,
         "n_classes": n_classes,
         "n_templates": n_templates,
