@@ -17,7 +17,7 @@ TINY_WORLD = WorldConfig(seed=0, n_pretrain=40, n_train=48, n_val=12, n_test=12,
 
 @pytest.fixture(autouse=True, scope="session")
 def _glibc_malloc_defaults_in_this_process():
-    """`dcsm-cache train` run in this process (CliRunner) would keep freed memory for the rest of the session
+    """`dcsm-cache train` run in this process (CliRunner) would keep freed memory for the rest of the pytest run
     (heap.py); marked done, so it does not. test_heap.py checks the setting in processes of its own."""
     from dcsm_cache import heap
 

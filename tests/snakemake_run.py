@@ -3,7 +3,7 @@
     proc = snakemake(folder, DEFAULT, "-n")      # a dry run of the tiny embedded default in `folder`
     planned_jobs(proc.output)                    # {"evaluate": 3, "report": 1, ...}
 
-The tiny embedded default's full run is the session fixture `default_run` (tests/conftest.py): the
+The tiny embedded default's full run is the fixture `default_run`, built once a pytest run (tests/conftest.py): the
 workflow tests and the browser test read it, and copy it before they change anything.
 """
 

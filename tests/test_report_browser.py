@@ -80,7 +80,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def report(default_run, tmp_path_factory) -> Path:
-    """The HTML report of the tiny embedded default's run (the session's `default_run`), written outside
+    """The HTML report of the tiny embedded default's run (the shared `default_run`), written outside
     its folder, whose results/ other tests compare byte for byte."""
     page = tmp_path_factory.mktemp("browser") / "report.html"
     snakemake(default_run, DEFAULT, "--report", str(page))

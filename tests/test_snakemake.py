@@ -1,6 +1,6 @@
 """The real `snakemake` binary runs the real Snakefile on the tiny configs of tests/workflow/.
 
-The embedded default at tiny size runs through every stage once, into results/default/ (the session
+The embedded default at tiny size runs through every stage once, into results/default/ (the shared
 fixture `default_run`, tests/conftest.py). In that folder, then: nothing changed plans nothing; the
 same config written back with sorted keys in flow style plans nothing; one benchmark's setting
 edited plans that benchmark's evaluations and the report; a changed evaluation, scorer or report
