@@ -73,13 +73,23 @@ def tiny_scorer(stores, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def default_run(tmp_path_factory) -> Path:
+def default_run(tmp_path_factory, worker_id) -> Path:
     """A folder where the embedded default ran at tiny size through the real snakemake (tests/snakemake_run.py).
-    Shared by every test that reads it: a test that changes files works in a copy."""
+    Shared by every test that reads it, in every pytest-xdist worker (built once, under a file lock, in the
+    run's shared temporary folder): a test that changes files works in a copy."""
+    from filelock import FileLock
     from snakemake_run import DEFAULT, SNAKEMAKE, snakemake
 
     if SNAKEMAKE is None:
         pytest.skip("snakemake binary not on PATH")
-    folder = tmp_path_factory.mktemp("default")
-    snakemake(folder, DEFAULT)
+    if worker_id == "master":  # no xdist: this process is the whole run
+        folder = tmp_path_factory.mktemp("default")
+        snakemake(folder, DEFAULT)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / "default"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").exists():
+            folder.mkdir(exist_ok=True)
+            snakemake(folder, DEFAULT)
+            (folder / ".built").touch()
     return folder

@@ -65,6 +65,12 @@ with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
 torch.randn(16, 16) @ torch.randn(16, 16)  # an MKL sgemm
 print("aten", torch.backends.cpu.get_cpu_capability())
 print("numpy", " ".join(t for t in __cpu_dispatch__ if __cpu_features__.get(t)) or "-")
+from dcsm_cache.pipeline.device import resolve_device
+resolve_device("cpu")  # where a stage picks its device: under a pin, convolutions leave oneDNN and NNPACK
+print("stage", flush=True)
+with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+    F.conv2d(x, torch.randn(8, 8, 3, 3))
+print("nnpack", torch._C._get_nnpack_enabled())
 """
 
 
@@ -74,7 +80,10 @@ def kernels(args: list[str], env: dict) -> dict[str, str]:
     env = {k: v for k, v in {**os.environ, **env}.items() if k not in isa.CPU_ISAS["avx2"]}
     out = subprocess.run([sys.executable, "-c", KERNELS, *args], capture_output=True, text=True, env=env, check=True)
     lines = out.stdout.splitlines()
+    stage = lines[lines.index("stage") :]
     return {
+        "stage_onednn": sum(",exec," in line for line in stage if line.startswith("onednn_verbose")),
+        "stage_nnpack": next(line.split()[1] for line in stage if line.startswith("nnpack ")),
         "aten": next(line.split()[1] for line in lines if line.startswith("aten ")),
         "onednn": next(line.split("isa:", 1)[1] for line in lines if ",info,cpu,isa:" in line),
         "mkl": next(line.split("CNR:", 1)[1].split()[0] for line in lines if "SGEMM" in line and "CNR:" in line),
@@ -90,8 +99,10 @@ def test_the_cli_pins_every_library_before_the_command_imports_it():
         assert got["aten"] in ("AVX2", "DEFAULT") and "AVX-512" not in got["onednn"], (args, env, got)
         assert got["mkl"] == "COMPATIBLE", (args, env, got)
         assert not {"X86_V4", "AVX512_ICL", "AVX512_SPR", "AVX512_SKX"} & set(got["numpy"].split()), got
+        # a stage's convolutions: ATen's im2col and MKL's CNR product, not oneDNN or NNPACK
+        assert got["stage_onednn"] == 0 and got["stage_nnpack"] == "False", got
     native = kernels(["world", "--help"], {})
-    assert native["mkl"] == "OFF"
+    assert native["mkl"] == "OFF" and native["stage_onednn"] > 0 and native["stage_nnpack"] == "True"
 
 
 def test_a_bad_value_from_the_environment_is_one_line_and_exit_2():

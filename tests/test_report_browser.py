@@ -29,6 +29,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs Debian's chromium)"),
     pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH"),
+    pytest.mark.xdist_group("default_run"),  # on the worker that builds the tiny default (tests/test_snakemake.py)
 ]
 
 DCSM_GREEN = (44, 160, 44)  # the DCSM's colour in accuracy.png and gain.png (figures/plots.py: scorer_colour)

@@ -25,7 +25,10 @@ import yaml
 from dcsm_cache.workflow import code_fingerprint
 from snakemake_run import DEFAULT, PAPER, REPO, SNAKEMAKE, merged, planned_jobs, snakemake
 
-pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH")
+pytestmark = [
+    pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake binary not on PATH"),
+    pytest.mark.xdist_group("default_run"),  # one pytest-xdist worker runs these while the other runs the rest
+]
 
 
 @pytest.mark.slow

@@ -16,7 +16,10 @@ or `DCSM_CPU_ISA=avx2`) sets, before torch or numpy is imported, what each libra
   processors only (`MKL_CBWR=AVX2` runs AVX2 code on an Intel Xeon and the AUTO branch on an AMD
   EPYC), and COMPATIBLE, one SSE2 code path without approximate reciprocals, is the one its
   documentation promises gives the same results on Intel and other processors;
-- numpy: `NPY_DISABLE_CPU_FEATURES`, its AVX-512 dispatch targets off (numpy 2's names and 1.26's).
+- numpy: `NPY_DISABLE_CPU_FEATURES`, its AVX-512 dispatch targets off (numpy 2's names and 1.26's);
+- torch's convolutions off oneDNN and NNPACK (`pin_torch_kernels`, once torch is imported): oneDNN picks
+  kernels and blocking by the processor beyond its instruction set and documents its results as
+  reproducible on one platform only, so under a pin a convolution is ATen's im2col and MKL's product.
 
 The thread count is the other half (each library splits its sums by threads): the default's
 config fixes it per stage. `native` (the default of the CLI) leaves every choice to the libraries.
@@ -73,4 +76,24 @@ def pin_cpu_isa(isa: str) -> dict[str, str]:
             f"set {ENV_VAR}={isa} in the environment instead"
         )
     os.environ.update(env)
+    global _pinned
+    _pinned = bool(env)
     return env
+
+
+_pinned = False  # whether pin_cpu_isa set a code path in this process
+
+
+def pin_torch_kernels() -> None:
+    """Under a pin, keep torch's convolutions off oneDNN and NNPACK (a no-op otherwise; idempotent).
+
+    Both choose kernels and blocking by the processor beyond its instruction set (oneDNN documents its
+    results as reproducible "on a given platform" only), so a convolution goes through ATen's own
+    im2col and MKL's matrix product, on the code path MKL_CBWR names. Called where a stage picks its
+    device (pipeline/device.py), after torch is imported."""
+    if not _pinned:
+        return
+    import torch
+
+    torch.backends.mkldnn.enabled = False
+    torch.backends.nnpack.set_flags(False)

@@ -13,6 +13,7 @@ import contextlib
 import torch
 
 from ..errors import ConfigError, DeviceError
+from ..isa import pin_torch_kernels
 
 __all__ = ["PRECISIONS", "autocast", "resolve_device", "resolve_precision"]
 
@@ -20,7 +21,9 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present; asking for CUDA where there is none is an error, never a fallback."""
+    """`auto` picks CUDA when present; asking for CUDA where there is none is an error, never a fallback.
+    Under a `cpu_isa` pin, torch's CPU convolutions leave oneDNN here (isa.pin_torch_kernels)."""
+    pin_torch_kernels()
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -19,12 +19,46 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..._openclip import open_clip  # first: the guard must run before timm imports torchvision
 from timm.models import register_model  # noqa: E402
 
 __all__ = ["ShapesConvNet", "dcsm_shapes_convnet", "dcsm_shapes_convnet_tiny"]
+
+Tensor = torch.Tensor
+
+
+def _patchify(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """`conv` (kernel = stride, no padding) as one matrix product: [B, H, W, C] -> [B, H/k, W/k, out]."""
+    B, H, W, C = x.shape
+    k = conv.kernel_size[0]
+    x = x.reshape(B, H // k, k, W // k, k, C).permute(0, 1, 3, 5, 2, 4).reshape(B, H // k, W // k, C * k * k)
+    return F.linear(x, conv.weight.reshape(conv.out_channels, -1), conv.bias)
+
+
+def _pointwise(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """A 1×1 `conv` on [B, H, W, C] as one matrix product."""
+    return F.linear(x, conv.weight.reshape(conv.out_channels, -1), conv.bias)
+
+
+def _depthwise(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """A depthwise k×k `conv` ("same" padding) on [B, H, W, C]: k² shifted products, summed in a fixed order."""
+    k = conv.kernel_size[0]
+    H, W = x.shape[1:3]
+    padded = F.pad(x, (0, 0, k // 2, k // 2, k // 2, k // 2))
+    w = conv.weight.reshape(-1, k * k)
+    out = conv.bias
+    for i in range(k):
+        for j in range(k):
+            out = out + padded[:, i : i + H, j : j + W] * w[:, i * k + j]
+    return out
+
+
+def _group_norm(x: Tensor, norm: nn.GroupNorm) -> Tensor:
+    """GroupNorm with one group on [B, H, W, C]: each image's mean and variance over all of it, per-channel affine."""
+    return F.layer_norm(x, x.shape[1:], eps=norm.eps) * norm.weight + norm.bias
 
 
 class _Block(nn.Module):
@@ -36,8 +70,10 @@ class _Block(nn.Module):
         self.norm = nn.GroupNorm(1, dim)
         self.mlp = nn.Sequential(nn.Conv2d(dim, 4 * dim, 1), nn.GELU(), nn.Conv2d(4 * dim, dim, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.mlp(self.norm(self.dw(x)))
+    def forward(self, x: Tensor) -> Tensor:
+        """[B, H, W, C] -> [B, H, W, C]"""
+        h = _group_norm(_depthwise(x, self.dw), self.norm)
+        return x + _pointwise(self.mlp[1](_pointwise(h, self.mlp[0])), self.mlp[2])
 
 
 class ShapesConvNet(nn.Module):
@@ -72,16 +108,26 @@ class ShapesConvNet(nn.Module):
             self.global_pool = global_pool
         self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, 3, H, W] -> [B, C, H/patch, W/patch]"""
-        return self.norm(self.blocks(self.stem(x)))
+    def forward_features(self, x: Tensor) -> Tensor:
+        """[B, 3, H, W] -> [B, C, H/patch, W/patch]
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        The layers are the modules above (their weights, their state dict), computed channels-last with
+        matrix products and elementwise operations only: torch's convolutions run in oneDNN, whose
+        kernels and sums depend on the processor beyond its instruction set (isa.py)."""
+        stem = self.stem
+        x = _patchify(x.permute(0, 2, 3, 1), stem[0])
+        x = _patchify(stem[2](_group_norm(x, stem[1])), stem[3])
+        x = _group_norm(x, stem[4])
+        for block in self.blocks:
+            x = block(x)
+        return _group_norm(x, self.norm).permute(0, 3, 1, 2)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         if self.global_pool == "avg":
             x = x.mean(dim=(2, 3))
         return x if pre_logits else self.head(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
 
