@@ -15,6 +15,18 @@ TINY_BACKBONE = "shapes-clip-tiny"  # registered open_clip config, 32 px, random
 TINY_WORLD = WorldConfig(seed=0, n_pretrain=40, n_train=48, n_val=12, n_test=12, n_heldout=6, n_heldout_val=12)
 
 
+def pytest_configure(config):
+    """In a pytest-xdist worker, torch's threads share the cores with the other workers: N workers on N cores
+    run one thread each, not N each (OpenMP teams that wait for a core another worker holds stall)."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _glibc_malloc_defaults_in_this_process():
     """`dcsm-cache train` run in this process (CliRunner) would keep freed memory for the rest of the pytest run
@@ -27,12 +39,15 @@ def _glibc_malloc_defaults_in_this_process():
 @pytest.fixture(autouse=True)
 def _torch_threads_as_they_were():
     """A test whose stage sets torch's thread count (pretrain, train: as their commands do, for the process)
-    leaves it as it found it: one thread makes some kernels' last bits depend on the batch."""
+    or its kernels (a `cpu_isa` pin turns oneDNN off, isa.pin_torch_kernels) leaves them as it found them:
+    one thread makes some kernels' last bits depend on the batch, and oneDNN's GELU is not ATen's."""
     import torch
 
-    threads = torch.get_num_threads()
+    threads, onednn, nnpack = torch.get_num_threads(), torch.backends.mkldnn.enabled, torch._C._get_nnpack_enabled()
     yield
     torch.set_num_threads(threads)
+    torch.backends.mkldnn.enabled = onednn
+    torch.backends.nnpack.set_flags(nnpack)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ def test_an_unknown_isa_is_named_with_the_choices():
 def test_pinning_after_torch_was_imported_is_an_error(monkeypatch):
     import torch  # noqa: F401  (imported in this process: the libraries may have read their variables)
 
+    monkeypatch.setattr(isa, "_pinned", False)  # as it was after the test: later stages here keep oneDNN
     for key in isa.CPU_ISAS["avx2"]:
         monkeypatch.delenv(key, raising=False)
     with pytest.raises(ConfigError, match="before torch and numpy are imported.*DCSM_CPU_ISA=avx2"):
@@ -46,6 +47,7 @@ def test_pinning_after_torch_was_imported_is_an_error(monkeypatch):
     for key, value in isa.CPU_ISAS["avx2"].items():
         monkeypatch.setenv(key, value)
     assert isa.pin_cpu_isa("avx2")  # already what the process started with: nothing to change
+    assert isa._pinned == X86  # and a stage's convolutions will leave oneDNN (pin_torch_kernels)
 
 
 KERNELS = r"""
