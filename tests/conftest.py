@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,6 @@ TINY_WORLD = WorldConfig(seed=0, n_pretrain=40, n_train=48, n_val=12, n_test=12,
 def pytest_configure(config):
     """In a pytest-xdist worker, torch's threads share the cores with the other workers: N workers on N cores
     run one thread each, not N each (OpenMP teams that wait for a core another worker holds stall)."""
-    import os
-
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers:
         import torch

@@ -50,6 +50,7 @@ CPU_ISAS: dict[str, dict[str, str]] = {
         "NPY_DISABLE_CPU_FEATURES": _NUMPY_AVX512,
     },
 }
+_pinned = False  # whether pin_cpu_isa set a code path in this process (pin_torch_kernels reads it)
 ENV_VAR = "DCSM_CPU_ISA"  # what the workflow sets from its config, and `dcsm-cache --cpu-isa` reads
 
 
@@ -79,9 +80,6 @@ def pin_cpu_isa(isa: str) -> dict[str, str]:
     global _pinned
     _pinned = bool(env)
     return env
-
-
-_pinned = False  # whether pin_cpu_isa set a code path in this process
 
 
 def pin_torch_kernels() -> None:

@@ -35,11 +35,11 @@ def _patchify(x: Tensor, conv: nn.Conv2d) -> Tensor:
     B, H, W, C = x.shape
     k = conv.kernel_size[0]
     x = x.reshape(B, H // k, k, W // k, k, C).permute(0, 1, 3, 5, 2, 4).reshape(B, H // k, W // k, C * k * k)
-    return F.linear(x, conv.weight.reshape(conv.out_channels, -1), conv.bias)
+    return _pointwise(x, conv)
 
 
 def _pointwise(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """A 1×1 `conv` on [B, H, W, C] as one matrix product."""
+    """`conv` applied at each location of [B, H, W, C·kh·kw] (a 1×1 conv, or a patch unrolled as its weights are)."""
     return F.linear(x, conv.weight.reshape(conv.out_channels, -1), conv.bias)
 
 
