@@ -213,6 +213,22 @@ def test_umap_png_of_pooled_and_tokens(tmp_path, pair):
         assert ("30 patch tokens" if features == "tokens" else "pooled embeddings") in res.output
 
 
+def test_cosine_neighbours_are_the_exact_ones():
+    """The neighbours handed to UMAP are each point's exact nearest by cosine distance, itself first."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from dcsm_cache.pipeline.analysis.embed import cosine_neighbours
+
+    x = np.random.default_rng(0).normal(size=(200, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    idx, dist = cosine_neighbours(x, 7)
+    ref_dist, ref_idx = NearestNeighbors(n_neighbors=7, metric="cosine", algorithm="brute").fit(x).kneighbors(x)
+    assert idx.dtype == np.int32 and dist.dtype == np.float32
+    assert (idx[:, 0] == np.arange(200)).all() and (dist[:, 0] == 0).all()
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-6)
+
+
 def test_cli_stats_json(tmp_path, pair):
     out = tmp_path / "s.json"
     res = CliRunner().invoke(main, ["stats", str(pair[0]), "--out", str(out), "--set", "progress=false"])

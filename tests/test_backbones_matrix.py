@@ -204,18 +204,26 @@ def _extract(manifest: Path, spec: str, out: Path, cache: str) -> FeatureStore:
     return extract(manifest, spec, out, ExtractConfig(batch_size=2, device="cpu", progress=False, cache_dir=cache))
 
 
-def _pooled_are_the_models_own(name: str, cache: str, model, manifest: Path, out: Path) -> None:
+def _pooled_are_the_models_own(name: str, cache: str, model, manifest: Path, out: Path, seen: dict) -> None:
     """The store's pooled vectors are `model.encode_image` / `encode_text` of the same inputs, preprocessed
-    as the store says (`name`: what open_clip knows the tokenizer by, the arch or the hub model)."""
+    as the store says (`name`: what open_clip knows the tokenizer by, the arch or the hub model). `seen` keeps
+    this model's own vectors by tokenizer and preprocessing: another form of the same weights read the same
+    way is checked against them without running the model again."""
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
     store = FeatureStore.open(out)
-    preprocess = image_transform_v2(PreprocessCfg(**store.attrs["identity"]["preprocess"]), is_train=False)
-    pixels = torch.stack([preprocess(Image.open(manifest.parent / f"{i}.png").convert("RGB")) for i in (0, 1)])
-    ids = open_clip.get_tokenizer(name, cache_dir=cache)(json.loads(manifest.read_text())["captions"][:2])
-    with torch.no_grad():
-        img = torch.nn.functional.normalize(model.encode_image(pixels), dim=-1)
-        txt = torch.nn.functional.normalize(model.encode_text(ids), dim=-1)
+    cfg = store.attrs["identity"]["preprocess"]
+    key = (name, json.dumps(cfg, sort_keys=True))
+    if key not in seen:
+        preprocess = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
+        pixels = torch.stack([preprocess(Image.open(manifest.parent / f"{i}.png").convert("RGB")) for i in (0, 1)])
+        ids = open_clip.get_tokenizer(name, cache_dir=cache)(json.loads(manifest.read_text())["captions"][:2])
+        with torch.no_grad():
+            seen[key] = (
+                torch.nn.functional.normalize(model.encode_image(pixels), dim=-1),
+                torch.nn.functional.normalize(model.encode_text(ids), dim=-1),
+            )
+    img, txt = seen[key]
     got_img = torch.nn.functional.normalize(torch.from_numpy(store.image_pooled[:]).float(), dim=-1)
     got_txt = torch.nn.functional.normalize(torch.from_numpy(store.text_pooled[:2]).float(), dim=-1)
     torch.testing.assert_close(got_img, img, atol=3e-3, rtol=0)
@@ -229,7 +237,7 @@ def _case(arch):
 @pytest.mark.parametrize("arch", [_case(a) for a in REAL])
 def test_every_naming_form_extracts(arch, offline, manifest, tmp_path):
     n_tok, width, context, registry = REAL[arch]
-    cache = offline
+    cache, seen = offline, {}
     forms = FORMS.get(arch, ALL_FORMS)
     # bare arch: seeded random weights
     if "bare" in forms:
@@ -238,7 +246,7 @@ def test_every_naming_form_extracts(arch, offline, manifest, tmp_path):
         a = _check_store(out, arch, arch)
         assert a["identity"]["weights"] == "random:seed0"
         bare = load_backbone(arch, device="cpu", cache_dir=cache).model
-        _pooled_are_the_models_own(arch, cache, bare, manifest, out)
+        _pooled_are_the_models_own(arch, cache, bare, manifest, out, {})
         del bare
     model = _model(arch, cache)
     # arch@file, every checkpoint format the paper's baselines ship in
@@ -253,7 +261,7 @@ def test_every_naming_form_extracts(arch, offline, manifest, tmp_path):
             assert a["identity"]["weights"] == f"sha256:{backbones.sha256_file(path)}"
             ids.add(json.dumps({k: v for k, v in a["identity"].items() if k != "weights"}, sort_keys=True))
             if fmt == "openai":
-                _pooled_are_the_models_own(arch, cache, model, manifest, out)
+                _pooled_are_the_models_own(arch, cache, model, manifest, out, seen)
             path.unlink()
         assert len(ids) == 1  # the same architecture, activation and preprocessing whatever the container
         # a local file gets the preprocessing the arch's pretrained weights share (SigLIP: mean 0.5, not OpenAI's)
@@ -267,10 +275,31 @@ def test_every_naming_form_extracts(arch, offline, manifest, tmp_path):
     loaded = load_backbone(registry, device="cpu", cache_dir=cache)
     assert a["identity"]["weights"].startswith("sha256:")
     if not loaded.info.get("quick_gelu"):  # a forced QuickGELU is another function of the same weights
-        _pooled_are_the_models_own(registry if arch == "clips" else arch, cache, model, manifest, out)
+        _pooled_are_the_models_own(registry if arch == "clips" else arch, cache, model, manifest, out, seen)
     for k, v in model.state_dict().items():  # bit for bit; open_clip leaves some of CoCa's random weights
         # uninitialised (torch.empty), which now and then holds NaN bit patterns: equal NaNs are equal bits
         torch.testing.assert_close(loaded.model.state_dict()[k], v, rtol=0, atol=0, equal_nan=True)
+
+
+def test_registry_weights_that_miss_a_tensor_are_refused_in_one_line(monkeypatch, tmp_path):
+    """Registry weights are loaded into a model built without random init, so a file in the hub cache that lacks
+    a tensor must stop the load, naming the backbone and the key, never run with that weight uninitialised."""
+    import huggingface_hub.constants as hub
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    spec, cache = REAL["ViT-B-32"][3], tmp_path / "hub"
+    state = _model("ViT-B-32", str(cache)).state_dict()
+    repo = open_clip.get_pretrained_cfg(*spec.rsplit(".", 1))["hf_hub"].rstrip("/")
+    save_file(
+        {k: v.contiguous() for k, v in state.items() if k != "visual.proj"},
+        str(_repo(cache, repo) / "open_clip_model.safetensors"),
+    )
+    with pytest.raises(BackboneLoadError) as err:
+        load_backbone(spec, device="cpu", cache_dir=str(cache))
+    msg = str(err.value)
+    assert "\n" not in msg and repr(spec) in msg and "visual.proj" in msg
 
 
 def test_openai_style_checkpoint_in_a_gelu_arch_warns(offline, tmp_path, caplog):
