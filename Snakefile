@@ -34,6 +34,23 @@ validate(config, os.path.join(workflow.basedir, "config", "config.schema.yaml"))
 shell.prefix(f"set -euo pipefail; export DCSM_CPU_ISA={config.get('cpu_isa', 'native')}; ")
 
 
+# Warm starts (`warm_start`, src/dcsm_cache/workflow/warm.py): on a local run, each job's `dcsm-cache` is forked from
+# one process that has imported torch and the model stack once, instead of importing them again.
+from dcsm_cache.workflow import warm
+
+
+onstart:
+    warm.start(workflow, config)
+
+
+onsuccess:
+    warm.stop()
+
+
+onerror:
+    warm.stop()
+
+
 # `snakemake --report results/report.html`: this page first, then the table, figures and gallery (rules/report.smk).
 report: "report/workflow.rst"
 

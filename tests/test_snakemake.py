@@ -48,6 +48,10 @@ def test_default_runs_every_stage_into_results_of_its_name(default_run):
     ]:
         assert (default_run / path).exists(), path
     assert not (default_run / "results" / "summary.md").exists()
+    # warm starts (src/dcsm_cache/warm.py): jobs forked from one server, none refused (the first ones ran fresh)
+    warm = (default_run / ".snakemake" / "dcsm-cache-warm.log").read_text()
+    if "not serving" not in warm:  # (it does not serve where CUDA could be used)
+        assert "serving on" in warm and "refused" not in warm and warm.count(": pid ") >= 30, warm[-2000:]
     result = json.loads((default_run / "results/default/shapes-clip/shapes_spatial/dcsm.json").read_text())
     assert result["backbone"] == "shapes-clip-tiny@models/shapes-clip.pt" and result["n_items"] == 18
     assert result["code"] == code_fingerprint("evaluate")

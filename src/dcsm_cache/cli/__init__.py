@@ -9,6 +9,7 @@ config dataclass; an unknown key is an error that lists the known ones. Errors r
 Here: the group, its options and what the commands share. The commands: stages.py (extract, train,
 eval, report), inputs.py (world, items, benchmarks, pretrain), tasks.py (zeroshot, retrieval, grounding, probe,
 the exports), figures.py (show, score, gallery), analyze.py, domains.py, parts.py, safety.py (verify).
+With DCSM_CACHE_WARM set (the workflow sets it), the command line runs in a warm server's child (warm.py).
 """
 
 from __future__ import annotations
@@ -25,9 +26,18 @@ import click
 
 from ..errors import DcsmCacheError
 from ..isa import CPU_ISAS, ENV_VAR, pin_cpu_isa
+from .warm import ENV_VAR as WARM
+from .warm import forward
 
 
 class _Group(click.Group):
+    def main(self, args=None, prog_name=None, **extra):
+        if args is None and os.environ.get(WARM):  # the command line, in a workflow job: a warm child runs it
+            code = forward(sys.argv)
+            if code is not None:
+                sys.exit(code)
+        return super().main(args, prog_name, **extra)
+
     def parse_args(self, ctx, args):
         ctx.meta["argv"] = list(args)  # to name the store in a checksum error
         return super().parse_args(ctx, args)
