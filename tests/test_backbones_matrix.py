@@ -42,7 +42,6 @@ REAL = {
     "RN50": (49, 1024, 77, "RN50.yfcc15m"),
     "clips": (257, 768, 80, f"hf-hub:{CLIPS_HUB}"),
 }
-LARGE = {"ViT-L-14", "ViT-L-14-quickgelu", "clips"}
 FORMATS = ("open_clip", "openai", "negclip", "safetensors")
 # The naming forms each arch goes through: all of them on the B-size archs; on the L/14s (a ~1.7 GB checkpoint,
 # each form ~20 s here) the forms the paper's configuration names: the registry tag, and the CoN-CLIP L/14
@@ -230,11 +229,8 @@ def _pooled_are_the_models_own(name: str, cache: str, model, manifest: Path, out
     torch.testing.assert_close(got_txt, txt, atol=3e-3, rtol=0)
 
 
-def _case(arch):
-    return pytest.param(arch, marks=pytest.mark.slow) if arch in LARGE else arch
-
-
-@pytest.mark.parametrize("arch", [_case(a) for a in REAL])
+@pytest.mark.slow  # 20-50 s an architecture here
+@pytest.mark.parametrize("arch", list(REAL))
 def test_every_naming_form_extracts(arch, offline, manifest, tmp_path):
     n_tok, width, context, registry = REAL[arch]
     cache, seen = offline, {}
