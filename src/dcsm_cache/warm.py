@@ -54,6 +54,8 @@ PER_JOB = frozenset(
         "SHLVL",
         "PWD",
         "OLDPWD",
+        "PS1",  # a non-interactive bash unsets its prompts (a venv's activate exports PS1)
+        "PS2",
         "PYENV_DIR",  # pyenv's launchers set it to the folder they ran in
         ENV_VAR,
     }
