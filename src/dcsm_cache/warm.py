@@ -1,7 +1,7 @@
 """Warm starts: `dcsm-cache` commands forked from one process that has already imported torch and the model stack.
 
-    python -m dcsm_cache.warm /tmp/dcsm-warm-0a1b/sock 4242     # serve until pid 4242 is gone (the Snakefile's onstart)
-    DCSM_CACHE_WARM=/tmp/dcsm-warm-0a1b/sock dcsm-cache eval ...   # runs in a child the server forks
+    python -m dcsm_cache.warm "$SOCKET" "$SNAKEMAKE_PID"   # serve until that process is gone (the Snakefile's onstart)
+    DCSM_CACHE_WARM="$SOCKET" dcsm-cache eval ...          # runs in a child the server forks
 
 A workflow job that builds a model spends ~2.5 s importing torch, torchvision, timm and open_clip, and
 one that reads a store ~1.5 s on torch, before work that at small sizes takes a fraction of that. With
@@ -25,13 +25,17 @@ when the process that started it is gone, once its children have ended.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import selectors
 import signal
 import socket
 import sys
 
 from .cli.warm import ENV_VAR, MAX_MESSAGE, python_identity, signal_child  # the command's side
+from .isa import ENV_VAR as ISA_VAR
+from .isa import isa_environment, pin_cpu_isa
 
 #: the thread counts Snakemake sets per job: the server imports with none set, its children apply the job's
 THREADS = (
@@ -67,14 +71,7 @@ __all__ = ["ENV_VAR", "PER_JOB", "THREADS", "refusal", "serve"]
 def serve(path: str, parent: int | None = None) -> None:
     """Import the model stack, then fork a child per request on the socket at `path` until SIGTERM, or until
     the process `parent` (the one that started this one, by default) is gone."""
-    import gc
-    import selectors
-
     parent = parent or os.getppid()
-
-    from .isa import ENV_VAR as ISA_VAR
-    from .isa import pin_cpu_isa
-
     for name in THREADS:  # every library starts with its defaults; a child sets the job's counts
         os.environ.pop(name, None)
     environment = dict(os.environ)
@@ -137,8 +134,6 @@ def _preload() -> None:
 
 
 def _accept(listener, selector, children, environment: dict, isa: str) -> None:
-    import selectors
-
     conn, _ = listener.accept()
     conn.settimeout(5)
     try:
@@ -185,8 +180,6 @@ def refusal(request: dict, environment: dict, isa: str) -> str | None:
 
 def _cpu_isa(argv: list[str], env: dict) -> str:
     """The CPU pin `dcsm-cache ARGV` asks for: --cpu-isa before the command's name, else the environment's."""
-    from .isa import ENV_VAR as ISA_VAR
-
     args = iter(argv[1:])
     for arg in args:
         if arg == "--cpu-isa":
@@ -239,7 +232,6 @@ def _run(argv: list[str], isa: str) -> int:
     import torch
 
     from .cli import main
-    from .isa import isa_environment
 
     os.environ.update(isa_environment(isa))  # what the CLI sets before it imports torch (it checks they agree)
     tempfile.tempdir = None  # read TMPDIR again: the job's

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from ..warm import ENV_VAR, THREADS
+from ..cli.warm import ENV_VAR
 
 __all__ = ["start", "stop"]
 
@@ -33,8 +33,6 @@ def start(workflow, config: dict) -> None:
         return
     path = os.path.join(tempfile.mkdtemp(prefix="dcsm-warm-"), "sock")  # short: a socket's path has ≤ 107 bytes
     env = {**os.environ, "DCSM_CPU_ISA": str(config.get("cpu_isa", "native"))}  # as the jobs' shell prefix sets
-    for name in THREADS:
-        env.pop(name, None)
     os.makedirs(".snakemake", exist_ok=True)
     with open(os.path.join(".snakemake", "dcsm-cache-warm.log"), "w") as log:
         _server = subprocess.Popen(
